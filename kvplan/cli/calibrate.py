@@ -1,0 +1,5 @@
+"""`kvplan calibrate` (being built)."""
+
+
+def calibrate() -> None:
+    """calibrate (being built)."""

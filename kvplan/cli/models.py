@@ -1,0 +1,5 @@
+"""`kvplan models` (being built)."""
+
+import typer
+
+app = typer.Typer(no_args_is_help=True, help="models commands.")

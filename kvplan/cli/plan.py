@@ -1,0 +1,5 @@
+"""`kvplan plan` (being built)."""
+
+
+def plan() -> None:
+    """plan (being built)."""

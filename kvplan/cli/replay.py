@@ -1,0 +1,5 @@
+"""`kvplan replay` (being built)."""
+
+
+def replay() -> None:
+    """replay (being built)."""

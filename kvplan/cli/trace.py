@@ -1,0 +1,5 @@
+"""`kvplan trace` (being built)."""
+
+import typer
+
+app = typer.Typer(no_args_is_help=True, help="trace commands.")
