@@ -1,0 +1,21 @@
+"""Option aliases shared by several commands (one definition, one help text)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+TraceOpt = Annotated[
+    Path | None,
+    typer.Option("--trace", "-t", help="Workload: any supported trace file or canonical Parquet "
+                 "(default: the bundled Mooncake sample)."),
+]
+ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Model preset name or config.json path.")]
+ProfileOpt = Annotated[str, typer.Option("--profile", "-p", help="Hardware profile name or TOML path.")]
+OutDirOpt = Annotated[
+    Path | None, typer.Option("--out", "-o", help="Write Parquet results into this folder.")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON instead of tables.")]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of every random choice.")]
