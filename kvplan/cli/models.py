@@ -1,5 +1,117 @@
-"""`kvplan models` (being built)."""
+"""`kvplan models list | show`: model presets, KV bytes per token, and what fits on a GPU."""
 
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import polars as pl
 import typer
 
-app = typer.Typer(no_args_is_help=True, help="models commands.")
+from kvplan.cli.options import JsonOpt, OutDirOpt
+from kvplan.cli.output import console, print_json, rich_table, write_frame
+from kvplan.cost.model import GIB, CostModel
+from kvplan.hardware.profile import load_profile
+from kvplan.model.kv import KV_DTYPE_BITS, kv_bytes_for_context, kv_bytes_per_token, param_count
+from kvplan.model.spec import ModelSpec, list_models, load_model
+
+app = typer.Typer(no_args_is_help=True, help="Model presets: KV bytes per token, weights, fit.")
+
+CONTEXTS = (8192, 32768, 131072)
+KvDtypeOpt = Annotated[str, typer.Option("--kv-dtype", help=f"KV element type: "
+                                         f"{', '.join(KV_DTYPE_BITS)}.")]
+
+
+def _attention(spec: ModelSpec) -> str:
+    if spec.is_mla:
+        return f"MLA latent {spec.kv_lora_rank}+{spec.qk_rope_head_dim}"
+    kind = "MHA" if spec.num_kv_heads == spec.num_heads else "MQA" if spec.num_kv_heads == 1 \
+        else "GQA"
+    windows = sorted({w for w in spec.windows if w})
+    window = f", window {windows[0]:,} on {sum(1 for w in spec.windows if w)}" if windows else ""
+    return f"{kind} {spec.num_kv_heads}x{spec.head_dim}{window}"
+
+
+@app.command("list")
+def list_cmd(kv_dtype: KvDtypeOpt = "bf16", json_out: JsonOpt = False) -> None:
+    """Bundled model presets with their KV bytes per token."""
+    rows = []
+    for name in list_models():
+        spec = load_model(name)
+        rows.append({"model": name, "layers": spec.num_layers, "attention": _attention(spec),
+                     "kv_bytes_per_token": kv_bytes_per_token(spec, kv_dtype),
+                     "params_b": param_count(spec) / 1e9,
+                     "active_params_b": param_count(spec, active=True) / 1e9})
+    if json_out:
+        print_json(rows)
+    else:
+        console.print(rich_table(f"Model presets (KV {kv_dtype})", rows))
+
+
+def _model_rows(spec: ModelSpec, kv_dtype: str) -> list[dict]:
+    rows = [("layers", spec.num_layers, ""), ("attention", _attention(spec), ""),
+            ("kv_bytes_per_token", kv_bytes_per_token(spec, kv_dtype), "B")]
+    rows += [(f"kv_gib_at_{n // 1024}k", kv_bytes_for_context(spec, n, kv_dtype) / GIB, "GiB")
+             for n in CONTEXTS]
+    rows += [("params_total_b", param_count(spec) / 1e9, "1e9"),
+             ("params_active_b", param_count(spec, active=True) / 1e9, "1e9"),
+             ("weights_gb", param_count(spec) * spec.weight_bytes_per_param / 1e9, "GB")]
+    return [{"quantity": q, "value": v, "unit": u} for q, v, u in rows]
+
+
+def _fit_rows(cm: CostModel, seq_tokens: int) -> list[dict]:
+    gpu, spec = cm.profile.gpu, cm.spec
+    kv_gib = cm.hbm_kv_capacity_bytes() / GIB
+    one_gpu = cm.weight_bytes / GIB <= gpu.hbm_gib
+    rows = [("gpu", f"{gpu.model} ({cm.profile.name})", ""),
+            ("weights_fit_one_gpu", "yes" if one_gpu else
+             f"no: {cm.weight_bytes / GIB:.1f} GiB > {gpu.hbm_gib:g} GiB HBM", ""),
+            ("gpus_per_replica_tp", cm.tp, "GPUs"),
+            ("hbm_per_gpu_gib", gpu.hbm_gib, "GiB"),
+            ("weights_per_gpu_gib", cm.weight_bytes / cm.tp / GIB, "GiB"),
+            ("activation_reserve_per_gpu_gib", cm.activation_reserve_bytes / GIB, "GiB"),
+            ("kv_capacity_gib", kv_gib, "GiB (replica)"),
+            ("kv_tokens_fit", int(kv_gib * GIB // cm.kv_bytes_per_token), "tokens (no window cap)")]
+    rows += [(f"concurrent_seqs_at_{n // 1024}k",
+              int(kv_gib * GIB // kv_bytes_for_context(spec, n, cm.kv_dtype)), "sequences")
+             for n in sorted({*CONTEXTS, seq_tokens})]
+    return [{"quantity": q, "value": v, "unit": u} for q, v, u in rows]
+
+
+@app.command("show")
+def show_cmd(
+    name: Annotated[str | None, typer.Argument(help="Preset name (see `kvplan models list`).")
+                    ] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="A Hugging Face config.json "
+                                                "(file or folder) instead of a preset.")] = None,
+    gpu: Annotated[str | None, typer.Option("--gpu", help="Hardware profile: show what fits "
+                                            "after weights.")] = None,
+    tp: Annotated[int | None, typer.Option("--tp", help="GPUs per replica (tensor parallel); "
+                                           "default: fewest that hold the weights.")] = None,
+    seq_tokens: Annotated[int, typer.Option("--seq-tokens", help="Sequence length for the "
+                                            "concurrent-sequences row.", min=1)] = 8192,
+    kv_dtype: KvDtypeOpt = "bf16",
+    json_out: JsonOpt = False,
+    out: OutDirOpt = None,
+) -> None:
+    """KV bytes per token, KV GiB at 8k/32k/128k, weights, and with --gpu what fits."""
+    if (name is None) == (config is None):
+        raise typer.BadParameter("give exactly one of NAME or --config PATH")
+    spec = load_model(str(config) if config is not None else name)
+    rows = _model_rows(spec, kv_dtype)
+    fit = []
+    if gpu is not None:
+        fit = _fit_rows(CostModel.build(spec, load_profile(gpu), kv_dtype, tp=tp), seq_tokens)
+    if out is not None:
+        frame = pl.DataFrame({"section": ["model"] * len(rows) + ["fit"] * len(fit),
+                              "quantity": [r["quantity"] for r in rows + fit],
+                              "value": [str(r["value"]) for r in rows + fit],
+                              "unit": [r["unit"] for r in rows + fit]})
+        write_frame(frame, out / "model.parquet", {"kvplan.model": spec.name})
+    if json_out:
+        print_json({"model": spec.name, "kv_dtype": kv_dtype, "source": spec.source,
+                    "rows": rows, "fit": fit})
+        return
+    console.print(rich_table(f"{spec.name} (KV {kv_dtype})", rows))
+    if fit:
+        console.print(rich_table(f"Fit on {gpu} after weights", fit))

@@ -1,5 +1,101 @@
-"""`kvplan profiles` (being built)."""
+"""`kvplan profiles list | show | validate | prices`: hardware profiles and the price table."""
 
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated
+
+import polars as pl
 import typer
 
-app = typer.Typer(no_args_is_help=True, help="profiles commands.")
+from kvplan.cli.options import JsonOpt, OutDirOpt
+from kvplan.cli.output import console, print_json, rich_table, write_frame
+from kvplan.hardware.prices import PRICE_FIELDS, load_prices
+from kvplan.hardware.profile import LINK_NAMES, SECTIONS, list_profiles, load_profile
+
+app = typer.Typer(no_args_is_help=True, help="Hardware profiles (hwprofiles/*.toml) and prices.")
+
+PROBE_SIZES = (4096, 65536, 1 << 20, 16 << 20, 256 << 20)
+"""Transfer sizes at which `show` evaluates each link's bandwidth curve."""
+
+
+@app.command("list")
+def list_cmd(json_out: JsonOpt = False) -> None:
+    """Bundled hardware profiles, one line each."""
+    rows = []
+    for name in list_profiles():
+        p = load_profile(name)
+        rows.append({"profile": name, "kind": p.kind, "gpu": p.gpu.model, "gpus": p.gpu.count,
+                     "hbm_gib": p.gpu.hbm_gib, "hbm_bw_gbps": p.gpu.hbm_bw_gbps,
+                     "dram_gib": p.host.dram_gib, "h2d_gbps": p.host_link.h2d_achieved_gbps,
+                     "ssd_gib": p.ssd.capacity_gib})
+    if json_out:
+        print_json(rows)
+    else:
+        console.print(rich_table("Hardware profiles", rows))
+
+
+def _field_rows(profile) -> list[dict]:
+    return [{"field": f"{section}.{key}", "value": value,
+             "source": profile.sources.get(f"{section}.{key}", "")}
+            for section in SECTIONS for key, value in asdict(getattr(profile, section)).items()]
+
+
+def _link_rows(profile) -> list[dict]:
+    rows = []
+    for name in LINK_NAMES:
+        link = profile.link(name)
+        for n in PROBE_SIZES:
+            rows.append({"link": name, "size_bytes": n, "bw_gbps": link.bandwidth_gbps(n),
+                         "time_us": link.transfer_time_s(n) * 1e6,
+                         "measured_range": "yes" if link.covers(n) else "no (extrapolated)"})
+    return rows
+
+
+@app.command("show")
+def show_cmd(
+    name: Annotated[str, typer.Argument(help="Bundled profile name or a profile TOML path.")],
+    json_out: JsonOpt = False,
+    out: OutDirOpt = None,
+) -> None:
+    """Every field with its source, and each link's bandwidth at several transfer sizes."""
+    profile = load_profile(name)
+    fields, links = _field_rows(profile), _link_rows(profile)
+    if out is not None:
+        write_frame(pl.DataFrame([{**r, "value": str(r["value"])} for r in fields]),
+                    out / "profile_fields.parquet", {"kvplan.profile": profile.name})
+        write_frame(pl.DataFrame(links), out / "profile_links.parquet",
+                    {"kvplan.profile": profile.name})
+    if json_out:
+        print_json({"name": profile.name, "kind": profile.kind, "fields": fields, "links": links,
+                    "provenance": profile.provenance})
+        return
+    console.print(rich_table(f"{profile.name} ({profile.kind}): {profile.description}", fields))
+    console.print(rich_table("Links: bandwidth by transfer size", links))
+
+
+@app.command("validate")
+def validate_cmd(
+    files: Annotated[list[Path], typer.Argument(help="Profile TOML files to check.")],
+) -> None:
+    """Check profile files; the first problem is reported as one line (exit code 2)."""
+    for path in files:
+        profile = load_profile(path)
+        console.print(f"ok: {path} ({profile.name}, {profile.kind})")
+
+
+@app.command("prices")
+def prices_cmd(
+    prices: Annotated[Path | None, typer.Option("--prices", help="Your price table TOML "
+                                                "(default: the bundled one).")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """The price table the planner uses, with sources and dates."""
+    table = load_prices(prices)
+    rows = [{"price": k, "usd": getattr(table, k), "date": table.dates.get(k, ""),
+             "source": table.sources.get(k, "")} for k in PRICE_FIELDS]
+    if json_out:
+        print_json(rows)
+    else:
+        console.print(rich_table("Prices", rows))

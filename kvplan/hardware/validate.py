@@ -1,0 +1,216 @@
+"""Profile TOML -> HardwareProfile, with one-line errors naming the file and the field.
+
+Checks: TOML syntax, schema version, unknown / missing fields (with a hint when only the unit
+suffix is wrong), types, value ranges, cross-field sanity (achieved <= nominal, SSD slower
+than HBM, ...), a source for every number of a datasheet profile, curves and provenance of a
+calibrated one.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+from kvplan.errors import InputError
+from kvplan.hardware.profile import (
+    CURVE_AXES,
+    SCHEMA_VERSION,
+    SECTIONS,
+    Curve,
+    HardwareProfile,
+    section_fields,
+)
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+TOP_LEVEL = {"schema_version": int, "name": str, "kind": str, "description": str}
+TABLES = set(SECTIONS) | {"curves", "provenance", "sources"}
+UNITS = {"gib": "GiB", "gbps": "GB/s", "us": "microseconds", "tflops": "TFLOP/s",
+         "bytes": "bytes", "frac": "a fraction 0..1", "dwpd": "drive writes per day"}
+UNIT_LIKE = set(UNITS) | {"b", "kb", "kib", "mb", "mib", "gb", "tb", "tib", "mbps", "gbs", "tbps",
+                          "s", "ms", "ns", "pflops", "gflops", "pct", "percent", "tbw"}
+"""Suffixes that look like a unit: an unknown field ending in one gets a 'wrong unit' hint."""
+RANGES = {
+    "count": (1, 1024), "pcie_gen": (0, 7), "pcie_lanes": (0, 32),
+    "hbm_gib": (1, 4096), "dram_gib": (0, 1 << 20), "drive_capacity_gib": (0, 1 << 20),
+    "hbm_bw_gbps": (10, 100_000), "dram_bw_gbps": (1, 100_000), "nvlink_gbps": (0, 10_000),
+    "bf16_dense_tflops": (0.001, 100_000), "fp8_dense_tflops": (0, 100_000),
+    "endurance_dwpd": (0, 1000), "half_bw_bytes": (0, 1 << 40),
+}
+"""Plausible (min, max) per field; other numbers: _frac in (0, 1], the rest >= 0 and < 1e7."""
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """Parse a TOML file; syntax and read errors become one-line InputErrors."""
+    try:
+        return tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(path, f"not valid TOML ({exc})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(path, f"cannot read ({exc})") from None
+
+
+def parse_profile_file(path: Path) -> HardwareProfile:
+    """Read, validate and build a profile from a TOML file."""
+    return parse_profile(read_toml(path), path)
+
+
+def parse_profile(data: dict[str, Any], path: Path | str) -> HardwareProfile:
+    """Validate parsed TOML and build the profile (InputError naming file and field)."""
+    version = data.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise InputError(path, f"schema_version {version!r} is not supported "
+                         f"(this kvplan reads schema_version = {SCHEMA_VERSION})",
+                         field="schema_version")
+    check_keys(path, "", data, set(TOP_LEVEL) | TABLES, required=set(TOP_LEVEL))
+    top = {k: typed_value(path, k, data[k], t) for k, t in TOP_LEVEL.items()}
+    if top["kind"] not in ("datasheet", "calibrated"):
+        raise InputError(path, "expected \"datasheet\" or \"calibrated\"", field="kind")
+    sections = {s: _section(path, s, data.get(s)) for s in SECTIONS}
+    profile = HardwareProfile(
+        **top, **sections,
+        sources=_strings(path, "sources", data.get("sources", {})),
+        curves=_curves(path, data.get("curves", {})),
+        provenance=_strings(path, "provenance", data.get("provenance", {})),
+    )
+    _check_sanity(path, profile)
+    _check_kind(path, profile)
+    return profile
+
+
+def check_keys(path, where: str, table: dict, allowed: set[str], required: set[str]) -> None:
+    """Raise on the first unknown key (with a unit-suffix hint) or missing required key."""
+    prefix = f"{where}." if where else ""
+    for key in table:
+        if key not in allowed:
+            raise InputError(path, _unknown_hint(key, allowed), field=prefix + key)
+    for key in sorted(required - set(table)):
+        raise InputError(path, "missing (required)", field=prefix + key)
+
+
+def _unknown_hint(key: str, allowed: set[str]) -> str:
+    stem, _, suffix = key.rpartition("_")
+    for name in sorted(allowed if suffix in UNIT_LIKE else ()):
+        suffix = name.rsplit("_", 1)[-1]
+        if name.rsplit("_", 1)[0] == stem and suffix in UNITS:
+            return f"wrong unit suffix: expected '{name}' (in {UNITS[suffix]})"
+    return f"unknown field (expected one of {', '.join(sorted(allowed))})"
+
+
+def typed_value(path, name: str, value: Any, kind: type) -> Any:
+    """``value`` as ``kind`` (ints widen to float), or an InputError naming the field."""
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise InputError(path, f"expected {kind.__name__}, got {value!r}", field=name)
+    return value
+
+
+def _section(path, section: str, table: Any):
+    if not isinstance(table, dict):
+        raise InputError(path, "missing table (required)", field=section)
+    types = section_fields(section)
+    check_keys(path, section, table, set(types), required=set(types))
+    values = {k: typed_value(path, f"{section}.{k}", table[k], t) for k, t in types.items()}
+    for key, value in values.items():
+        if not isinstance(value, str):
+            _check_range(path, f"{section}.{key}", key, value)
+    return SECTIONS[section](**values)
+
+
+def _check_range(path, name: str, key: str, value: float) -> None:
+    suffix = key.rsplit("_", 1)[-1]
+    lo, hi = RANGES.get(key, (0.0, 1e7))
+    if suffix == "frac":
+        lo, hi = 1e-6, 1.0
+    if not math.isfinite(value) or not lo <= value <= hi:
+        raise InputError(path, f"{value!r} is out of range (expected {lo:g} to {hi:g}"
+                         f"{' ' + UNITS[suffix] if suffix in UNITS else ''})", field=name)
+
+
+def _strings(path, table_name: str, table: Any) -> dict[str, str]:
+    if not isinstance(table, dict):
+        raise InputError(path, "expected a table of strings", field=table_name)
+    return {k: typed_value(path, f"{table_name}.{k}", v, str) for k, v in table.items()}
+
+
+def _curves(path, table: Any) -> dict[str, Curve]:
+    if not isinstance(table, dict):
+        raise InputError(path, "expected tables [curves.<name>]", field="curves")
+    curves = {}
+    for name, axes in table.items():
+        where = f"curves.{name}"
+        if name not in CURVE_AXES:
+            raise InputError(path, f"unknown curve (expected one of {', '.join(CURVE_AXES)})",
+                             field=where)
+        x_key, y_key = CURVE_AXES[name]
+        check_keys(path, where, axes, {x_key, y_key}, required={x_key, y_key})
+        x, y = (_points(path, f"{where}.{k}", axes[k]) for k in (x_key, y_key))
+        if len(x) != len(y) or len(x) < 2:
+            raise InputError(path, f"{x_key} and {y_key} need the same length, at least 2",
+                             field=where)
+        if any(b <= a for a, b in zip(x, x[1:], strict=False)):
+            raise InputError(path, "must be strictly increasing", field=f"{where}.{x_key}")
+        curves[name] = Curve(x, y)
+    return curves
+
+
+def _points(path, name: str, values: Any) -> tuple[float, ...]:
+    if not isinstance(values, list):
+        raise InputError(path, "expected an array of positive numbers", field=name)
+    points = tuple(typed_value(path, name, v, float) for v in values)
+    if any(not math.isfinite(v) or v <= 0 for v in points):
+        raise InputError(path, "expected positive finite numbers", field=name)
+    return points
+
+
+def _check_sanity(path, p: HardwareProfile) -> None:
+    hl, ssd = p.host_link, p.ssd
+    checks = [
+        ("host_link.kind", hl.kind in ("pcie", "nvlink-c2c"), "expected \"pcie\" or \"nvlink-c2c\""),
+        ("host_link.h2d_achieved_gbps", hl.h2d_achieved_gbps <= hl.nominal_gbps,
+         "achieved bandwidth above host_link.nominal_gbps"),
+        ("host_link.d2h_achieved_gbps", hl.d2h_achieved_gbps <= hl.nominal_gbps,
+         "achieved bandwidth above host_link.nominal_gbps"),
+        ("host_link.bidir_achieved_gbps", hl.bidir_achieved_gbps <= 2 * hl.nominal_gbps,
+         "above twice host_link.nominal_gbps"),
+        ("host_link.h2d_achieved_gbps", hl.h2d_achieved_gbps < p.gpu.hbm_bw_gbps,
+         "host link faster than HBM (gpu.hbm_bw_gbps)"),
+        ("ssd.read_gbps", ssd.count * ssd.read_gbps < p.gpu.hbm_bw_gbps,
+         "SSDs (count x read_gbps) faster than HBM (gpu.hbm_bw_gbps)"),
+        ("ssd.read_gbps", ssd.count * ssd.read_gbps < max(p.host.dram_bw_gbps, 1e-9),
+         "SSDs (count x read_gbps) faster than host DRAM (host.dram_bw_gbps)"),
+        ("ssd.read_latency_us", ssd.read_latency_us >= 1.0, "below 1 us: not an NVMe SSD"),
+    ]
+    if hl.kind == "pcie":
+        checks.append(("host_link.pcie_gen", hl.pcie_gen >= 1, "a PCIe link needs pcie_gen >= 1"))
+        checks.append(("host_link.pcie_lanes", hl.pcie_lanes in (1, 2, 4, 8, 16, 32),
+                       "expected 1, 2, 4, 8, 16 or 32 lanes"))
+    for name, ok, problem in checks:
+        if not ok:
+            raise InputError(path, problem, field=name)
+
+
+def _check_kind(path, p: HardwareProfile) -> None:
+    numbers = [f"{s}.{k}" for s in SECTIONS for k, t in section_fields(s).items() if t is not str]
+    known = set(numbers) | {f"{s}.{k}" for s in SECTIONS for k in section_fields(s)}
+    for key in p.sources:
+        if key not in known:
+            raise InputError(path, "source for an unknown field", field=f"sources.{key}")
+    if p.kind == "datasheet":
+        if p.curves:
+            raise InputError(path, "measured curves need kind = \"calibrated\"", field="curves")
+        for name in numbers:
+            if name not in p.sources:
+                raise InputError(path, "a datasheet profile needs a source for every number "
+                                 f"(add \"{name}\" = \"...\" under [sources])", field="sources")
+    else:
+        for key in ("run", "date"):
+            if key not in p.provenance:
+                raise InputError(path, "a calibrated profile names its run: missing",
+                                 field=f"provenance.{key}")

@@ -1,0 +1,51 @@
+"""From a workload to what the screen needs: the access stream, stack distances and curves."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pyarrow.compute as pc
+
+from kvplan.errors import KvplanError
+from kvplan.plan.curves import curve_from_distances, prefix_distances
+from kvplan.plan.screen import Trace
+from kvplan.plan.stackdist import stack_distances
+from kvplan.plan.stream import access_stream
+from kvplan.workload import Workload
+
+
+def scale_load(workload: Workload, load_scale: float) -> Workload:
+    """The same requests arriving ``load_scale`` times as fast (arrival_s / load_scale).
+
+    Example: arrivals [0, 10, 20] s at load_scale 2 -> [0, 5, 10] s.
+    """
+    if load_scale <= 0:
+        raise KvplanError(f"load_scale must be > 0, got {load_scale}")
+    if load_scale == 1.0:
+        return workload
+    t = workload.table
+    i = t.schema.get_field_index("arrival_s")
+    arrivals = pc.divide(t.column(i), float(load_scale))
+    notes = (workload.meta.notes + f" arrivals scaled x{load_scale:g} by kvplan plan").strip()
+    return Workload(table=t.set_column(i, "arrival_s", arrivals),
+                    meta=replace(workload.meta, notes=notes))
+
+
+def prepare(workload: Workload) -> Trace:
+    """Stack distances and the LRU curve of a workload, plus its per-request columns."""
+    if workload.num_requests == 0:
+        raise KvplanError(f"{workload.meta.source_file}: the workload has no requests")
+    stream = access_stream(workload)
+    sd = stack_distances(stream.ids, stream.num_blocks, stream.offsets)
+    arrivals = workload.table.column("arrival_s").to_numpy()
+    span = float(arrivals[-1] - arrivals[0]) if arrivals.size > 1 else 0.0
+    if span <= 0:
+        raise KvplanError(f"{workload.meta.source_file}: all requests arrive at the same time; "
+                          "a plan needs an arrival rate")
+    return Trace(stream=stream, pd=prefix_distances(sd, stream.offsets),
+                 curve=curve_from_distances(sd),
+                 input_tokens=workload.table.column("input_tokens").to_numpy().astype(np.float64),
+                 output_tokens=workload.table.column("output_tokens").to_numpy().astype(
+                     np.float64),
+                 duration_s=span)

@@ -1,0 +1,240 @@
+"""Stage 1, the analytic screen: every candidate's hits, link bytes, stalls, TTFT and throughput.
+
+Per request r and candidate c (block counts from the hit-ratio curves, kvplan.plan.curves)::
+
+    h_hbm, h_dram, h_ssd   prefix blocks served by each tier (prefix distance < threshold)
+    recompute  = max(1, input - (h_hbm + h_dram + h_ssd) x block)        tokens of prefill
+    prefill_s  = CostModel.step_time_s(recompute, attn_pairs(recompute, hit tokens), 0, 0)
+    stall_s    = t_h2d((h_dram + h_ssd) x block bytes) + t_ssd_read(h_ssd x block bytes)
+    writes     = computed blocks to DRAM (d2h) and SSD (ssd_write) when the tier exists
+
+Queueing, one replica at the trace's mean arrival rate lam (requests/s):
+
+    rho_p  = lam x E[prefill_s]                     GPU share of prefill
+    B      = lam x E[output] x tpot                  decoding sequences (Little): with
+                                                     step(B) ~ a + b B, B = k a / (1 - k b),
+                                                     k = lam E[output] / (1 - rho_p)
+    tpot   = step(B decodes of the mean context) / (1 - rho_p)
+    rho_d  = lam x E[output] x b                     GPU share of decode, b = marginal step
+                                                     time of one more decoding sequence
+    S      = prefill_s / (1 - rho_d)                 a prefill stretched by interleaved decodes
+    rho    = lam x E[S];  wait W = lam E[S^2] / (2 (1 - rho))     (M/G/1, Pollaczek-Khinchine)
+    TTFT_q = quantile_q(stall + S) + W / rho x ln(rho / (1 - q))   (exponential wait tail)
+
+A link or the GPU at utilization >= 1 saturates the candidate. The same arithmetic at 2 x lam
+answers "what happens with twice the load". The event simulator (stage 2) decides; this
+screen only ranks, and stage 2 reports its error.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from kvplan.cost.model import GIB, CostModel, attn_pairs
+from kvplan.plan.curves import HitCurve, request_hits, tier_thresholds
+from kvplan.plan.stream import AccessStream
+
+LINKS = ("h2d", "d2h", "ssd_read", "ssd_write")
+
+
+@dataclass(frozen=True)
+class Slo:
+    """Service-level objective; any field None is not checked."""
+
+    ttft_ms: float | None = None
+    """TTFT target at ``percentile``."""
+    tpot_ms: float | None = None
+    """Mean time per output token after the first."""
+    percentile: float = 99.0
+    """Percentile the TTFT target applies to."""
+    min_rate_rps: float | None = None
+    """Minimum sustainable request rate (requests/s) of one replica."""
+
+
+@dataclass(frozen=True)
+class Trace:
+    """What the screen needs from the workload, computed once."""
+
+    stream: AccessStream
+    pd: np.ndarray
+    """Prefix distance per access (kvplan.plan.curves.prefix_distances)."""
+    curve: HitCurve
+    input_tokens: np.ndarray
+    output_tokens: np.ndarray
+    duration_s: float
+    """Arrival span; the mean rate is requests / duration."""
+
+    @property
+    def rate_rps(self) -> float:
+        return self.stream.num_requests / self.duration_s
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """Candidate columns (one entry per candidate)."""
+
+    hbm_kv_gib: np.ndarray
+    dram_gib: np.ndarray
+    ssd_gib: np.ndarray
+    inclusive: np.ndarray
+    scale: np.ndarray
+    """(3, n): per-tier threshold hit scaling of a non-LRU policy vs LRU (1 for LRU)."""
+
+
+def blocks_of(gib: np.ndarray, block_bytes: int) -> np.ndarray:
+    """Whole blocks in a capacity. Example: 1 GiB, 64 MiB blocks -> 16."""
+    return np.floor(np.asarray(gib, dtype=np.float64) * GIB / block_bytes).astype(np.int64)
+
+
+def tier_block_hits(trace: Trace, cands: Candidates, block_bytes: int) -> np.ndarray:
+    """Prefix blocks hit per request per tier: int array (3, requests, candidates)."""
+    caps = [blocks_of(g, block_bytes) for g in (cands.hbm_kv_gib, cands.dram_gib, cands.ssd_gib)]
+    thr = np.stack([np.where(cands.inclusive, a, b) for a, b in zip(
+        tier_thresholds(*caps, inclusive=True), tier_thresholds(*caps, inclusive=False),
+        strict=True)])
+    uniq, inv = np.unique(thr, return_inverse=True)
+    per = request_hits(trace.pd, trace.stream.offsets, uniq)[:, inv.reshape(thr.shape)]
+    per = np.moveaxis(per, 1, 0).astype(np.float64)  # (3, requests, candidates), cumulative
+    length = np.diff(trace.stream.offsets)[None, :, None]
+    cum = np.minimum(np.rint(per * cands.scale[:, None, :]), length)
+    cum = np.maximum.accumulate(cum, axis=0)
+    return np.diff(cum, axis=0, prepend=0.0)
+
+
+def transfer_table(cm: CostModel, link: str, max_blocks: int, block_bytes: int) -> np.ndarray:
+    """Seconds to move k blocks over ``link`` as one transfer, k = 0..max_blocks (0 -> 0 s)."""
+    k = np.arange(max_blocks + 1, dtype=np.float64)
+    t = np.asarray(cm.transfer_time_s(link, np.maximum(k, 1.0) * block_bytes), dtype=np.float64)
+    return np.where(k > 0, t, 0.0)
+
+
+def prefill_seconds(cm: CostModel, input_tokens: np.ndarray, hit_tokens: np.ndarray) -> np.ndarray:
+    """Prefill seconds of the recomputed part of each prompt after ``hit_tokens`` cached.
+
+    Example: 1,024-token prompt with 512 cached -> a 512-token chunk after 512 prior tokens.
+    """
+    new = np.maximum(input_tokens - hit_tokens, 1.0)
+    prior = np.minimum(hit_tokens, input_tokens - 1.0)
+    return np.asarray(cm.step_time_s(new, attn_pairs(new, prior), 0, 0), dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class Load:
+    """Per-candidate figures at one arrival rate."""
+
+    rho: np.ndarray
+    """GPU utilization (prefill + decode)."""
+    util: dict[str, np.ndarray]
+    """Busy share of each link."""
+    ttft_q_s: np.ndarray
+    ttft_p50_s: np.ndarray
+    ttft_req_s: np.ndarray
+    """(requests, candidates): per-request TTFT with the mean wait."""
+    tpot_s: np.ndarray
+    decode_seqs: np.ndarray
+    stable: np.ndarray
+
+
+def queue_figures(cm: CostModel, trace: Trace, prefill_s: np.ndarray, stall_s: np.ndarray,
+                  link_s: dict[str, np.ndarray], rate_rps: float, percentile: float,
+                  max_seqs: int) -> Load:
+    """GPU and link utilization, TTFT quantiles and TPOT at ``rate_rps`` (see module doc)."""
+    lam = rate_rps
+    mean_out = float(np.mean(np.maximum(trace.output_tokens - 1, 0)))
+    ctx = float(np.mean(trace.input_tokens + trace.output_tokens / 2))
+    rho_p = lam * prefill_s.mean(axis=0)
+    one, full = (cm.step_time_s(0, 0, b, b * ctx) for b in (1.0, float(max(max_seqs, 2))))
+    per_seq = (full - one) / (max(max_seqs, 2) - 1)
+    fixed = one - per_seq
+    k = lam * mean_out / np.maximum(1.0 - rho_p, 1e-9)
+    seqs = np.clip(k * fixed / np.maximum(1.0 - k * per_seq, 1e-9), 1.0, max_seqs)
+    tpot = cm.step_time_s(0, 0, seqs, seqs * ctx) / np.maximum(1.0 - rho_p, 1e-9)
+    rho_d = lam * mean_out * per_seq
+    service = prefill_s / np.maximum(1.0 - rho_d, 1e-6)
+    rho_s = lam * service.mean(axis=0)
+    busy = np.maximum(1.0 - rho_s, 1e-9)
+    wait = lam * (service**2).mean(axis=0) / (2.0 * busy)
+    q = percentile / 100.0
+    tail = np.where(rho_s > 1.0 - q, wait / np.maximum(rho_s, 1e-9) * np.log(
+        np.maximum(rho_s, 1e-9) / (1.0 - q)), 0.0)
+    base = stall_s + service
+    util = {k: lam * v.mean(axis=0) for k, v in link_s.items()}
+    stable = (rho_s < 1.0) & np.all([u < 1.0 for u in util.values()], axis=0)
+    return Load(rho=rho_p + rho_d, util=util,
+                ttft_q_s=np.quantile(base, q, axis=0) + tail,
+                ttft_p50_s=np.quantile(base, 0.5, axis=0) + wait,
+                ttft_req_s=base + wait, tpot_s=tpot, decode_seqs=seqs, stable=stable)
+
+
+def evaluate(cm: CostModel, trace: Trace, cands: Candidates, slo: Slo, max_seqs: int = 256
+             ) -> dict[str, np.ndarray]:
+    """Screen every candidate: one column per figure (units in the names)."""
+    bs = trace.stream.block_size
+    block_bytes = cm.kv_bytes_per_token * bs
+    h = tier_block_hits(trace, cands, block_bytes)
+    inp = trace.input_tokens.astype(np.float64)[:, None]
+    blocks = np.diff(trace.stream.offsets).astype(np.float64)[:, None]
+    hit = h.sum(axis=0)
+    prefill_s = prefill_seconds(cm, inp, hit * bs)
+    max_blocks = int(blocks.max()) if blocks.size else 0
+    tab = {k: transfer_table(cm, k, max_blocks, block_bytes) for k in LINKS}
+    moved = {"h2d": h[1] + h[2], "ssd_read": h[2],
+             "d2h": np.where(cands.dram_gib > 0, blocks - hit, 0.0),
+             "ssd_write": np.where(cands.ssd_gib > 0, blocks - hit, 0.0)}
+    link_s = {k: tab[k][v.astype(np.int64)] for k, v in moved.items()}
+    stall_s = link_s["h2d"] + link_s["ssd_read"]
+    fits = _fits(cm, trace, cands)
+    cols = _hit_columns(h, blocks, inp - np.maximum(inp - hit * bs, 1.0), moved, block_bytes)
+    for tag, rate in (("", trace.rate_rps), ("_2x", 2 * trace.rate_rps)):
+        load = queue_figures(cm, trace, prefill_s, stall_s, link_s, rate, slo.percentile, max_seqs)
+        cols |= _load_columns(load, slo, rate, fits, tag)
+    cols["fits_hbm"] = fits
+    cols["load_stall_mean_ms"] = stall_s.mean(axis=0) * 1e3
+    cols["prefill_mean_ms"] = prefill_s.mean(axis=0) * 1e3
+    return cols
+
+
+def _fits(cm: CostModel, trace: Trace, cands: Candidates) -> np.ndarray:
+    """The longest request's KV fits in the candidate's HBM KV budget."""
+    longest = float(np.max(trace.input_tokens + trace.output_tokens)) if trace.input_tokens.size \
+        else 0.0
+    return cands.hbm_kv_gib * GIB >= longest * cm.kv_bytes_per_token
+
+
+def _hit_columns(h: np.ndarray, blocks: np.ndarray, hit_tokens: np.ndarray,
+                 moved: dict[str, np.ndarray], block_bytes: int) -> dict[str, np.ndarray]:
+    total = max(float(blocks.sum()), 1.0)
+    cols = {f"hit_ratio_{t}": h[i].sum(axis=0) / total for i, t in enumerate(("hbm", "dram", "ssd"))}
+    cols["hit_ratio"] = h.sum(axis=(0, 1)) / total
+    cols["reused_tokens"] = hit_tokens.sum(axis=0)
+    for k, v in moved.items():
+        cols[f"{k}_gib"] = v.sum(axis=0) * block_bytes / GIB
+    return cols
+
+
+def _load_columns(load: Load, slo: Slo, rate: float, fits: np.ndarray, tag: str
+                  ) -> dict[str, np.ndarray]:
+    """TTFT/TPOT/utilization figures and SLO verdicts at one rate; ``tag`` suffixes the names."""
+    util = {"gpu": load.rho} | load.util
+    names = np.array(list(util))
+    stack = np.stack(list(util.values()))
+    peak = stack.max(axis=0)
+    ok_ttft = np.ones_like(peak, dtype=bool) if slo.ttft_ms is None else (
+        load.ttft_q_s * 1e3 <= slo.ttft_ms)
+    ok_tpot = np.ones_like(ok_ttft) if slo.tpot_ms is None else load.tpot_s * 1e3 <= slo.tpot_ms
+    max_rate = rate / np.maximum(peak, 1e-12)
+    ok_rate = np.ones_like(ok_ttft) if slo.min_rate_rps is None else max_rate >= slo.min_rate_rps
+    good = np.ones_like(load.ttft_req_s, dtype=bool)
+    if slo.ttft_ms is not None:
+        good &= load.ttft_req_s * 1e3 <= slo.ttft_ms
+    good &= ok_tpot[None, :]
+    cols = {
+        "ttft_p50_ms": load.ttft_p50_s * 1e3, "ttft_pq_ms": load.ttft_q_s * 1e3,
+        "tpot_ms": load.tpot_s * 1e3, "decode_seqs": load.decode_seqs,
+        "max_rate_rps": max_rate, "goodput_rps": np.where(load.stable, good.mean(axis=0) * rate, 0.0),
+        "binding": names[stack.argmax(axis=0)], "stable": load.stable,
+        "feasible": load.stable & fits & ok_ttft & ok_tpot & ok_rate,
+    } | {f"util_{k}": v for k, v in util.items()}
+    return {k + tag: v for k, v in cols.items()} if tag else cols

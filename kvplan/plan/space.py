@@ -1,0 +1,92 @@
+"""The search space: tier-size grids and policies, with defaults from the workload's footprint.
+
+The footprint is the distinct KV bytes the trace ever touches (distinct blocks x block bytes);
+no tier larger than it can add hits. Default grids (one serving replica = one GPU, so the node's
+DRAM and SSD are shared by its GPUs)::
+
+    HBM KV   25 %, 50 %, 75 %, 100 % of what the GPU leaves after weights and activations
+    DRAM     0 and 1/32 .. 2 x footprint (doubling), capped at the node DRAM per GPU
+    SSD      0 and 1/4, 1/2, 1, 2 x footprint, capped at the node SSD per GPU
+
+    e.g. footprint 84 GiB -> DRAM {0, 3, 6, 11, 21, 42, 84, 168} GiB
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+
+from kvplan.errors import KvplanError
+
+HBM_FRACTIONS = (0.25, 0.5, 0.75, 1.0)
+DRAM_FOOTPRINT_MULTIPLES = (0.0, 1 / 32, 1 / 16, 1 / 8, 1 / 4, 1 / 2, 1.0, 2.0)
+SSD_FOOTPRINT_MULTIPLES = (0.0, 0.25, 0.5, 1.0, 2.0)
+DEFAULT_EVICTIONS = ("lru", "fifo", "arc")
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """Every combination of these values is one candidate configuration."""
+
+    hbm_kv_gib: tuple[float, ...]
+    """HBM budgets for KV blocks (GiB)."""
+    dram_gib: tuple[float, ...]
+    """Host DRAM KV tier sizes (GiB; 0 = no tier)."""
+    ssd_gib: tuple[float, ...]
+    """SSD KV tier sizes (GiB; 0 = no tier)."""
+    evictions: tuple[str, ...] = DEFAULT_EVICTIONS
+    """Eviction policy names, applied to every tier of a candidate."""
+    inclusive: tuple[bool, ...] = (True,)
+    """Tier hierarchies to try: inclusive (True) and/or exclusive (False)."""
+    prefetch: str = "none"
+    """Prefetch policy of every candidate."""
+    write: str = "write-through"
+    """Write policy of every candidate."""
+
+    def tier_configs(self) -> list[tuple[float, float, float, bool]]:
+        """(hbm_kv_gib, dram_gib, ssd_gib, inclusive) combinations, in grid order."""
+        combos = list(itertools.product(self.hbm_kv_gib, self.dram_gib, self.ssd_gib,
+                                        self.inclusive))
+        if not combos or not self.evictions:
+            raise KvplanError("search space is empty: every grid (hbm_kv_gib, dram_gib, ssd_gib, "
+                              "evictions, inclusive) needs at least one value")
+        return combos
+
+    @property
+    def size(self) -> int:
+        return len(self.tier_configs()) * len(self.evictions)
+
+
+def nice_gib(x: float, down: bool = False) -> float:
+    """Round a size to 2 significant figures (GiB), keeping 0 at 0; ``down`` never rounds up.
+
+    Example: 83.7 -> 84.0; 55.9 with down -> 55.0.
+    """
+    if x <= 0:
+        return 0.0
+    digits = 1 - int(math.floor(math.log10(x)))
+    if down:
+        return float(math.floor(x * 10**digits) / 10**digits)
+    return float(round(x, digits))
+
+
+def default_space(footprint_gib: float, hbm_kv_max_gib: float, dram_cap_gib: float,
+                  ssd_cap_gib: float) -> SearchSpace:
+    """Grids derived from the footprint and the profile's per-GPU capacities.
+
+    Example: footprint 10, HBM 40, DRAM cap 256, SSD cap 3500 -> HBM {10, 20, 30, 40},
+    DRAM {0, 0.31, 0.62, 1.2, 2.5, 5, 10, 20}, SSD {0, 2.5, 5, 10, 20}.
+    """
+    if hbm_kv_max_gib <= 0:
+        raise KvplanError(f"the GPU has no room for KV blocks (HBM KV capacity "
+                          f"{hbm_kv_max_gib:.1f} GiB): pick a larger GPU or a smaller model")
+    hbm = tuple(sorted({nice_gib(f * hbm_kv_max_gib, down=True) for f in HBM_FRACTIONS}))
+    dram = _grid(footprint_gib, DRAM_FOOTPRINT_MULTIPLES, dram_cap_gib)
+    ssd = _grid(footprint_gib, SSD_FOOTPRINT_MULTIPLES, ssd_cap_gib)
+    return SearchSpace(hbm_kv_gib=hbm, dram_gib=dram, ssd_gib=ssd, inclusive=(True, False))
+
+
+def _grid(footprint_gib: float, multiples: tuple[float, ...], cap_gib: float) -> tuple[float, ...]:
+    return tuple(sorted({min(nice_gib(m * footprint_gib), nice_gib(cap_gib, down=True))
+                         for m in multiples}))

@@ -1,0 +1,110 @@
+"""Write a plan's results into a folder: Parquet tables, the spec, PNG plots and report.html.
+
+Files (columns documented in docs/plan.md): candidates.parquet, pareto_ttft.parquet,
+pareto_goodput.parquet, curves.parquet, verified.parquet, verified_requests.parquet,
+timeseries.parquet, plan.toml (the resolved spec), plan.json (the recommendation), and with
+the ``plots`` extra: curves.png, pareto_ttft.png, pareto_goodput.png, timeseries.png and a
+self-contained report.html (without it, report.html carries tables only).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from kvplan.atomic import write_parquet_atomic, write_text_atomic
+from kvplan.plan.planner import PlanResult
+from kvplan.plan.spec import spec_to_toml
+from kvplan.report import html, plots
+
+TOP_COLUMNS = ["candidate_id", "profile", "eviction", "inclusive", "hbm_kv_gib", "dram_gib",
+               "ssd_gib", "usd_per_h", "hit_ratio", "ttft_pq_ms", "max_rate_rps", "binding",
+               "feasible"]
+VERIFIED_COLUMNS = ["candidate_id", "ttft_pq_ms", "sim_ttft_pq_ms", "hit_ratio_hbm",
+                    "sim_hit_ratio_hbm", "load_stall_mean_ms", "sim_load_stall_mean_ms",
+                    "sim_feasible", "sim_stop_reason"]
+
+
+def summary_dict(res: PlanResult) -> dict:
+    """The recommendation as plain JSON-able data."""
+    rec = res.recommendation
+    return {"feasible": rec.feasible, "decided_by": "event simulation" if res.verified.height
+            else "analytic screen", "rate_rps": res.rate_rps, "best": _clean(rec.best),
+            "runner_up": _clean(rec.runner_up), "reasons": rec.reasons,
+            "what_would": rec.what_would, "notes": res.notes,
+            "engines": [{"engine": e.engine, "settings": e.settings, "command": e.command,
+                         "checks": [c.__dict__ for c in e.checks]} for e in res.engines]}
+
+
+def _clean(row: dict | None) -> dict | None:
+    if row is None:
+        return None
+    return {k: (None if isinstance(v, float) and v != v or v in (float("inf"), float("-inf"))
+                else v) for k, v in row.items()}
+
+
+def write_plan(res: PlanResult, out: Path) -> list[Path]:
+    """Write every output file atomically; returns the paths written."""
+    meta = {"kvplan.plan": spec_to_toml(res.spec)}
+    tables = {"candidates": res.candidates, "pareto_ttft": res.pareto_ttft,
+              "pareto_goodput": res.pareto_goodput, "curves": res.curves,
+              "verified": verified_table(res), "verified_requests": res.verified_requests,
+              "timeseries": res.timeseries}
+    written = []
+    for name, df in tables.items():
+        path = out / f"{name}.parquet"
+        write_parquet_atomic(df.to_arrow(), path, meta)
+        written.append(path)
+    write_text_atomic(out / "plan.toml", spec_to_toml(res.spec))
+    write_text_atomic(out / "plan.json", json.dumps(summary_dict(res), indent=2, default=str))
+    images = _images(res)
+    for name, png in images.items():
+        with_suffix = out / f"{name}.png"
+        _write_bytes(with_suffix, png)
+        written.append(with_suffix)
+    write_text_atomic(out / "report.html", _html(res, images))
+    return written + [out / "plan.toml", out / "plan.json", out / "report.html"]
+
+
+def verified_table(res: PlanResult):
+    """Analytic figures beside the simulated ones for every verified candidate."""
+    if res.verified.height == 0:
+        return res.verified
+    return res.candidates.join(res.verified, on="candidate_id", how="inner")
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
+    from kvplan.atomic import atomic_path
+
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def _images(res: PlanResult) -> dict[str, bytes]:
+    if not plots.have_matplotlib():
+        return {}
+    stable = res.candidates.filter(res.candidates["stable"])
+    images = {"curves": plots.curve_png(res.curves, res.recommendation.best),
+              "pareto_ttft": plots.pareto_png(stable, res.pareto_ttft, "ttft_pq_ms",
+                                              "TTFT at the SLO percentile (ms)"),
+              "pareto_goodput": plots.pareto_png(stable, res.pareto_goodput, "goodput_rps",
+                                                 "goodput (req/s)")}
+    if res.timeseries.height:
+        images["timeseries"] = plots.timeseries_png(res.timeseries)
+    return images
+
+
+def _html(res: PlanResult, images: dict[str, bytes]) -> str:
+    rec = res.recommendation
+    b = rec.best
+    head = (f"{'Recommended' if rec.feasible else 'Best infeasible'}: {b['profile']}, HBM KV "
+            f"{b['hbm_kv_gib']:g} GiB, DRAM {b['dram_gib']:g} GiB, SSD {b['ssd_gib']:g} GiB, "
+            f"{b['eviction']}, ${b['usd_per_h']:.3f}/h")
+    summary = [head, *rec.reasons] + ([rec.what_would] if rec.what_would else []) + res.notes
+    tables = {"Top candidates": (res.candidates, TOP_COLUMNS),
+              "Verified: analytic vs simulated": (verified_table(res), VERIFIED_COLUMNS),
+              "Pareto: cost vs TTFT": (res.pareto_ttft, TOP_COLUMNS)}
+    settings = {e.engine: e.command + "\n\n" + "\n".join(
+        f"[{'ok' if c.ok else 'VIOLATED'}] {c.rule}: {c.detail}" for c in e.checks)
+        for e in res.engines}
+    return html.render("kvplan plan", summary, tables, images, settings)

@@ -1,0 +1,72 @@
+"""PNG plots of a plan (matplotlib, the optional ``plots`` extra; imported lazily)."""
+
+from __future__ import annotations
+
+import io
+
+import polars as pl
+
+
+def have_matplotlib() -> bool:
+    """True when the optional plotting dependency is installed."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _fig():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt, *plt.subplots(figsize=(7, 4), dpi=100)
+
+
+def _png(plt, fig) -> bytes:
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png", metadata={"Software": None})
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def curve_png(curves: pl.DataFrame, best: dict) -> bytes:
+    """LRU hit ratio vs cache capacity, with the chosen tier boundaries marked."""
+    plt, fig, ax = _fig()
+    for (profile,), d in curves.group_by("profile", maintain_order=True):
+        ax.plot(d["capacity_gib"], d["hit_ratio"], label=f"LRU ({profile})")
+    edges = [("HBM", best["hbm_kv_gib"]), ("+DRAM", best["hbm_kv_gib"] + best["dram_gib"]),
+             ("+SSD", best["hbm_kv_gib"] + best["dram_gib"] + best["ssd_gib"])]
+    for name, x in edges:
+        ax.axvline(x, linestyle="--", color="gray")
+        ax.text(x, 0.02, name, rotation=90, va="bottom")
+    ax.set_xlabel("cache capacity (GiB of KV)")
+    ax.set_ylabel("prompt-block hit ratio")
+    ax.legend()
+    return _png(plt, fig)
+
+
+def pareto_png(cands: pl.DataFrame, front: pl.DataFrame, y: str, ylabel: str) -> bytes:
+    """Every stable candidate as a dot, the Pareto frontier as a line."""
+    plt, fig, ax = _fig()
+    d = cands.filter(pl.col(y).is_finite())
+    ax.scatter(d["usd_per_h"], d[y], s=8, alpha=0.4, label="candidates")
+    ax.plot(front["usd_per_h"], front[y], "r.-", label="Pareto frontier")
+    ax.set_xlabel("$ per hour")
+    ax.set_ylabel(ylabel)
+    ax.legend()
+    return _png(plt, fig)
+
+
+def timeseries_png(ts: pl.DataFrame) -> bytes:
+    """Occupancy per tier and running/waiting requests of the recommended run."""
+    plt, fig, ax = _fig()
+    for col in ts.columns:
+        if col != "t_s" and ts[col].dtype.is_numeric():
+            ax.plot(ts["t_s"], ts[col], label=col)
+    ax.set_xlabel("simulated time (s)")
+    ax.legend(fontsize=7)
+    return _png(plt, fig)

@@ -1,0 +1,79 @@
+"""Dense block ids: the workload's chained uint64 hashes as one int64 access stream.
+
+The simulator indexes arrays by block, so each distinct hash gets a dense id ``0..n-1``
+(``np.unique`` order). Request ``r``'s prompt blocks are ``ids[offsets[r]:offsets[r + 1]]``,
+requests in table (= arrival) order::
+
+    block_hashes  [[h9, h4], [h9, h4, h7], [h2]]
+    ids           [ 3,  1,    3,  1,  2,    0 ]     (sorted hashes h2 h4 h7 h9 -> 0 1 2 3)
+    offsets       [0, 2, 5, 6]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+from kvplan.sim.policies.base import FutureUses
+from kvplan.workload.schema import Workload
+
+
+@dataclass(frozen=True)
+class BlockStream:
+    """The block-access stream of a workload, with dense ids and per-request offsets."""
+
+    ids: np.ndarray
+    """int64 dense block id of every prompt block, requests concatenated in arrival order."""
+    offsets: np.ndarray
+    """int64, length num_requests + 1: request r owns ids[offsets[r]:offsets[r + 1]]."""
+    num_blocks: int
+    """Distinct blocks (ids are 0..num_blocks-1)."""
+    block_size: int
+    """Tokens per block."""
+
+    @property
+    def num_requests(self) -> int:
+        return len(self.offsets) - 1
+
+    @property
+    def num_accesses(self) -> int:
+        return len(self.ids)
+
+    def request_blocks(self, r: int) -> np.ndarray:
+        """Dense ids of request ``r``'s prompt blocks, head first."""
+        return self.ids[self.offsets[r]:self.offsets[r + 1]]
+
+    def request_of_access(self) -> np.ndarray:
+        """int64 request index of every access (same length as ``ids``)."""
+        return np.repeat(np.arange(self.num_requests, dtype=np.int64), np.diff(self.offsets))
+
+    def future_uses(self, request_times: np.ndarray | None = None) -> FutureUses:
+        """Every block's use times for offline oracles.
+
+        ``request_times[r]`` is when request r uses its blocks: by default its index in
+        arrival order (cache mode's clock), or e.g. arrival seconds in event mode.
+        """
+        req = self.request_of_access()
+        times = req.astype(np.float64) if request_times is None else np.asarray(
+            request_times, dtype=np.float64)[req]
+        return FutureUses(self.ids, times, self.num_blocks)
+
+    @classmethod
+    def from_hash_lists(cls, hashes: pa.ListArray | list[list[int]], block_size: int
+                        ) -> BlockStream:
+        """Build from per-request hash lists (an Arrow ``list<uint64>`` array or Python lists)."""
+        arr = hashes if isinstance(hashes, pa.Array) else pa.array(hashes, pa.list_(pa.uint64()))
+        arr = arr.cast(pa.list_(pa.uint64()))
+        offsets = np.asarray(arr.offsets, dtype=np.int64)
+        values = np.asarray(arr.values, dtype=np.uint64)[offsets[0]:offsets[-1]]
+        uniq, ids = np.unique(values, return_inverse=True)
+        return cls(ids=ids.astype(np.int64).reshape(-1), offsets=offsets - offsets[0],
+                   num_blocks=len(uniq), block_size=block_size)
+
+    @classmethod
+    def from_workload(cls, workload: Workload) -> BlockStream:
+        """The workload's block-access stream in arrival (= table row) order."""
+        col = workload.table.column("block_hashes").combine_chunks()
+        return cls.from_hash_lists(col, workload.block_size)

@@ -1,0 +1,281 @@
+"""Event-mode simulator: one serving replica replaying a workload (docs/simulation.md).
+
+The loop pops ``(time_s, priority, seq)``-ordered events and hands each to its handler;
+handlers return the events they create and only the loop pushes them. Whenever the GPU is idle
+after an event, the scheduler builds the next batch. A batch of decodes only is advanced
+analytically: its iteration times come from one numpy call to ``CostModel.step_time_s`` and it
+runs until the first request finishes, HBM needs a block it cannot get, or the next event.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Callable, Iterator
+
+import numpy as np
+from rich.console import Console
+from rich.progress import Progress
+
+from kvplan.cost.model import CostModel, attn_pairs
+from kvplan.sim.blocks import BlockStream
+from kvplan.sim.config import ReplayConfig
+from kvplan.sim.events import (
+    PRIO_ARRIVAL,
+    PRIO_EXPIRE,
+    PRIO_STEP,
+    PRIO_TRANSFER,
+    Arrival,
+    Event,
+    EventQueue,
+    LinkWake,
+    PinExpire,
+    StepDone,
+    Unpark,
+)
+from kvplan.sim.kvstore import KvStore, Req
+from kvplan.sim.metrics import Collector
+from kvplan.sim.prefetch import make_prefetch
+from kvplan.sim.results import ReplayResult
+from kvplan.sim.scheduler import Scheduler
+from kvplan.sim.setup import build_cost, build_links, build_tiers
+from kvplan.workload import Workload
+
+_MAX_RUN_ITERS = 4096
+_WALL_CHECK_EVERY = 1024
+
+
+class EventSim:
+    """State of one event-mode run; ``run()`` drives it, ``result()`` reads it out."""
+
+    def __init__(self, workload: Workload, config: ReplayConfig, cost: CostModel) -> None:
+        self.config, self.cost = config, cost
+        self.stream = BlockStream.from_workload(workload)
+        t = workload.table
+        self.arrival_s = t.column("arrival_s").to_numpy()
+        self.input_tokens = t.column("input_tokens").to_numpy()
+        self.output_tokens = np.maximum(t.column("output_tokens").to_numpy(), 1)
+        self.session = t.column("session_id").to_numpy()
+        block_bytes = cost.kv_bytes_per_token * workload.block_size
+        self.collector = Collector(workload, config, len(self.arrival_s))
+        links = build_links(cost, self.collector.timeline)
+        tiers = build_tiers(config, cost, self.stream, self.arrival_s)
+        self.store = KvStore(config, tiers, links, workload.block_size, block_bytes)
+        self.prefetch = make_prefetch(config)
+        self.store.just_in_time = self.prefetch.just_in_time
+        self.sched = Scheduler(self.store, config.max_batched_tokens, config.max_seqs)
+        self.queue = EventQueue()
+        self.batch: list[tuple[Req, int]] = []
+        self.gpu_busy = False
+        self.now = 0.0
+        self.stop_reason = "done"
+
+    def run(self, progress=None) -> None:
+        """Process events until none is left or a cap is hit."""
+        q, cfg = self.queue, self.config
+        if len(self.arrival_s):
+            q.push(float(self.arrival_s[0]), PRIO_ARRIVAL, Arrival(0))
+        wall0, n = time.perf_counter(), 0
+        while q:
+            t, ev = q.pop()
+            if t > cfg.max_sim_s:
+                self.stop_reason = f"simulated-time cap {cfg.max_sim_s:g} s reached"
+                break
+            n += 1
+            if n % _WALL_CHECK_EVERY == 0:
+                if time.perf_counter() - wall0 > cfg.max_wall_s:
+                    self.stop_reason = f"wall-time cap {cfg.max_wall_s:g} s reached"
+                    break
+                if progress is not None:
+                    progress(self.collector.finished)
+            self.collector.sample_until(t, self)
+            self.now = t
+            for when, prio, new in self._handle(ev):
+                q.push(when, prio, new)
+            for when, prio, new in self._after_event():
+                q.push(when, prio, new)
+        if self.stop_reason == "done" and self.collector.finished < len(self.arrival_s):
+            self.stop_reason = "stuck: the waiting queue's head never fits in HBM"
+
+    # -- handlers ------------------------------------------------------------------------------
+
+    def _handle(self, ev: Event) -> list[tuple[float, int, Event]]:
+        if type(ev) is StepDone:
+            return self._on_step_done(ev)
+        if type(ev) is LinkWake:
+            return self._on_link_wake(ev)
+        if type(ev) is Arrival:
+            return self._on_arrival(ev)
+        if type(ev) is Unpark:
+            self.store.wake(ev.req)
+            return []
+        self.store.expire_session_pins(ev.session, ev.req)
+        return []
+
+    def _on_arrival(self, ev: Arrival) -> list[tuple[float, int, Event]]:
+        i = ev.req
+        s = self.stream
+        blocks = s.ids[s.offsets[i]:s.offsets[i + 1]].tolist()
+        req = Req(i, int(self.session[i]), float(self.arrival_s[i]), int(self.input_tokens[i]),
+                  int(self.output_tokens[i]), blocks)
+        self.sched.waiting.append(req)
+        nxt = i + 1
+        if nxt < len(self.arrival_s):
+            return [(float(self.arrival_s[nxt]), PRIO_ARRIVAL, Arrival(nxt))]
+        return []
+
+    def _on_link_wake(self, ev: LinkWake) -> list[tuple[float, int, Event]]:
+        link = self.store.links[ev.link]
+        if ev.version != link.version:
+            return []
+        for tr in link.advance(self.now):
+            self.store.land(tr, self.now)
+        self.store.woken.add(ev.link)
+        return []
+
+    def _on_step_done(self, ev: StepDone) -> list[tuple[float, int, Event]]:
+        self.gpu_busy = False
+        store, now, fresh = self.store, self.now, []
+        out: list[tuple[float, int, Event]] = []
+        iters = ev.iters
+        for req, n in self.batch:
+            if req.catching_up:
+                self._advance_prefill(req, n, now)
+                if req.n_cached < len(req.blocks):
+                    store.commit(req, now, fresh)
+            else:
+                req.computed += iters
+                req.generated += iters
+            if req.generated >= req.out:
+                out.extend(self._finish(req, now))
+        store.offload_fresh(fresh, now)
+        self.batch = []
+        return out
+
+    def _advance_prefill(self, req: Req, n: int, now: float) -> None:
+        """A prefill chunk of ``n`` tokens ran; reaching num_tokens samples a token."""
+        if req.admissions == 1:
+            req.prefill_tokens += n
+        else:
+            req.recomputed_tokens += n
+        req.computed += n
+        if req.computed == req.num_tokens:
+            req.catching_up = False
+            req.generated += 1
+            if req.generated == 1:
+                req.first_token_s = now
+
+    def _finish(self, req: Req, now: float) -> list[tuple[float, int, Event]]:
+        ttl = self.config.session_ttl_s
+        self.store.release(req, now, keep_pins=ttl > 0)
+        self.sched.finish(req)
+        self.collector.finish(req, now)
+        return [(now + ttl, PRIO_EXPIRE, PinExpire(req.session, req.idx))] if ttl > 0 else []
+
+    # -- after every event: wake parked requests, re-arm links, start the next step -------
+
+    def _after_event(self) -> list[tuple[float, int, Event]]:
+        store, out = self.store, []
+        for req in store.ready:
+            req.load_stall_s += self.now - req.park_start_s
+            self.sched.unpark(req)
+        store.ready.clear()
+        for when, req in store.timers:
+            out.append((when, PRIO_TRANSFER, Unpark(req)))
+        store.timers.clear()
+        if not self.gpu_busy:
+            out.extend(self._start_step())
+        for i in store.woken:
+            t = store.links[i].next_time()
+            if t < math.inf:
+                out.append((t, PRIO_TRANSFER, LinkWake(i, store.links[i].version)))
+        store.woken.clear()
+        return out
+
+    def _start_step(self) -> list[tuple[float, int, Event]]:
+        now = self.now
+        items = self.sched.schedule(now)
+        if self.sched.waiting:
+            for req in self.prefetch.to_stage(self.sched.waiting):
+                self.store.stage(req, now)
+        if not items:
+            return []
+        self.gpu_busy = True
+        self.batch = items
+        if all(not req.catching_up for req, _ in items):
+            iters, dt = self._decode_run(items)
+        else:
+            iters, dt = 1, self._step_time(items)
+        return [(now + dt, PRIO_STEP, StepDone(iters))]
+
+    def _step_time(self, items: list[tuple[Req, int]]) -> float:
+        prefill = pairs = seqs = ctx = 0
+        for req, n in items:
+            if req.catching_up:
+                prefill += n
+                pairs += attn_pairs(n, req.computed)
+            else:
+                seqs += 1
+                ctx += req.computed + 1
+        return self.cost.step_time_s(prefill, pairs, seqs, ctx)
+
+    def _decode_run(self, items: list[tuple[Req, int]]) -> tuple[int, float]:
+        """How many decode-only iterations to run at once, and their total time.
+
+        Stops at the first finisher, the first iteration ending at or after the next event,
+        and the last iteration whose new blocks HBM can still provide.
+        """
+        n = len(items)
+        k_fin = min(min(req.out - req.generated for req, _ in items), _MAX_RUN_ITERS)
+        computed = np.fromiter((req.computed for req, _ in items), np.int64, n)
+        ctx0 = int(computed.sum()) + n
+        dts = self.cost.step_time_s(0, 0, n, ctx0 + n * np.arange(k_fin))
+        cum = np.cumsum(np.atleast_1d(dts))
+        k = min(k_fin, int(np.searchsorted(cum, self.queue.peek_time() - self.now)) + 1)
+        k = self._iters_with_room(items, computed, k)
+        for req, _ in items:
+            self.store.grow(req, req.computed + k, self.now)
+        return k, float(cum[k - 1])
+
+    def _iters_with_room(self, items: list[tuple[Req, int]], computed: np.ndarray, k: int
+                         ) -> int:
+        """Largest k' <= k whose iterations' new blocks fit in free + evictable HBM (>= 1:
+        the scheduler already holds blocks for the first iteration)."""
+        store, bs = self.store, self.store.bs
+        held = np.fromiter((r.n_cached + r.n_private for r, _ in items), np.int64, len(items))
+        room = store.hbm.capacity_blocks - store.hbm_used() + store.hbm.evictable_blocks
+
+        def need(j: int) -> int:
+            return int(np.maximum(-(-(computed + j) // bs) - held, 0).sum())
+
+        if need(k) <= room:
+            return k
+        lo, hi = 1, k
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            lo, hi = (mid, hi) if need(mid) <= room else (lo, mid)
+        return lo
+
+    def result(self) -> ReplayResult:
+        return self.collector.result(self)
+
+
+def run_event(workload: Workload, config: ReplayConfig, progress: bool = False) -> ReplayResult:
+    """Replay ``workload`` through one serving replica with tiered KV storage."""
+    sim = EventSim(workload, config, build_cost(config))
+    if progress:
+        with _progress_bar(workload.num_requests) as update:
+            sim.run(update)
+    else:
+        sim.run()
+    return sim.result()
+
+
+@contextlib.contextmanager
+def _progress_bar(total: int) -> Iterator[Callable[[int], None]]:
+    """A transient rich progress bar on stderr over finished requests."""
+    with Progress(*Progress.get_default_columns(), transient=True,
+                  console=Console(stderr=True)) as bar:
+        task = bar.add_task("replay", total=total)
+        yield lambda done: bar.update(task, completed=done)

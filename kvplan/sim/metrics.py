@@ -1,0 +1,200 @@
+"""Event-mode metrics: per-request rows, the run summary and the per-second time series.
+
+Every column is defined in docs/metrics.md. Collectors append plain values while the run goes;
+polars aggregates at the end. Conventions: TTFT = first token time - arrival (queueing and load
+stall included); TPOT = (finish - first token) / (output_tokens - 1), the first token excluded
+(null for one-token outputs); hit ratios are over the prompt's full blocks at first admission.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import polars as pl
+
+from kvplan.sim.config import ReplayConfig
+from kvplan.sim.policies import eviction_class
+from kvplan.sim.prefetch import prefetch_class
+from kvplan.sim.results import ReplayResult
+from kvplan.sim.transfers import LINK_NAMES, BusyTimeline
+from kvplan.workload import Workload
+
+if TYPE_CHECKING:
+    from kvplan.sim.engine import EventSim
+    from kvplan.sim.kvstore import Req
+
+TIERS = ("hbm", "dram", "ssd")
+_REQ_FLOAT = ("first_admit_s", "first_token_s", "finish_s", "load_stall_s")
+_REQ_INT = ("hit_hbm_blocks", "hit_dram_blocks", "hit_ssd_blocks", "prefill_tokens",
+            "recomputed_tokens", "readmit_hit_tokens", "preemptions")
+
+
+class Collector:
+    """Per-request arrays filled at finish, per-second samples and link busy time."""
+
+    def __init__(self, workload: Workload, config: ReplayConfig, n: int) -> None:
+        self.workload, self.config = workload, config
+        self.floats = {c: np.full(n, np.nan) for c in _REQ_FLOAT}
+        self.ints = {c: np.zeros(n, np.int64) for c in _REQ_INT}
+        self.done = np.zeros(n, bool)
+        self.finished = 0
+        self.timeline = BusyTimeline(len(LINK_NAMES))
+        self.samples: list[tuple[int, ...]] = []
+        self.next_sec = 0
+
+    def finish(self, req: Req, now: float) -> None:
+        i, f, k = req.idx, self.floats, self.ints
+        f["first_admit_s"][i], f["first_token_s"][i] = req.first_admit_s, req.first_token_s
+        f["finish_s"][i], f["load_stall_s"][i] = now, req.load_stall_s
+        k["hit_hbm_blocks"][i], k["hit_dram_blocks"][i], k["hit_ssd_blocks"][i] = req.hit_blocks
+        k["prefill_tokens"][i], k["recomputed_tokens"][i] = req.prefill_tokens, \
+            req.recomputed_tokens
+        k["readmit_hit_tokens"][i], k["preemptions"][i] = req.readmit_hit_tokens, req.preemptions
+        self.done[i] = True
+        self.finished += 1
+        req.blocks = []
+
+    def sample_until(self, t: float, sim: EventSim) -> None:
+        """Record the state (constant since the last event) at every whole second <= t."""
+        if t < self.next_sec:
+            return
+        store, sched = sim.store, sim.sched
+        row = (store.hbm_used(), store.dram.used_blocks, store.ssd.used_blocks,
+               len(sched.running), len(sched.waiting), sched.parked)
+        last = int(t)
+        self.samples.extend((s, *row) for s in range(self.next_sec, last + 1))
+        self.next_sec = last + 1
+
+    def result(self, sim: EventSim) -> ReplayResult:
+        requests = self._requests()
+        return ReplayResult(config=self.config, requests=requests,
+                            run=self._run(sim, requests), timeseries=self._timeseries())
+
+    def _requests(self) -> pl.DataFrame:
+        t = self.workload.table
+        bs = self.workload.block_size
+        df = pl.DataFrame({
+            "request_id": t.column("request_id").to_numpy(),
+            "session_id": t.column("session_id").to_numpy(),
+            "arrival_s": t.column("arrival_s").to_numpy(),
+            "input_tokens": t.column("input_tokens").to_numpy(),
+            "output_tokens": t.column("output_tokens").to_numpy(),
+            "prompt_blocks": np.diff(np.asarray(
+                t.column("block_hashes").combine_chunks().offsets)).astype(np.int64),
+            "finished": self.done,
+            **{c: pl.Series(c, v, nan_to_null=True) for c, v in self.floats.items()},
+            **self.ints,
+        })
+        out = pl.col("output_tokens")
+        return df.with_columns(
+            (pl.col("first_admit_s") - pl.col("arrival_s")).alias("queue_delay_s"),
+            (pl.col("first_token_s") - pl.col("arrival_s")).alias("ttft_s"),
+            pl.when(out > 1).then((pl.col("finish_s") - pl.col("first_token_s")) / (out - 1))
+            .alias("tpot_s"),
+            (pl.col("finish_s") - pl.col("arrival_s")).alias("e2e_s"),
+            *[(pl.col(f"hit_{tier}_blocks") * bs).alias(f"hit_{tier}_tokens") for tier in TIERS],
+        )
+
+    def _timeseries(self) -> pl.DataFrame:
+        cols = ("t_s", "hbm_used_blocks", "dram_used_blocks", "ssd_used_blocks", "running",
+                "waiting", "parked")
+        df = pl.DataFrame(self.samples or None, schema=dict.fromkeys(cols, pl.Int64),
+                          orient="row")
+        secs = df["t_s"].to_numpy()
+        return df.with_columns(
+            pl.Series(f"{name}_util", np.array([bins.get(int(s), 0.0) for s in secs]))
+            for name, bins in zip(LINK_NAMES, self.timeline.busy, strict=True)
+        )
+
+    def _run(self, sim: EventSim, req: pl.DataFrame) -> dict[str, float | int | str]:
+        cfg = self.config
+        fin = req.filter(pl.col("finished"))
+        start = float(req["arrival_s"].min()) if req.height else 0.0
+        end = float(fin["finish_s"].max()) if fin.height else start
+        duration = max(end - start, 1e-9)
+        run: dict[str, float | int | str] = {
+            "mode": "event", "bound": bound_label(cfg), "stop_reason": sim.stop_reason,
+            "requests": req.height, "finished": fin.height, "sim_duration_s": duration,
+            "throughput_req_s": fin.height / duration,
+            "throughput_tok_s": float(fin["output_tokens"].sum()) / duration,
+            "prefill_tok_s": float(fin["prefill_tokens"].sum()
+                                   + fin["recomputed_tokens"].sum()) / duration,
+        }
+        run |= goodput(fin, cfg, duration)
+        for col in ("ttft_s", "tpot_s", "e2e_s"):
+            run |= percentiles_ms(fin[col], col.removesuffix("_s"))
+        run |= {"queue_delay_mean_s": _mean(fin["queue_delay_s"]),
+                "load_stall_total_s": float(fin["load_stall_s"].sum()),
+                "load_stall_mean_s": _mean(fin["load_stall_s"]),
+                "preemptions": int(fin["preemptions"].sum()),
+                "recomputed_tokens": int(fin["recomputed_tokens"].sum())}
+        run |= hit_ratios(fin, self.workload.block_size)
+        run |= self._tiers_and_links(sim, duration)
+        return run
+
+    def _tiers_and_links(self, sim: EventSim, duration: float) -> dict[str, float | int]:
+        store = sim.store
+        block_bytes = store.block_bytes
+        out: dict[str, float | int] = {}
+        for i, (tier, t) in enumerate(zip(TIERS, (store.hbm, store.dram, store.ssd),
+                                          strict=True)):
+            out[f"{tier}_capacity_blocks"] = t.capacity_blocks
+            out[f"{tier}_peak_blocks"] = store.peak[i]
+            out[f"{tier}_peak_gib"] = store.peak[i] * block_bytes / 2**30
+        for name, link in zip(LINK_NAMES, store.links, strict=True):
+            out[f"{name}_bytes"] = link.bytes_total
+            out[f"{name}_util"] = link.busy_s / duration
+        written = store.links[LINK_NAMES.index("ssd_write")].bytes_total
+        cap_bytes = store.ssd.capacity_blocks * block_bytes
+        out["ssd_bytes_written"] = written
+        out["ssd_drive_writes_per_day"] = written / cap_bytes * 86_400 / duration if cap_bytes \
+            else 0.0
+        return out
+
+
+def bound_label(cfg: ReplayConfig) -> str:
+    """'' for an online configuration; else which oracle makes the result a bound."""
+    parts = [f"{tier} eviction {name} (offline oracle)"
+             for tier, name in zip(TIERS, (cfg.eviction_hbm, cfg.eviction_dram, cfg.eviction_ssd),
+                                   strict=True) if eviction_class(name).is_oracle]
+    if prefetch_class(cfg.prefetch).just_in_time:
+        parts.append(f"prefetch {cfg.prefetch} (just-in-time bound)")
+    return "; ".join(parts)
+
+
+def goodput(fin: pl.DataFrame, cfg: ReplayConfig, duration: float) -> dict[str, float]:
+    """Requests per second that met every SLO given (all finished ones when none is)."""
+    ok = pl.lit(True)
+    if cfg.slo_ttft_ms is not None:
+        ok &= pl.col("ttft_s") * 1e3 <= cfg.slo_ttft_ms
+    if cfg.slo_tpot_ms is not None:
+        ok &= pl.col("tpot_s").fill_null(0.0) * 1e3 <= cfg.slo_tpot_ms
+    met = fin.filter(ok).height
+    return {"goodput_req_s": met / duration,
+            "slo_attained_frac": met / fin.height if fin.height else 0.0}
+
+
+def percentiles_ms(s: pl.Series, name: str) -> dict[str, float | None]:
+    """p50/p90/p99 in milliseconds (linear interpolation; None when no value)."""
+    s = s.drop_nulls()
+    return {f"{name}_p{q}_ms": (float(s.quantile(q / 100, "linear")) * 1e3 if len(s) else None)
+            for q in (50, 90, 99)}
+
+
+def hit_ratios(fin: pl.DataFrame, block_size: int) -> dict[str, float | int]:
+    """Hits per tier over the prompts' full blocks (and over all prompt tokens)."""
+    blocks = int(fin["prompt_blocks"].sum())
+    tokens = int(fin["input_tokens"].sum())
+    out: dict[str, float | int] = {"prompt_blocks": blocks, "prompt_tokens": tokens}
+    for tier in TIERS:
+        hit = int(fin[f"hit_{tier}_blocks"].sum())
+        out[f"hit_{tier}_blocks"] = hit
+        out[f"hit_ratio_{tier}_blocks"] = hit / blocks if blocks else 0.0
+        out[f"hit_ratio_{tier}_tokens"] = hit * block_size / tokens if tokens else 0.0
+    return out
+
+
+def _mean(s: pl.Series) -> float | None:
+    v = s.mean()
+    return None if v is None else float(v)

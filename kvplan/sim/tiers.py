@@ -1,0 +1,149 @@
+"""KV tiers: one tier's resident blocks, capacity, pins and eviction policy; the tier stack.
+
+A tier owns its blocks; its policy only orders them and names victims (docs/policies.md).
+Pins are reference counts, as in vLLM v1's block pool: a block in use by a request has
+refcount > 0 and is never a victim; a resident block with refcount 0 is *cached* and is
+evicted lazily, only when room is needed::
+
+    capacity 4:  [a*] [b ] [c*] [  ]      * = pinned (refcount > 0)
+    used 3 + free 1 = capacity 4;  evictable = used - pinned = 1 (only b)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from kvplan.sim.policies.base import EvictionPolicy
+
+TIER_NAMES = ("hbm", "dram", "ssd")
+"""Tier levels, fastest first; a level's index is its position in a :class:`TierStack`."""
+
+
+class Tier:
+    """One storage level holding up to ``capacity_blocks`` dense block ids."""
+
+    def __init__(self, name: str, capacity_blocks: int, policy: EvictionPolicy) -> None:
+        self.name = name
+        self.capacity_blocks = capacity_blocks
+        self.policy = policy
+        self._refs: dict[int, int] = {}
+        """Resident block -> refcount (0 = cached, evictable)."""
+        self._pinned: set[int] = set()
+
+    def __contains__(self, key: int) -> bool:
+        return key in self._refs
+
+    @property
+    def present(self) -> bool:
+        """False for an absent tier (capacity 0): it never holds a block."""
+        return self.capacity_blocks > 0
+
+    @property
+    def used_blocks(self) -> int:
+        return len(self._refs)
+
+    @property
+    def free_blocks(self) -> int:
+        return self.capacity_blocks - len(self._refs)
+
+    @property
+    def pinned_blocks(self) -> int:
+        return len(self._pinned)
+
+    @property
+    def evictable_blocks(self) -> int:
+        """Resident blocks nobody uses: what eviction can reclaim."""
+        return len(self._refs) - len(self._pinned)
+
+    def refcount(self, key: int) -> int:
+        """Users of a resident block (0 = cached only); 0 for a block not resident."""
+        return self._refs.get(key, 0)
+
+    def can_insert(self, n: int = 1) -> bool:
+        """True when ``n`` new blocks fit after evicting unpinned blocks."""
+        return n <= self.free_blocks + self.evictable_blocks
+
+    def touch(self, key: int, now: float) -> None:
+        """A resident block was used again (policy ``on_access``)."""
+        self.policy.on_access(key, now)
+
+    def insert(self, key: int, now: float, pin: bool = False) -> list[int]:
+        """Make ``key`` resident, evicting unpinned blocks if full; returns the evicted ids.
+
+        The caller checks :meth:`can_insert` first; the key must not be resident.
+        """
+        if key in self._refs:
+            raise ValueError(f"block {key} already resident in {self.name}")
+        if not self.can_insert(1):
+            raise ValueError(f"{self.name} full of pinned blocks")
+        self._refs[key] = 1
+        self._pinned.add(key)
+        self.policy.on_insert(key, now)
+        evicted = self.evict(len(self._refs) - self.capacity_blocks)
+        if not pin:
+            self.unpin(key)
+        return evicted
+
+    def evict(self, n: int) -> list[int]:
+        """Evict up to ``n`` unpinned blocks chosen by the policy; returns their ids."""
+        if n <= 0:
+            return []
+        victims = self.policy.victims(n, self._pinned)
+        for key in victims:
+            del self._refs[key]
+            self.policy.on_remove(key)
+        return victims
+
+    def remove(self, key: int) -> None:
+        """Drop a resident, unpinned block (e.g. an exclusive tier promoting it upward)."""
+        if self._refs[key] > 0:
+            raise ValueError(f"block {key} removed from {self.name} while pinned")
+        del self._refs[key]
+        self.policy.on_remove(key)
+
+    def pin(self, key: int) -> None:
+        """One more user of a resident block: it cannot be evicted until unpinned."""
+        self._refs[key] += 1
+        self._pinned.add(key)
+
+    def unpin(self, key: int) -> None:
+        """One user fewer; at refcount 0 the block stays cached and becomes evictable."""
+        left = self._refs[key] - 1
+        self._refs[key] = left
+        if left == 0:
+            self._pinned.discard(key)
+
+
+class TierStack:
+    """The tiers fastest first (HBM, DRAM, SSD); an absent tier has capacity 0."""
+
+    def __init__(self, tiers: Sequence[Tier]) -> None:
+        self.tiers = list(tiers)
+
+    def __getitem__(self, level: int) -> Tier:
+        return self.tiers[level]
+
+    def __len__(self) -> int:
+        return len(self.tiers)
+
+    def fastest_holder(self, key: int) -> int:
+        """Level of the fastest tier holding ``key``, or -1 if none does."""
+        for level, tier in enumerate(self.tiers):
+            if key in tier:
+                return level
+        return -1
+
+    def lookup_prefix(self, keys: Sequence[int]) -> list[int]:
+        """Levels of the longest prefix of ``keys`` found in some tier, one per block.
+
+        Hashes are chained, so the prefix stops at the first block no tier holds::
+
+            keys   [a, b, c, d];  HBM {a}, DRAM {b, d}  ->  [0, 1]   (c missing: d unusable)
+        """
+        levels: list[int] = []
+        for key in keys:
+            level = self.fastest_holder(key)
+            if level < 0:
+                break
+            levels.append(level)
+        return levels

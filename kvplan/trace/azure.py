@@ -1,0 +1,35 @@
+"""Azure LLM inference traces (Splitwise, 2023/2024): ``TIMESTAMP,ContextTokens,GeneratedTokens``.
+
+Lengths only, no content: every request is its own session and no block is shared (each
+request gets unique block hashes), which the metadata and ``trace info`` state. Read
+column-wise with polars.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from kvplan.trace.inputs import check_file, read_csv_columns
+from kvplan.trace.options import ReadOptions
+from kvplan.trace.table import build_workload, content_free_columns
+from kvplan.workload import Workload, WorkloadMeta
+
+COLUMNS = {"TIMESTAMP": "datetime", "ContextTokens": "int", "GeneratedTokens": "int"}
+
+
+def read_azure(path: Path, opts: ReadOptions | None = None) -> Workload:
+    """Read an Azure LLM inference CSV; arrival_s = TIMESTAMP - first TIMESTAMP."""
+    opts = opts or ReadOptions()
+    path = check_file(path)
+    df = read_csv_columns(path, COLUMNS)
+    ts = df["TIMESTAMP"]
+    arrival = ((ts - ts.min()).dt.total_nanoseconds() / 1e9).to_numpy()
+    bs = opts.text_block_size
+    cols = content_free_columns(arrival, df["ContextTokens"].to_numpy(),
+                                df["GeneratedTokens"].to_numpy(), bs)
+    meta = WorkloadMeta(source_format="azure", source_file=path.name, block_size=bs,
+                        tokenizer="none", has_content=False,
+                        notes="lengths only: no prefix sharing (unique block hashes)")
+    return build_workload(cols, meta)
+
+

@@ -1,0 +1,153 @@
+"""Conversations (role, text messages) -> one request per assistant message, with block hashes.
+
+A conversation is laid out as one token stream, each message wrapped in a chat template of
+two header and two trailer tokens (``<start> role ... <end> \\n``, like ChatML)::
+
+    | <s> sys  ...system...  </s> \\n | <s> user ...question... </s> \\n | <s> asst | answer ... |
+    |<------------------------- prompt of request 0 -------------------------->|<- output ->|
+
+Each assistant message is a request: its prompt is the stream up to and including its own
+header (the generation prompt), its output the message's tokens. The chain hash runs once
+over the whole stream, so a later turn's blocks extend an earlier turn's blocks exactly, and
+conversations that open with the same system prompt share its blocks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from kvplan.trace.hashing import block_positions, chain_units
+from kvplan.trace.tokens import TextTokenizer
+
+ROLES = ("system", "user", "assistant", "tool")
+_TEMPLATE_IDS = np.array([0x3C733E, 0x3C2F733E, 0x0A], dtype=np.uint64)  # <s> </s> \n
+_ROLE_IDS = np.array([0x5359_5354, 0x5553_4552, 0x4153_5354, 0x544F_4F4C], dtype=np.uint64)
+_PLACEHOLDER_TAG = np.uint64(1 << 63)
+TEMPLATE_TOKENS = 4
+_BATCH_CHARS = 1 << 24
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """One session: role codes (indices into :data:`ROLES`) and texts.
+
+    A text of None is an assistant answer whose content is unknown (MT-Bench questions carry
+    no answers): it counts ``unknown_answer_tokens`` tokens that no other request shares.
+    """
+
+    roles: tuple[int, ...]
+    texts: tuple[str | None, ...]
+
+
+@dataclass(frozen=True)
+class Requests:
+    """One row per assistant message, grouped by conversation, in message order."""
+
+    conversation: np.ndarray
+    message: np.ndarray
+    after_tool: np.ndarray
+    input_tokens: np.ndarray
+    output_tokens: np.ndarray
+    hashes: np.ndarray
+    hash_offsets: np.ndarray
+
+
+def conversations_to_requests(convs: Iterable[Conversation], tokenizer: TextTokenizer,
+                              block_size: int, unknown_answer_tokens: int = 256) -> Requests:
+    """Tokenize, chain-hash and cut conversations into requests, in batches of ~16 MB text."""
+    parts = []
+    first_conv = 0
+    for batch in _batches(convs):
+        parts.append(_batch_requests(batch, first_conv, tokenizer, block_size,
+                                     unknown_answer_tokens))
+        first_conv += len(batch)
+    if not parts:
+        empty = np.zeros(0, dtype=np.int64)
+        return Requests(empty, empty, empty.astype(bool), empty, empty,
+                        empty.astype(np.uint64), np.zeros(1, dtype=np.int64))
+    counts = np.concatenate([np.diff(p.hash_offsets) for p in parts])
+    offsets = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    return Requests(*(np.concatenate([getattr(p, f) for p in parts]) for f in
+                      ("conversation", "message", "after_tool", "input_tokens",
+                       "output_tokens", "hashes")), hash_offsets=offsets)
+
+
+def _batches(convs: Iterable[Conversation]) -> Iterator[list[Conversation]]:
+    batch: list[Conversation] = []
+    chars = 0
+    for c in convs:
+        batch.append(c)
+        chars += sum(len(t) for t in c.texts if t)
+        if chars >= _BATCH_CHARS:
+            yield batch
+            batch, chars = [], 0
+    if batch:
+        yield batch
+
+
+def _batch_requests(batch: list[Conversation], first_conv: int, tokenizer: TextTokenizer,
+                    block_size: int, unknown_answer_tokens: int) -> Requests:
+    roles = np.fromiter((r for c in batch for r in c.roles), dtype=np.int64)
+    texts = [t for c in batch for t in c.texts]
+    n_msgs = np.fromiter((len(c.roles) for c in batch), dtype=np.int64, count=len(batch))
+    unknown = np.fromiter((t is None for t in texts), dtype=bool, count=len(texts))
+    ids, counts = tokenizer.encode([t or "" for t in texts])
+    counts = np.where(unknown, unknown_answer_tokens, counts)
+    conv_first = np.r_[0, np.cumsum(n_msgs)]
+    conv_of_msg = np.repeat(np.arange(len(batch)), n_msgs)
+    msg_key = ((conv_of_msg + first_conv) << 16) + np.arange(len(roles)) - conv_first[conv_of_msg]
+    content = _content_ids(ids, counts, unknown, msg_key)
+    stream, msg_start = _stream(content, counts, roles)
+    conv_bounds = np.r_[msg_start, len(stream)][conv_first]
+    chain = chain_units(stream, conv_bounds)
+    asst = np.flatnonzero(roles == ROLES.index("assistant"))
+    start = conv_bounds[conv_of_msg[asst]]
+    prompt = msg_start[asst] + 2 - start
+    n_blocks = prompt // block_size
+    offsets = np.zeros(len(asst) + 1, dtype=np.int64)
+    np.cumsum(n_blocks, out=offsets[1:])
+    prev_role = roles[np.maximum(asst - 1, 0)]
+    return Requests(
+        conversation=conv_of_msg[asst] + first_conv,
+        message=asst - conv_first[conv_of_msg[asst]],
+        after_tool=(prev_role == ROLES.index("tool")) & (asst > conv_first[conv_of_msg[asst]]),
+        input_tokens=prompt,
+        output_tokens=np.maximum(counts[asst], 1),
+        hashes=chain[block_positions(start, n_blocks, block_size)],
+        hash_offsets=offsets,
+    )
+
+
+def _content_ids(ids: np.ndarray, counts: np.ndarray, unknown: np.ndarray, msg_key: np.ndarray
+                 ) -> np.ndarray:
+    """Token ids of every message's content; unknown answers get ids no other message has.
+
+    An unknown answer's k-th id is ``TAG | msg_key << 16 | k`` with ``msg_key`` unique per
+    (conversation, message), so the hash chain breaks at the first block that holds it.
+    """
+    starts = np.r_[0, np.cumsum(counts)[:-1]].astype(np.int64)
+    content = np.empty(int(counts.sum()), dtype=np.uint64)
+    content[block_positions(starts[~unknown], counts[~unknown], 1)] = ids
+    pos = block_positions(starts[unknown], counts[unknown], 1)
+    k = pos - np.repeat(starts[unknown], counts[unknown])
+    key = np.repeat(msg_key[unknown], counts[unknown]).astype(np.uint64)
+    content[pos] = _PLACEHOLDER_TAG | (key << np.uint64(16)) | k.astype(np.uint64)
+    return content
+
+
+def _stream(content: np.ndarray, counts: np.ndarray, roles: np.ndarray
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """Content wrapped in the chat template; returns (stream, start of each message)."""
+    lengths = counts + TEMPLATE_TOKENS
+    msg_start = np.r_[0, np.cumsum(lengths)[:-1]].astype(np.int64)
+    stream = np.empty(int(lengths.sum()), dtype=np.uint64)
+    stream[msg_start] = _TEMPLATE_IDS[0]
+    stream[msg_start + 1] = _ROLE_IDS[roles]
+    stream[block_positions(msg_start + 2, counts, 1)] = content
+    stream[msg_start + 2 + counts] = _TEMPLATE_IDS[1]
+    stream[msg_start + 3 + counts] = _TEMPLATE_IDS[2]
+    return stream, msg_start

@@ -1,0 +1,120 @@
+"""Stable chained block hashes: identical prefixes share blocks, one differing token breaks the chain.
+
+The chain runs over *units* (tokens, or a source trace's block ids) with a fixed seed, so the
+same prefix hashes the same way in every session, file, run and machine (no Python ``hash()``)::
+
+    units        t0   t1   t2   t3 | t4   t5   t6   t7 | t8  t9      (block_size = 4)
+    chain        c0   c1   c2   c3 | c4   c5   c6   c7 | c8  c9      c_i = mix(c_{i-1}, t_i)
+    block hash                  c3 |                c7 |  (tail not hashed)
+
+A block's hash is the chain value at its last token, so it identifies the whole prefix up to
+and including that block. Merging blocks of size ``b`` into blocks of size ``k*b`` therefore
+just keeps every k-th hash (:func:`coarsen`), and hashing tokens directly at block size ``k*b``
+gives the same values.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from kvplan.errors import KvplanError
+
+CHAIN_SEED = np.uint64(0x6B7670_6C616E)  # "kvplan"
+
+
+@njit(cache=True, inline="always")
+def _fmix64(x):
+    """MurmurHash3's 64-bit finalizer: a bijective avalanche mix of one uint64."""
+    x ^= x >> np.uint64(33)
+    x *= np.uint64(0xFF51AFD7ED558CCD)
+    x ^= x >> np.uint64(33)
+    x *= np.uint64(0xC4CEB93FE1A85EC3)
+    x ^= x >> np.uint64(33)
+    return x
+
+
+@njit(cache=True)
+def _chain(units, offsets, seed):
+    out = np.empty(units.shape[0], dtype=np.uint64)
+    k = np.uint64(0x9E3779B97F4A7C15)
+    for r in range(offsets.shape[0] - 1):
+        h = seed
+        for i in range(offsets[r], offsets[r + 1]):
+            h = _fmix64((h * k) ^ _fmix64(units[i] + k))
+            out[i] = h
+    return out
+
+
+def chain_units(units: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Chain value at every unit of each sequence ``units[offsets[r]:offsets[r+1]]``.
+
+    Example: two sequences [5, 6, 7] and [5, 6, 9] (offsets [0, 3, 6]) give chains whose
+    first two values are equal and whose third values differ.
+    """
+    units = np.ascontiguousarray(units, dtype=np.uint64)
+    offsets = np.ascontiguousarray(offsets, dtype=np.int64)
+    return _chain(units, offsets, CHAIN_SEED)
+
+
+@njit(cache=True)
+def _positions(starts, n_blocks, block_size):
+    out = np.empty(n_blocks.sum(), dtype=np.int64)
+    p = 0
+    for r in range(starts.shape[0]):
+        for j in range(n_blocks[r]):
+            out[p] = starts[r] + block_size * (j + 1) - 1
+            p += 1
+    return out
+
+
+def block_positions(starts: np.ndarray, n_blocks: np.ndarray, block_size: int) -> np.ndarray:
+    """Flat indices of each row's block-end units: ``start + block_size*(j+1) - 1`` for j < n.
+
+    Example: starts [0, 10], n_blocks [2, 1], block_size 4 -> [3, 7, 13].
+    """
+    return _positions(np.ascontiguousarray(starts, dtype=np.int64),
+                      np.ascontiguousarray(n_blocks, dtype=np.int64), np.int64(block_size))
+
+
+def coarsen(hashes: np.ndarray, offsets: np.ndarray, input_tokens: np.ndarray,
+            old_block_size: int, new_block_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Merge chained block hashes to a coarser block size; returns (flat hashes, offsets).
+
+    Keeps every k-th hash (k = new/old), the one at the end of each merged block, and only the
+    ``input_tokens // new_block_size`` full merged blocks. Example: old 512, new 1024, a
+    1,600-token prompt with hashes [a, b, c] -> [b] (one full 1,024-token block).
+    """
+    if new_block_size % old_block_size or new_block_size < old_block_size:
+        raise KvplanError(
+            f"cannot convert block size {old_block_size} to {new_block_size}: the new block size "
+            f"must be a multiple of {old_block_size} (finer blocks need the token content)")
+    k = new_block_size // old_block_size
+    n_new = np.asarray(input_tokens, dtype=np.int64) // new_block_size
+    flat = np.asarray(hashes)[block_positions(np.asarray(offsets[:-1]), n_new, k)]
+    new_offsets = np.zeros(len(n_new) + 1, dtype=np.int64)
+    np.cumsum(n_new, out=new_offsets[1:])
+    return flat, new_offsets
+
+
+@njit(cache=True)
+def _unique(n_blocks, salt):
+    out = np.empty(n_blocks.sum(), dtype=np.uint64)
+    p = 0
+    for r in range(n_blocks.shape[0]):
+        for j in range(n_blocks[r]):
+            out[p] = _fmix64(salt ^ (np.uint64(r) << np.uint64(32)) ^ np.uint64(j))
+            p += 1
+    return out
+
+
+def unique_block_hashes(n_blocks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Hashes shared by no other request (for traces without content); (flat, offsets).
+
+    Block j of request r hashes ``fmix64(salt ^ r << 32 ^ j)``, a bijection of (r, j), so no
+    two blocks collide. Example: n_blocks [2, 1] -> 3 distinct hashes, offsets [0, 2, 3].
+    """
+    n_blocks = np.ascontiguousarray(n_blocks, dtype=np.int64)
+    offsets = np.zeros(len(n_blocks) + 1, dtype=np.int64)
+    np.cumsum(n_blocks, out=offsets[1:])
+    return _unique(n_blocks, np.uint64(0x6E6F636F6E74656E)), offsets

@@ -1,0 +1,32 @@
+"""Options shared by the readers that must tokenize text or synthesize arrivals."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kvplan.errors import KvplanError
+from kvplan.trace.arrivals import ArrivalSpec
+
+TEXT_BLOCK_SIZE = 16
+"""Default tokens per block for text traces, as vLLM's default block size."""
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    """How to read a trace; readers ignore what does not apply to their format."""
+
+    block_size: int | None = None
+    """Tokens per block; None = the source's own (Mooncake 512, Parquet as written, text 16)."""
+    tokenizer: Path | None = None
+    """Local Hugging Face tokenizer.json for text traces; None = the built-in estimator."""
+    arrivals: ArrivalSpec = field(default_factory=ArrivalSpec)
+    """Arrival synthesis for traces without timestamps."""
+
+    def __post_init__(self) -> None:
+        if self.block_size is not None and self.block_size < 1:
+            raise KvplanError(f"--block-size must be >= 1, got {self.block_size}")
+
+    @property
+    def text_block_size(self) -> int:
+        return self.block_size or TEXT_BLOCK_SIZE

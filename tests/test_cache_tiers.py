@@ -1,0 +1,128 @@
+"""Tier, TierStack and BlockStream: pins, capacity invariants, prefix lookup, dense ids."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from kvplan.sim.blocks import BlockStream
+from kvplan.sim.policies import make_eviction
+from kvplan.sim.tiers import Tier, TierStack
+from kvplan.workload.schema import WORKLOAD_SCHEMA, Workload, WorkloadMeta
+
+
+def make_workload(hash_lists: list[list[int]], block_size: int = 16) -> Workload:
+    n = len(hash_lists)
+    table = pa.table({
+        "request_id": pa.array(range(n), pa.int64()),
+        "session_id": pa.array(range(n), pa.int64()),
+        "turn": pa.array([0] * n, pa.int32()),
+        "arrival_s": pa.array([float(i) for i in range(n)], pa.float64()),
+        "input_tokens": pa.array([len(h) * block_size + 3 for h in hash_lists], pa.int32()),
+        "output_tokens": pa.array([4] * n, pa.int32()),
+        "block_hashes": pa.array(hash_lists, pa.list_(pa.uint64())),
+        "tool_wait_s": pa.array([None] * n, pa.float64()),
+    }, schema=WORKLOAD_SCHEMA)
+    return Workload(table, WorkloadMeta("synth", "test", block_size, "none"))
+
+
+def lru_tier(cap: int, name: str = "hbm") -> Tier:
+    return Tier(name, cap, make_eviction("lru", cap))
+
+
+def test_block_stream_dense_ids_and_offsets():
+    s = BlockStream.from_workload(make_workload([[9, 4], [9, 4, 7], [2], [2**64 - 1]]))
+    assert s.ids.tolist() == [3, 1, 3, 1, 2, 0, 4]
+    assert s.offsets.tolist() == [0, 2, 5, 6, 7]
+    assert (s.num_blocks, s.num_requests, s.num_accesses, s.block_size) == (5, 4, 7, 16)
+    assert s.request_blocks(1).tolist() == [3, 1, 2]
+    assert s.request_of_access().tolist() == [0, 0, 1, 1, 1, 2, 3]
+
+
+def test_block_stream_handles_sliced_arrow_and_empty_requests():
+    arr = pa.array([[1], [], [5, 1], [7]], pa.list_(pa.uint64())).slice(1, 3)
+    s = BlockStream.from_hash_lists(arr, 8)
+    assert s.ids.tolist() == [1, 0, 2] and s.offsets.tolist() == [0, 0, 2, 3]
+
+
+def test_future_uses_next_use_strictly_after_now():
+    f = BlockStream.from_hash_lists([[9, 4], [9], [4, 9]], 16).future_uses()
+    nine, four = 1, 0
+    assert f.next_use(nine, -1.0) == 0.0 and f.next_use(nine, 0.0) == 1.0
+    assert f.next_use(nine, 2.0) == float("inf") and f.next_use(four, 0.5) == 2.0
+    g = BlockStream.from_hash_lists([[9], [9]], 16).future_uses(np.array([10.0, 30.0]))
+    assert g.next_use(0, 10.0) == 30.0
+
+
+def test_tier_lazy_eviction_and_pins():
+    t = lru_tier(2)
+    assert t.insert(1, 0.0) == [] and t.insert(2, 1.0) == []
+    assert (t.used_blocks, t.free_blocks) == (2, 0)
+    t.pin(1)
+    assert t.insert(3, 2.0) == [2]          # 1 is pinned, so 2 goes although 1 is older
+    assert 1 in t and 3 in t and 2 not in t
+    t.pin(3)
+    assert not t.can_insert(1)
+    with pytest.raises(ValueError):
+        t.insert(4, 3.0)
+    t.unpin(3)
+    assert t.refcount(1) == 1 and t.refcount(3) == 0 and t.refcount(99) == 0
+    assert t.insert(4, 4.0) == [3]
+
+
+def test_tier_insert_pinned_and_remove():
+    t = lru_tier(3)
+    t.insert(5, 0.0, pin=True)
+    assert t.pinned_blocks == 1 and t.evictable_blocks == 0
+    with pytest.raises(ValueError):
+        t.remove(5)
+    t.unpin(5)
+    t.remove(5)
+    assert 5 not in t and t.used_blocks == 0
+
+
+def test_tier_capacity_zero_is_absent():
+    t = lru_tier(0)
+    assert not t.present and not t.can_insert(1) and t.free_blocks == 0
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["ins", "pin", "unpin", "touch", "evict"]),
+                          st.integers(0, 9)), max_size=80), st.integers(1, 5))
+def test_tier_invariants_hold(ops, cap):
+    t = lru_tier(cap)
+    pins: dict[int, int] = {}
+    for op, k in ops:
+        if op == "ins" and k not in t and t.can_insert():
+            evicted = t.insert(k, 0.0)
+            assert not set(evicted) & {p for p, c in pins.items() if c}
+        elif op == "pin" and k in t:
+            t.pin(k)
+            pins[k] = pins.get(k, 0) + 1
+        elif op == "unpin" and pins.get(k):
+            t.unpin(k)
+            pins[k] -= 1
+        elif op == "touch" and k in t:
+            t.touch(k, 0.0)
+        elif op == "evict":
+            t.evict(k % 3)
+        assert t.used_blocks + t.free_blocks == cap
+        assert t.pinned_blocks == sum(1 for c in pins.values() if c)
+        assert all(p in t for p, c in pins.items() if c)
+
+
+def test_stack_lookup_prefix_stops_at_first_missing_block():
+    hbm, dram, ssd = lru_tier(4), lru_tier(4, "dram"), lru_tier(4, "ssd")
+    hbm.insert(10, 0.0)
+    dram.insert(10, 0.0)
+    dram.insert(11, 0.0)
+    ssd.insert(12, 0.0)
+    dram.insert(14, 0.0)
+    stack = TierStack([hbm, dram, ssd])
+    assert stack.lookup_prefix([10, 11, 12, 13, 14]) == [0, 1, 2]
+    assert stack.lookup_prefix([13, 10]) == []
+    assert stack.fastest_holder(14) == 1 and stack.fastest_holder(99) == -1
+    assert len(stack) == 3 and stack[2] is ssd

@@ -1,0 +1,69 @@
+"""`kvplan models` end to end through typer's runner."""
+
+from __future__ import annotations
+
+import json
+
+import polars as pl
+from typer.testing import CliRunner
+
+from kvplan.cli.main import app
+
+RUN = CliRunner()
+ENV = {"COLUMNS": "120"}
+
+
+def test_show_70b_on_h100_prints_the_numbers():
+    result = RUN.invoke(app, ["models", "show", "llama-3.1-70b", "--gpu", "h100-sxm", "--json"],
+                        env=ENV)
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    rows = {r["quantity"]: r["value"] for r in data["rows"]}
+    assert rows["kv_bytes_per_token"] == 327_680
+    assert rows["kv_gib_at_8k"] == 2.5 and rows["kv_gib_at_32k"] == 10 and rows["kv_gib_at_128k"] == 40
+    assert round(rows["weights_gb"], 1) == 141.1
+    fit = {r["quantity"]: r["value"] for r in data["fit"]}
+    assert fit["weights_fit_one_gpu"].startswith("no: 131.4 GiB > 79.65 GiB")
+    assert fit["gpus_per_replica_tp"] == 4
+    tokens = fit["kv_tokens_fit"]
+    assert tokens == int(fit["kv_capacity_gib"] * 2**30 // 327_680)
+    assert fit["concurrent_seqs_at_8k"] == tokens // 8192
+
+
+def test_show_table_and_tp_option():
+    result = RUN.invoke(app, ["models", "show", "llama-3.1-70b", "--gpu", "h100-sxm", "--tp", "8"],
+                        env=ENV)
+    assert result.exit_code == 0, result.output
+    assert "327,680" in result.stdout and "gpus_per_replica_tp" in result.stdout
+    result = RUN.invoke(app, ["models", "show", "llama-3.1-70b", "--gpu", "h100-sxm", "--tp", "1"],
+                        env=ENV)
+    assert result.exit_code == 2 and "no KV room" in result.stderr
+
+
+def test_show_config_json_and_parquet(tmp_path):
+    cfg = tmp_path / "config.json"
+    cfg.write_text(json.dumps({"num_hidden_layers": 2, "num_attention_heads": 4, "hidden_size": 64,
+                               "intermediate_size": 128, "vocab_size": 100}))
+    result = RUN.invoke(app, ["models", "show", "--config", str(cfg), "--out", str(tmp_path)],
+                        env=ENV)
+    assert result.exit_code == 0, result.output
+    frame = pl.read_parquet(tmp_path / "model.parquet")
+    assert frame.columns == ["section", "quantity", "value", "unit"]
+    assert frame.filter(pl.col("quantity") == "kv_bytes_per_token")["value"][0] == str(2 * 64 * 2 * 2)
+
+
+def test_bad_config_is_one_line_error(tmp_path):
+    cfg = tmp_path / "config.json"
+    cfg.write_text(json.dumps({"num_hidden_layers": -1}))
+    result = RUN.invoke(app, ["models", "show", "--config", str(cfg)], env=ENV)
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (f"Error: {cfg}: field 'num_hidden_layers': expected a positive "
+                                     "integer, got -1")
+    result = RUN.invoke(app, ["models", "show", "gpt-9"], env=ENV)
+    assert result.exit_code == 2 and "llama-3.1-8b" in result.stderr
+
+
+def test_list():
+    result = RUN.invoke(app, ["models", "list", "--kv-dtype", "fp8"], env={"COLUMNS": "160"})
+    assert result.exit_code == 0
+    assert "65,536" in result.stdout and "deepseek-v2" in result.stdout

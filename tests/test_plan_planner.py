@@ -1,0 +1,122 @@
+"""The planner end to end: a hand-known best configuration, infeasible paths, CLI and errors."""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow as pa
+import pytest
+from typer.testing import CliRunner
+
+from kvplan.cli.main import app
+from kvplan.errors import KvplanError
+from kvplan.hardware.prices import load_prices
+from kvplan.plan.planner import run_plan
+from kvplan.plan.screen import Slo
+from kvplan.plan.spec import PlanSpec, spec_from_dict
+from kvplan.workload import Workload, WorkloadMeta, write_workload
+
+ENV = {"COLUMNS": "120"}
+
+
+def cyclic_workload(docs: int = 20, rounds: int = 15, doc_blocks: int = 64,
+                    gap_s: float = 10.0) -> Workload:
+    """Requests cycle over ``docs`` documents of ``doc_blocks`` 512-token blocks (+1 own block).
+
+    LRU hits a document only if the cache holds the whole cycle: 20 x 65 blocks x 64 MiB
+    (llama-3.1-8b bf16) = 81.25 GiB; below that, cyclic access gets no hits at all.
+    """
+    n = docs * rounds
+    prompts = [[d * 1000 + b for b in range(doc_blocks)] + [10**9 + i]
+               for i, d in enumerate(i % docs for i in range(n))]
+    table = pa.table({
+        "request_id": pa.array(range(n), pa.int64()),
+        "session_id": pa.array(range(n), pa.int64()),
+        "turn": pa.array([0] * n, pa.int32()),
+        "arrival_s": pa.array([i * gap_s for i in range(n)], pa.float64()),
+        "input_tokens": pa.array([len(p) * 512 for p in prompts], pa.int32()),
+        "output_tokens": pa.array([16] * n, pa.int32()),
+        "block_hashes": pa.array(prompts, pa.list_(pa.uint64())),
+        "tool_wait_s": pa.array([None] * n, pa.float64()),
+    })
+    meta = WorkloadMeta(source_format="synth", source_file="cyclic", block_size=512,
+                        tokenizer="none")
+    return Workload(table=table, meta=meta)
+
+
+SPACE = {"hbm_kv_gib": [20.0], "dram_gib": [0.0, 40.0, 100.0, 200.0], "ssd_gib": [0.0],
+         "evictions": ["lru"], "inclusive": [True]}
+
+
+def test_planner_picks_the_hand_known_best():
+    """Only DRAM >= 81 GiB gets hits; with hits TTFT ~0.2 s, without ~2 s: DRAM 100 wins."""
+    spec = PlanSpec(slo=Slo(ttft_ms=800.0, percentile=90.0), space=SPACE, verify_top=0)
+    res = run_plan(cyclic_workload(), spec, load_prices())
+    best = res.recommendation.best
+    assert res.recommendation.feasible
+    assert (best["hbm_kv_gib"], best["dram_gib"], best["ssd_gib"]) == (20.0, 100.0, 0.0)
+    assert res.recommendation.runner_up["dram_gib"] == 200.0
+    by_dram = {r["dram_gib"]: r for r in res.candidates.to_dicts()}
+    assert by_dram[40.0]["hit_ratio"] == 0.0 and not by_dram[40.0]["feasible"]
+    assert by_dram[100.0]["hit_ratio_dram"] == pytest.approx(14 / 15 * 64 / 65)
+    assert res.curves.height > 0 and res.pareto_ttft.height >= 1
+
+
+def test_no_feasible_config_reports_best_infeasible_and_what_would():
+    spec = PlanSpec(slo=Slo(ttft_ms=1.0), space=SPACE, verify_top=0)
+    res = run_plan(cyclic_workload(), spec, load_prices())
+    assert not res.recommendation.feasible
+    assert "Nothing meets the SLO" in res.recommendation.what_would
+    assert set(res.candidates["infeasible_reason"]) <= {"TTFT p99 > SLO"}
+
+
+def test_gpu_that_cannot_hold_the_weights_is_an_error_or_a_labelled_note():
+    spec = PlanSpec(model="llama-3.1-405b", profiles=("h100-sxm",), space=SPACE, verify_top=0)
+    with pytest.raises(KvplanError, match="do not fit"):
+        run_plan(cyclic_workload(), spec, load_prices())
+
+
+def test_empty_space_and_bad_spec_keys():
+    with pytest.raises(KvplanError, match="search space is empty"):
+        run_plan(cyclic_workload(), PlanSpec(space=SPACE | {"dram_gib": []}, verify_top=0),
+                 load_prices())
+    with pytest.raises(KvplanError, match="slo.ttft_ms"):
+        spec_from_dict({"slo": {"ttft_ms": -5}})
+    with pytest.raises(KvplanError, match="objective"):
+        spec_from_dict({"objective": "cheapest"})
+
+
+def test_cli_end_to_end_writes_files(tmp_path):
+    trace = tmp_path / "w.parquet"
+    write_workload(cyclic_workload(), trace)
+    out = tmp_path / "out"
+    args = ["plan", "-t", str(trace), "--ttft-ms", "800", "--percentile", "90",
+            "--hbm-kv-gib", "20", "--dram-gib", "0", "--dram-gib", "100", "--ssd-gib", "0",
+            "--eviction", "lru", "--verify-top", "0", "-o", str(out)]
+    r = CliRunner().invoke(app, args, env=ENV)
+    assert r.exit_code == 0, r.output
+    assert "Recommendation" in r.output and "DYN_KVBM_CPU_CACHE_GB" in r.output
+    for name in ("candidates", "pareto_ttft", "curves", "verified"):
+        assert (out / f"{name}.parquet").exists()
+    assert (out / "report.html").read_text().startswith("<!doctype html>")
+    r = CliRunner().invoke(app, args[:-2] + ["--json"], env=ENV)
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.stdout)
+    assert data["best"]["dram_gib"] == 100.0 and data["feasible"]
+
+
+def test_cli_bad_inputs_one_line_errors(tmp_path):
+    trace = tmp_path / "w.parquet"
+    write_workload(cyclic_workload(), trace)
+    prices = tmp_path / "prices.toml"
+    prices.write_text("schema_version = 1\n[prices]\nusd_per_gib_hbm = 1.0\n"
+                      "usd_per_gib_dram = 1.0\nusd_per_gpu_hour = 1.0\n")
+    cases = [["--prices", str(prices)], ["--profile", "no-such-gpu"], ["--ttft-ms", "-1"],
+             ["--objective", "fastest"]]
+    for extra in cases:
+        out = tmp_path / "o"
+        r = CliRunner().invoke(app, ["plan", "-t", str(trace), "--verify-top", "0", "-o",
+                                     str(out), *extra], env=ENV)
+        assert r.exit_code == 2, (extra, r.output)
+        assert r.output.startswith("Error: ") and r.output.count("\n") == 1, r.output
+        assert not out.exists()
