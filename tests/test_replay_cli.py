@@ -84,6 +84,7 @@ def test_cache_mode_runs(small_trace):
     (["--eviction", "gpu=lru"], "--eviction: expected NAME"),
     (["--mode", "fast"], "--mode: expected event or cache"),
     (["--max-seqs", "0"], "max_seqs must be >= 1"),
+    (["--write", "sometimes"], "unknown write policy 'sometimes'; valid: write-through"),
 ])
 def test_bad_input_is_one_line_exit_2_and_no_output(small_trace, tmp_path, args, message):
     out = tmp_path / "out"

@@ -46,6 +46,9 @@ def validate(workload: Workload, config: ReplayConfig) -> CostModel:
 
 
 def _check_knobs(config: ReplayConfig) -> None:
+    writes = ("write-through", "write-through-selective", "write-back")
+    if config.write not in writes:
+        raise KvplanError(f"unknown write policy '{config.write}'; valid: {', '.join(writes)}")
     positive = {"max_batched_tokens": config.max_batched_tokens, "max_seqs": config.max_seqs,
                 "lookahead_iters": config.lookahead_iters,
                 "store_threshold": config.store_threshold}
