@@ -35,7 +35,7 @@ def lru_tier(cap: int, name: str = "hbm") -> Tier:
 
 def test_block_stream_dense_ids_and_offsets():
     s = BlockStream.from_workload(make_workload([[9, 4], [9, 4, 7], [2], [2**64 - 1]]))
-    assert s.ids.tolist() == [3, 1, 3, 1, 2, 0, 4]
+    assert s.ids.tolist() == [0, 1, 0, 1, 2, 3, 4]
     assert s.offsets.tolist() == [0, 2, 5, 6, 7]
     assert (s.num_blocks, s.num_requests, s.num_accesses, s.block_size) == (5, 4, 7, 16)
     assert s.request_blocks(1).tolist() == [3, 1, 2]
@@ -45,12 +45,12 @@ def test_block_stream_dense_ids_and_offsets():
 def test_block_stream_handles_sliced_arrow_and_empty_requests():
     arr = pa.array([[1], [], [5, 1], [7]], pa.list_(pa.uint64())).slice(1, 3)
     s = BlockStream.from_hash_lists(arr, 8)
-    assert s.ids.tolist() == [1, 0, 2] and s.offsets.tolist() == [0, 0, 2, 3]
+    assert s.ids.tolist() == [0, 1, 2] and s.offsets.tolist() == [0, 0, 2, 3]
 
 
 def test_future_uses_next_use_strictly_after_now():
     f = BlockStream.from_hash_lists([[9, 4], [9], [4, 9]], 16).future_uses()
-    nine, four = 1, 0
+    nine, four = 0, 1
     assert f.next_use(nine, -1.0) == 0.0 and f.next_use(nine, 0.0) == 1.0
     assert f.next_use(nine, 2.0) == float("inf") and f.next_use(four, 0.5) == 2.0
     g = BlockStream.from_hash_lists([[9], [9]], 16).future_uses(np.array([10.0, 30.0]))

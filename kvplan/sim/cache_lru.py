@@ -35,7 +35,7 @@ def replay_lru(stream: BlockStream, spec: CacheSpec) -> CacheCounts:
     return CacheCounts(hits, links, peak)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _link_tail(prv, nxt, lv, b, s):
     last = prv[lv, s]
     nxt[lv, last] = b
@@ -44,27 +44,27 @@ def _link_tail(prv, nxt, lv, b, s):
     prv[lv, s] = b
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _unlink(prv, nxt, lv, b):
     p, q = prv[lv, b], nxt[lv, b]
     nxt[lv, p] = q
     prv[lv, q] = p
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _touch(prv, nxt, lv, b, s):
     _unlink(prv, nxt, lv, b)
     _link_tail(prv, nxt, lv, b, s)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _unpin(ref, npinned, lv, b):
     ref[lv, b] -= 1
     if ref[lv, b] == 0:
         npinned[lv] -= 1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _insert(st, lv, b):
     """Insert ``b`` (room checked by the caller); returns the evicted block or -1."""
     res, ref, prv, nxt, used, npinned, cap, s = st
@@ -89,7 +89,7 @@ def _insert(st, lv, b):
     return victim
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _place(st, lv, b, demote, links):
     """Insert ``b`` at ``lv``; victims cascade down while demotion applies. False if no room."""
     res, ref, prv, nxt, used, npinned, cap, s = st
@@ -115,7 +115,7 @@ def _place(st, lv, b, demote, links):
         b, lv = v, target
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _write_down(st, b, demote, links):
     res, cap = st[0], st[6]
     had_dram = res[DRAM, b]
@@ -127,7 +127,7 @@ def _write_down(st, b, demote, links):
         links[SSD_WRITE] += 1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _to_hbm(st, b, demote, links):
     res, prv, nxt, s = st[0], st[2], st[3], st[7]
     if res[HBM, b]:

@@ -46,6 +46,7 @@ def build_workload(cols: Columns, meta: WorkloadMeta) -> Workload:
         pa.array(cols.hash_offsets.astype(np.int32)), pa.array(cols.hashes, type=pa.uint64()))
     wait = (pa.nulls(n, pa.float64()) if cols.tool_wait_s is None
             else pa.array(cols.tool_wait_s, type=pa.float64(), from_pandas=True))
+    take = (lambda a: a) if n_unsorted == 0 else (lambda a: a.take(pa.array(order)))
     table = pa.table({
         "request_id": pa.array(np.arange(n, dtype=np.int64)),
         "session_id": pa.array(session),
@@ -53,8 +54,8 @@ def build_workload(cols: Columns, meta: WorkloadMeta) -> Workload:
         "arrival_s": pa.array(np.asarray(cols.arrival_s, dtype=np.float64)[order]),
         "input_tokens": pa.array(np.asarray(cols.input_tokens, dtype=np.int32)[order]),
         "output_tokens": pa.array(np.asarray(cols.output_tokens, dtype=np.int32)[order]),
-        "block_hashes": hashes.take(pa.array(order)),
-        "tool_wait_s": wait.take(pa.array(order)),
+        "block_hashes": take(hashes),
+        "tool_wait_s": take(wait),
     }, schema=WORKLOAD_SCHEMA)
     if n_unsorted and meta.arrival_process is None:
         note = f"{n_unsorted} out-of-order arrival(s) sorted (stable)"
