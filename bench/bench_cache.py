@@ -14,6 +14,7 @@ import argparse
 import time
 
 import numpy as np
+import pyarrow as pa
 
 from kvplan.sim.blocks import BlockStream
 from kvplan.sim.cache import CacheSpec, _ClassReplay, replay_blocks
@@ -36,7 +37,7 @@ def fine_stream(min_accesses: int) -> BlockStream:
            + np.arange(SPLIT, dtype=np.uint64)[None, :]).reshape(-1)
     reps = -(-min_accesses // len(sub))
     one = BlockStream.from_hash_lists(
-        __import__("pyarrow").ListArray.from_arrays(offsets * SPLIT, sub), w.block_size // SPLIT)
+        pa.ListArray.from_arrays(offsets * SPLIT, sub), w.block_size // SPLIT)
     ids = np.tile(one.ids, reps)
     lens = np.tile(np.diff(one.offsets), reps)
     return BlockStream(ids, np.concatenate(([0], np.cumsum(lens))), one.num_blocks,

@@ -24,8 +24,9 @@ Trace = list[tuple[bool, list[int]]]
 
 def drive(name: str, cap: int, stream: list[int]) -> Trace:
     """Run ``stream`` (time = step index) through one tier with the named policy."""
-    future = BlockStream.from_hash_lists([[k] for k in stream], 1).future_uses()
-    ids = {h: i for i, h in enumerate(sorted(set(stream)))}
+    blocks = BlockStream.from_hash_lists([[k] for k in stream], 1)
+    future = blocks.future_uses()
+    ids = dict(zip(stream, blocks.ids.tolist(), strict=True))
     inv = {i: h for h, i in ids.items()}
     tier = Tier("t", cap, make_eviction(name, cap, future))
     out: Trace = []

@@ -96,7 +96,7 @@ def test_arc_story():
 def test_belady_story_and_oracle_label():
     stream = [1, 2, 3, 1, 2]
     future = BlockStream.from_hash_lists([[k] for k in stream], 1).future_uses()
-    ids = {1: 0, 2: 1, 3: 2}
+    ids = {1: 0, 2: 1, 3: 2}                     # first-appearance order
     t = Tier("hbm", 2, make_eviction("belady", 2, future))
     evicted = []
     for now, key in enumerate(stream):

@@ -116,7 +116,7 @@ class _ClassReplay:
 
     def _request(self, r: int, blocks: list[int]) -> None:
         levels = self.tiers.lookup_prefix(blocks)
-        pins = list(zip(blocks, levels))
+        pins = list(zip(blocks, levels, strict=False))  # the prefix only
         for b, lv in pins:
             self.tiers[lv].pin(b)
         for i in range(len(blocks) - 1, -1, -1):

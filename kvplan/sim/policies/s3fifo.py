@@ -74,31 +74,43 @@ class S3FIFO(EvictionPolicy):
         return out
 
     def _from_small(self, pinned: Container[int]) -> int | None:
-        for key in list(self._small):
+        promoted: list[int] = []
+        victim = None
+        for key in self._small:
             if key in pinned:
                 continue
-            del self._small[key]
             if self._count[key] > 0:
-                self._main[key] = None
-                self._count[key] = 0
+                promoted.append(key)
                 continue
-            del self._count[key]
-            self._ghost[key] = None
+            victim = key
+            break
+        for key in promoted:
+            del self._small[key]
+            self._main[key] = None
+            self._count[key] = 0
+        if victim is not None:
+            del self._small[victim], self._count[victim]
+            self._ghost[victim] = None
             if len(self._ghost) > self.ghost_size:
                 self._ghost.popitem(last=False)
-            return key
-        return None
+        return victim
 
     def _from_main(self, pinned: Container[int]) -> int | None:
         for _ in range(MAX_COUNT + 1):
-            for key in list(self._main):
+            spared: list[int] = []
+            victim = None
+            for key in self._main:
                 if key in pinned:
                     continue
                 if self._count[key] > 0:
-                    self._count[key] -= 1
-                    self._main.move_to_end(key)
+                    spared.append(key)
                     continue
-                del self._main[key]
-                del self._count[key]
-                return key
+                victim = key
+                break
+            for key in spared:
+                self._count[key] -= 1
+                self._main.move_to_end(key)
+            if victim is not None:
+                del self._main[victim], self._count[victim]
+                return victim
         return None

@@ -1,0 +1,133 @@
+"""Cache mode end to end: hand-computed stories, metamorphic laws, run_cache on the bundled trace."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from kvplan.errors import KvplanError
+from kvplan.sim.blocks import BlockStream
+from kvplan.sim.cache import CacheSpec, _ClassReplay, replay_blocks, run_cache
+from kvplan.sim.config import ReplayConfig
+from kvplan.sim.policies import eviction_names
+from kvplan.sim.transfers import D2H, H2D
+from kvplan.trace import load_workload
+
+STORY = BlockStream.from_hash_lists([[1, 2, 3], [1, 2, 4], [3]], 16)
+
+
+def both(stream: BlockStream, spec: CacheSpec):
+    """Class-based counts (any policy); the compiled kernel must agree when all LRU."""
+    counts = _ClassReplay(stream, spec).run()
+    if spec.all_lru:
+        fast = replay_blocks(stream, spec)
+        assert np.array_equal(fast.hit_blocks, counts.hit_blocks)
+        assert fast.link_blocks.tolist() == counts.link_blocks.tolist()
+    return counts
+
+
+def test_story_write_through_inclusive():
+    # r0 computes 3,2,1 (tail first): HBM keeps 2,1; DRAM gets all three (3 x d2h).
+    # r1 hits 1,2 in HBM; 4 finds HBM full of pinned blocks: not cached, written to DRAM.
+    # r2 finds 3 in DRAM: one h2d; it evicts 2 (LRU) from HBM.
+    c = both(STORY, CacheSpec((2, 4, 0)))
+    assert c.hit_blocks.tolist() == [[0, 0, 0], [2, 0, 0], [0, 1, 0]]
+    assert c.link_blocks[H2D] == 1 and c.link_blocks[D2H] == 4
+    assert c.link_blocks.sum() == 5 and c.peak_blocks.tolist() == [2, 4, 0]
+
+
+def test_story_write_back():
+    # Blocks reach DRAM only when evicted from HBM: 3 at r0, 2 at r2 (2 x d2h).
+    c = both(STORY, CacheSpec((2, 4, 0), write="write-back"))
+    assert c.hit_blocks.tolist() == [[0, 0, 0], [2, 0, 0], [0, 1, 0]]
+    assert c.link_blocks[H2D] == 1 and c.link_blocks[D2H] == 2
+    assert c.peak_blocks.tolist() == [2, 2, 0]
+
+
+def test_story_ssd_hit_takes_two_hops_and_exclusive_moves_up():
+    stream = BlockStream.from_hash_lists([[1], [2], [3], [1]], 16)
+    inc = both(stream, CacheSpec((1, 1, 4)))
+    assert inc.hit_blocks[3].tolist() == [0, 0, 1]
+    assert inc.link_blocks.tolist() == [1, 1, 3, 3]          # ssd_read, h2d, d2h, ssd_write
+    exc = both(stream, CacheSpec((1, 1, 4), inclusive=False))
+    assert exc.hit_blocks[3].tolist() == [0, 0, 1]
+    assert exc.peak_blocks.tolist() == [1, 1, 3]
+
+
+def test_selective_write_stores_on_the_nth_hit_only():
+    stream = BlockStream.from_hash_lists([[1], [1], [1], [2]], 16)
+    once = both(stream, CacheSpec((2, 4, 0), write="write-through-selective",
+                                  store_threshold=2))
+    assert once.link_blocks[D2H] == 1                        # block 1 on its 2nd hit
+    never = both(stream, CacheSpec((2, 4, 0), write="write-through-selective",
+                                   store_threshold=3))
+    assert never.link_blocks[D2H] == 0
+
+
+def random_prompts(seed: int, n: int) -> BlockStream:
+    rng = np.random.default_rng(seed)
+    prompts: list[list[int]] = []
+    for _ in range(n):
+        base = prompts[rng.integers(len(prompts))] if prompts and rng.random() < 0.7 else []
+        head = base[: rng.integers(0, len(base) + 1)]
+        prompts.append(head + rng.integers(1, 10**9, rng.integers(0, 4)).tolist())
+    return BlockStream.from_hash_lists(prompts, 16)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 10_000), st.integers(1, 30))
+def test_lru_hit_ratio_never_drops_as_capacity_grows(seed, cap):
+    stream = random_prompts(seed, 80)
+    hits = [int(replay_blocks(stream, CacheSpec((c, 0, 0))).hit_blocks.sum())
+            for c in (cap, cap + 1, cap + 5, cap + 40)]
+    assert hits == sorted(hits)
+
+
+@pytest.mark.parametrize("policy", ["lru", "fifo", "s3fifo", "belady"])
+def test_absent_tier_changes_nothing(policy):
+    stream = random_prompts(5, 300)
+    base = both(stream, CacheSpec((12, 30, 0), eviction=(policy, policy, "lru")))
+    for other in ("fifo", "belady"):
+        c = both(stream, CacheSpec((12, 30, 0), eviction=(policy, policy, other)))
+        assert np.array_equal(c.hit_blocks, base.hit_blocks)
+        assert c.link_blocks.tolist() == base.link_blocks.tolist()
+    assert base.link_blocks[[0, 3]].tolist() == [0, 0] and base.hit_blocks[:, 2].sum() == 0
+    hbm_only = both(stream, CacheSpec((12, 0, 0), eviction=(policy, "lfu", "arc")))
+    assert hbm_only.link_blocks.sum() == 0 and hbm_only.hit_blocks[:, 1:].sum() == 0
+
+
+def test_belady_beats_every_online_policy_on_the_bundled_trace():
+    w = load_workload()
+    s = BlockStream.from_workload(w)
+    r = 1200
+    part = BlockStream(s.ids[: s.offsets[r]], s.offsets[: r + 1], s.num_blocks, s.block_size)
+    def hbm_hits(name: str) -> int:
+        return int(both(part, CacheSpec((300, 0, 0), eviction=(name, "lru", "lru")))
+                   .hit_blocks.sum())
+    best = hbm_hits("belady")
+    online = {n: hbm_hits(n) for n in eviction_names() if n != "belady"}
+    assert all(best >= h for h in online.values()), (best, online)
+
+
+def test_run_cache_on_bundled_trace_accounts_every_token():
+    w = load_workload()
+    res = run_cache(w, ReplayConfig(mode="cache", hbm_kv_gib=8, dram_gib=32, ssd_gib=256))
+    req = res.requests
+    assert req.height == w.num_requests
+    hit = req["hit_hbm_blocks"] + req["hit_dram_blocks"] + req["hit_ssd_blocks"]
+    assert ((hit * w.block_size + req["recomputed_tokens"]) == req["input_tokens"]).all()
+    assert (hit <= req["prompt_blocks"]).all()
+    run = res.run
+    assert run["mode"] == "cache" and run["bound"] == "" and run["hbm_capacity_blocks"] == 128
+    assert run["ssd_bytes_written"] == run["ssd_write_bytes"] > 0
+    total = sum(run[f"hit_ratio_{t}_blocks"] for t in ("hbm", "dram", "ssd"))
+    assert 0 < total <= 1
+    oracle = run_cache(w, ReplayConfig(mode="cache", hbm_kv_gib=8, eviction_hbm="belady"))
+    assert "offline oracle" in oracle.run["bound"]
+
+
+def test_run_cache_unknown_policy_lists_valid_names():
+    with pytest.raises(KvplanError, match="valid: arc, belady, fifo, lfu, lru, s3fifo"):
+        run_cache(load_workload(), ReplayConfig(mode="cache", eviction_dram="mru"))
