@@ -19,6 +19,12 @@ from kvplan.errors import KvplanError
 from kvplan.sim.config import ReplayConfig
 from kvplan.workload import Workload
 
+SIM_COLUMNS = ("candidate_id", "sim_finished_frac", "sim_ttft_p50_ms", "sim_ttft_pq_ms",
+               "sim_tpot_ms", "sim_hit_ratio_hbm", "sim_hit_ratio_dram", "sim_hit_ratio_ssd",
+               "sim_goodput_rps", "sim_throughput_tok_s", "sim_load_stall_mean_ms",
+               "sim_stop_reason")
+"""Columns of the verified table besides the analytic ones (docs/plan.md)."""
+
 
 @dataclass(frozen=True)
 class VerifyJob:
@@ -79,7 +85,7 @@ def verify(workload: Workload, jobs: list[VerifyJob], processes: int, wall_s: fl
     if not jobs:
         return pl.DataFrame(), pl.DataFrame(), {}
     out: list[SimFigures] = []
-    ctx = multiprocessing.get_context("fork")
+    ctx = multiprocessing.get_context("spawn")  # fork deadlocks polars' thread pool
     cap_s = (wall_s * 1.5 + 10) * -(-len(jobs) // max(1, processes))
     with ProcessPoolExecutor(max_workers=max(1, processes), mp_context=ctx) as pool:
         futs = {pool.submit(simulate, workload, j, percentile): j for j in jobs}
@@ -93,7 +99,8 @@ def verify(workload: Workload, jobs: list[VerifyJob], processes: int, wall_s: fl
             out += [_failed(j, "timed out") for j in jobs if j.candidate_id not in done]
             pool.shutdown(wait=False, cancel_futures=True)
     out.sort(key=lambda s: s.candidate_id)
-    rows = pl.DataFrame([s.row for s in out])
+    rows = pl.DataFrame([s.row for s in out], schema_overrides={"sim_stop_reason": pl.String},
+                        infer_schema_length=None)
     rows = rows.with_columns(_sim_feasible(rows, slo_ttft_ms, slo_tpot_ms).alias("sim_feasible"))
     reqs = [s.requests for s in out if s.requests.height]
     return rows, pl.concat(reqs, how="diagonal_relaxed") if reqs else pl.DataFrame(), {
@@ -108,9 +115,9 @@ def _outcome(fut, job: VerifyJob) -> SimFigures:
 
 
 def _failed(job: VerifyJob, status: str) -> SimFigures:
-    return SimFigures(job.candidate_id, status, {"candidate_id": job.candidate_id,
-                                                 "sim_stop_reason": status},
-                      pl.DataFrame(), pl.DataFrame())
+    row = dict.fromkeys(SIM_COLUMNS) | {"candidate_id": job.candidate_id, "sim_finished_frac":
+                                        0.0, "sim_stop_reason": status}
+    return SimFigures(job.candidate_id, status, row, pl.DataFrame(), pl.DataFrame())
 
 
 def _sim_feasible(rows: pl.DataFrame, ttft_ms: float | None, tpot_ms: float | None) -> pl.Expr:
