@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
-from kvplan.bundled import bundled_file
+from kvplan.bundled import bundled_dir, bundled_file
 from kvplan.cli.main import app
 from kvplan.errors import InputError
 from kvplan.hardware.prices import load_prices
@@ -103,3 +103,11 @@ def test_list_shows_every_bundled_profile():
     assert result.exit_code == 0
     for name in ["h100-sxm", "h200", "b200", "a100-80gb", "l40s", "gh200", "mi300x", "cpu-test"]:
         assert name in result.stdout
+
+
+def test_validate_checks_the_bundled_folder_including_the_price_table():
+    files = sorted(str(p) for p in bundled_dir("hwprofiles").glob("*.toml"))
+    result = RUN.invoke(app, ["profiles", "validate", *files], env=ENV)
+    assert result.exit_code == 0, result.output
+    assert "prices.toml (price table)" in result.output
+    assert result.output.count("ok: ") == len(files)

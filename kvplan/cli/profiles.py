@@ -13,6 +13,7 @@ from kvplan.cli.options import JsonOpt, OutDirOpt
 from kvplan.cli.output import console, print_json, rich_table, write_frame
 from kvplan.hardware.prices import PRICE_FIELDS, load_prices
 from kvplan.hardware.profile import LINK_NAMES, SECTIONS, list_profiles, load_profile
+from kvplan.hardware.validate import read_toml
 
 app = typer.Typer(no_args_is_help=True, help="Hardware profiles (hwprofiles/*.toml) and prices.")
 
@@ -77,12 +78,19 @@ def show_cmd(
 
 @app.command("validate")
 def validate_cmd(
-    files: Annotated[list[Path], typer.Argument(help="Profile TOML files to check.")],
+    files: Annotated[list[Path], typer.Argument(help="Profile or price-table TOML files.")],
 ) -> None:
-    """Check profile files; the first problem is reported as one line (exit code 2)."""
+    """Check profile and price-table files; the first problem is one line (exit code 2).
+
+    A file with a ``[prices]`` table is checked as a price table, any other as a profile.
+    """
     for path in files:
-        profile = load_profile(path)
-        console.print(f"ok: {path} ({profile.name}, {profile.kind})")
+        if "prices" in read_toml(path):
+            load_prices(path)
+            console.print(f"ok: {path} (price table)")
+        else:
+            profile = load_profile(path)
+            console.print(f"ok: {path} ({profile.name}, {profile.kind})")
 
 
 @app.command("prices")
