@@ -1,16 +1,22 @@
-"""Trace-conversion speed bars (issue 2). Run: python bench/bench_trace.py [--quick]
+"""Trace-conversion speed bars (issue 2).
+
+Run: python bench/bench_trace.py [--quick] [--only mooncake,azure]
 
 Generates inputs in a temporary folder, converts each in a fresh subprocess and prints wall
-time, throughput and the subprocess's peak RSS (``resource.getrusage(RUSAGE_CHILDREN)``):
+time (with interpreter start-up), conversion time (after ``import kvplan.cli.main``; the
+throughput is computed from it), the subprocess's peak RSS, and the load average before and
+after, since a loaded machine slows every figure:
 
 - ShareGPT-shaped JSON, 100,000 conversations (~600 MB): bar < 60 s and < 4 GB on 2 cores
 - Mooncake JSONL, 1,000,000 lines: bar >= 500,000 lines/s
-- Azure CSV, 1,000,000 lines: bar >= 500,000 lines/s
+- Azure CSV, 1,000,000 lines: bar >= 500,000 lines/s; ``azure`` has uniform 1-8,000-token
+  prompts, ``azure-real`` the lengths of the real Azure code trace (half as many blocks)
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -52,9 +58,25 @@ def mooncake_file(path: Path, n: int, rng: np.random.Generator) -> None:
 
 
 def azure_file(path: Path, n: int, rng: np.random.Generator) -> None:
+    """Prompt lengths uniform in 1-8,000 tokens (mean 4,000: 250 blocks of 16 per line)."""
+    _azure_csv(path, rng, rng.integers(1, 8000, size=n), rng.integers(1, 800, size=n))
+
+
+def azure_real_file(path: Path, n: int, rng: np.random.Generator) -> None:
+    """(prompt, output) lengths resampled from the bundled Azure code trace (mean 2,048)."""
+    import polars as pl
+
+    from kvplan.bundled import bundled_file
+
+    real = pl.read_csv(bundled_file("traces", "AzureLLMInferenceTrace_code_2023.csv"))
+    pick = rng.integers(0, real.height, size=n)
+    _azure_csv(path, rng, real["ContextTokens"].to_numpy()[pick],
+               real["GeneratedTokens"].to_numpy()[pick])
+
+
+def _azure_csv(path: Path, rng: np.random.Generator, ctx: np.ndarray, gen: np.ndarray) -> None:
     t0 = np.datetime64("2023-11-16T18:00:00.000000")
-    ts = t0 + np.cumsum(rng.integers(1, 400_000, size=n)).astype("timedelta64[us]")
-    ctx, gen = rng.integers(1, 8000, size=n), rng.integers(1, 800, size=n)
+    ts = t0 + np.cumsum(rng.integers(1, 400_000, size=len(ctx))).astype("timedelta64[us]")
     with open(path, "w") as f:
         f.write("TIMESTAMP,ContextTokens,GeneratedTokens\n")
         f.writelines(f"{str(t).replace('T', ' ')}0,{c},{g}\n" for t, c, g in zip(ts, ctx, gen, strict=True))
@@ -78,6 +100,9 @@ def convert(src: Path, out: Path) -> tuple[float, float, float]:
 
 def main() -> None:
     quick = "--quick" in sys.argv
+    only = sys.argv[sys.argv.index("--only") + 1].split(",") if "--only" in sys.argv else None
+    print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())} "
+          f"({os.cpu_count()} cores)")
     n_conv, n_lines = (10_000, 100_000) if quick else (100_000, 1_000_000)
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as d:
@@ -86,16 +111,20 @@ def main() -> None:
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # warm numba
         cases = [("sharegpt", n_conv, sharegpt_file, "conversations"),
                  ("mooncake", n_lines, mooncake_file, "lines"),
-                 ("azure", n_lines, azure_file, "lines")]
-        print(f"{'input':<10} {'items':>10} {'size MB':>9} {'wall s':>8} {'convert s':>10} "
+                 ("azure", n_lines, azure_file, "lines"),
+                 ("azure-real", n_lines, azure_real_file, "lines")]
+        print(f"{'input':<11} {'items':>10} {'size MB':>9} {'wall s':>8} {'convert s':>10} "
               f"{'items/s':>11} {'peak RSS GB':>12}")
         for name, n, make, unit in cases:
+            if only is not None and name not in only:
+                continue
             src = tmp / f"{name}.in"
             make(src, n, rng)
             wall, inner, rss = convert(src, tmp / f"{name}.parquet")
-            print(f"{name:<10} {n:>10,} {src.stat().st_size / 1e6:>9.0f} {wall:>8.1f} "
+            print(f"{name:<11} {n:>10,} {src.stat().st_size / 1e6:>9.0f} {wall:>8.1f} "
                   f"{inner:>10.1f} {n / inner:>11,.0f} {rss:>12.2f}  ({unit})")
             src.unlink()
+    print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":

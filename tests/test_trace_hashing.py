@@ -4,7 +4,13 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kvplan.trace.hashing import block_positions, chain_units, coarsen, unique_block_hashes
+from kvplan.trace.hashing import (
+    CONTENT_FREE_BASE,
+    block_positions,
+    chain_units,
+    coarsen,
+    content_free_hashes,
+)
 
 
 def _blocks(tokens: list[int], bs: int) -> np.ndarray:
@@ -41,7 +47,9 @@ def test_coarsen_equals_hashing_at_the_coarse_size(tokens, k):
     assert offsets.tolist() == [0, len(tokens) // (bs * k)]
 
 
-def test_unique_block_hashes_never_collide():
-    flat, offsets = unique_block_hashes(np.array([2, 0, 3]))
-    assert offsets.tolist() == [0, 2, 2, 5]
-    assert len(set(flat.tolist())) == 5
+def test_content_free_hashes_are_running_block_numbers():
+    assert (content_free_hashes(2, 3) - CONTENT_FREE_BASE).tolist() == [2, 3, 4]
+    assert len(content_free_hashes(7, 0)) == 0
+    whole = content_free_hashes(0, 1000)
+    assert len(set(whole.tolist())) == 1000
+    assert whole[10:20].tolist() == content_free_hashes(10, 10).tolist()  # chunking-invariant

@@ -10,6 +10,7 @@ import typer
 from kvplan.cli.options import JsonOpt, OutDirOpt, SeedOpt
 from kvplan.cli.output import console, print_json, rich_table, write_frame
 from kvplan.trace import ArrivalSpec, Dist, ReadOptions, TraceInfo, read_trace, trace_info
+from kvplan.trace.convert import convert_trace
 from kvplan.workload import Workload, write_workload
 
 app = typer.Typer(no_args_is_help=True, help="Convert, inspect and synthesize workload traces.")
@@ -58,8 +59,7 @@ def convert(
     """Convert a trace to the canonical workload Parquet (docs/workload.md)."""
     opts = _options(block_size, tokenizer, rate, cv, think_time, tool_time, seed)
     with console.status(f"reading {input}"):
-        workload = read_trace(input, fmt, opts)
-        write_workload(workload, out)
+        workload = convert_trace(input, out, fmt, opts)
     console.print(f"wrote {out}: {workload.num_requests:,} requests "
                   f"({workload.meta.source_format}, block size {workload.block_size})")
 

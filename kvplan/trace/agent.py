@@ -28,22 +28,27 @@ from kvplan.trace.chat import messages_to_conversation, record_to_conversation
 from kvplan.trace.conversation import Conversation, conversations_to_requests
 from kvplan.trace.detect import first_record
 from kvplan.trace.inputs import check_file, json_records
-from kvplan.trace.mooncake import read_mooncake
+from kvplan.trace.mooncake import stage_mooncake
 from kvplan.trace.options import ReadOptions
-from kvplan.trace.table import Columns, build_workload
+from kvplan.trace.table import Columns, StagedWorkload, stage
 from kvplan.trace.tokens import TextTokenizer
 from kvplan.workload import Workload, WorkloadMeta
 
 
 def read_agent(path: Path, opts: ReadOptions | None = None) -> Workload:
     """Read an agent trace (any of the three shapes) into the canonical table."""
+    return stage_agent(path, opts).workload()
+
+
+def stage_agent(path: Path, opts: ReadOptions | None = None) -> StagedWorkload:
+    """:func:`read_agent`, with the block hashes not yet laid out."""
     opts = opts or ReadOptions()
     path = check_file(path)
     with open(path, encoding="utf-8", errors="replace") as f:
         head = f.read(1 << 16).lstrip("\ufeff \t\r\n")
     first = first_record(path, head) if head.startswith(("{", "[")) else None
     if isinstance(first, dict) and "hash_ids" in first:
-        w = read_mooncake(path, block_size=opts.block_size)
+        w = stage_mooncake(path, block_size=opts.block_size)
         return replace(w, meta=replace(w.meta, source_format="agent",
                                        notes=w.meta.notes + "; Dynamo agentic_mooncake rows"))
     extra: dict[str, str] = {}
@@ -62,9 +67,8 @@ def read_agent(path: Path, opts: ReadOptions | None = None) -> Workload:
     meta = WorkloadMeta(source_format="agent", source_file=path.name,
                         block_size=opts.text_block_size, tokenizer=tokenizer.name,
                         arrival_process=opts.arrivals.describe(), extra=extra)
-    return build_workload(Columns(req.conversation, arrival, req.input_tokens,
-                                  req.output_tokens, req.hashes, req.hash_offsets,
-                                  tool_wait), meta)
+    return stage(Columns(req.conversation, arrival, req.input_tokens, req.output_tokens,
+                         req.hashes, req.hash_offsets, tool_wait), meta)
 
 
 def _swe_agent(path: Path, doc: dict, extra: dict[str, str]) -> Conversation:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from kvplan.trace.inputs import check_file, read_csv_columns
 from kvplan.trace.options import ReadOptions
-from kvplan.trace.table import build_workload, content_free_columns
+from kvplan.trace.table import StagedWorkload, content_free_columns, stage
 from kvplan.workload import Workload, WorkloadMeta
 
 COLUMNS = {"TIMESTAMP": "datetime", "ContextTokens": "int", "GeneratedTokens": "int"}
@@ -19,6 +19,11 @@ COLUMNS = {"TIMESTAMP": "datetime", "ContextTokens": "int", "GeneratedTokens": "
 
 def read_azure(path: Path, opts: ReadOptions | None = None) -> Workload:
     """Read an Azure LLM inference CSV; arrival_s = TIMESTAMP - first TIMESTAMP."""
+    return stage_azure(path, opts).workload()
+
+
+def stage_azure(path: Path, opts: ReadOptions | None = None) -> StagedWorkload:
+    """:func:`read_azure`, with the block hashes not yet laid out."""
     opts = opts or ReadOptions()
     path = check_file(path)
     df = read_csv_columns(path, COLUMNS)
@@ -30,6 +35,6 @@ def read_azure(path: Path, opts: ReadOptions | None = None) -> Workload:
     meta = WorkloadMeta(source_format="azure", source_file=path.name, block_size=bs,
                         tokenizer="none", has_content=False,
                         notes="lengths only: no prefix sharing (unique block hashes)")
-    return build_workload(cols, meta)
+    return stage(cols, meta)
 
 

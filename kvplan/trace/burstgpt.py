@@ -13,7 +13,7 @@ from pathlib import Path
 from kvplan.errors import InputError
 from kvplan.trace.inputs import check_file, read_csv_columns
 from kvplan.trace.options import ReadOptions
-from kvplan.trace.table import build_workload, content_free_columns
+from kvplan.trace.table import StagedWorkload, content_free_columns, stage
 from kvplan.workload import Workload, WorkloadMeta
 
 COLUMNS = {"Timestamp": "float", "Request tokens": "int", "Response tokens": "int"}
@@ -21,6 +21,11 @@ COLUMNS = {"Timestamp": "float", "Request tokens": "int", "Response tokens": "in
 
 def read_burstgpt(path: Path, opts: ReadOptions | None = None) -> Workload:
     """Read a BurstGPT CSV; failed requests (0 response tokens) are dropped."""
+    return stage_burstgpt(path, opts).workload()
+
+
+def stage_burstgpt(path: Path, opts: ReadOptions | None = None) -> StagedWorkload:
+    """:func:`read_burstgpt`, with the block hashes not yet laid out."""
     opts = opts or ReadOptions()
     path = check_file(path)
     df = read_csv_columns(path, COLUMNS)
@@ -38,4 +43,4 @@ def read_burstgpt(path: Path, opts: ReadOptions | None = None) -> Workload:
         notes += f"; {dropped} failed request(s) with 0 response tokens dropped"
     meta = WorkloadMeta(source_format="burstgpt", source_file=path.name, block_size=bs,
                         tokenizer="none", has_content=False, notes=notes)
-    return build_workload(cols, meta)
+    return stage(cols, meta)

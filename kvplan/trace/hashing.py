@@ -35,8 +35,7 @@ def _fmix64(x):
 
 
 @njit(cache=True)
-def _chain(units, offsets, seed):
-    out = np.empty(units.shape[0], dtype=np.uint64)
+def _chain(units, offsets, seed, out):
     k = np.uint64(0x9E3779B97F4A7C15)
     for r in range(offsets.shape[0] - 1):
         h = seed
@@ -46,15 +45,18 @@ def _chain(units, offsets, seed):
     return out
 
 
-def chain_units(units: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+def chain_units(units: np.ndarray, offsets: np.ndarray,
+                out: np.ndarray | None = None) -> np.ndarray:
     """Chain value at every unit of each sequence ``units[offsets[r]:offsets[r+1]]``.
 
+    ``out`` (uint64, may be ``units`` itself) receives the chain instead of a new array.
     Example: two sequences [5, 6, 7] and [5, 6, 9] (offsets [0, 3, 6]) give chains whose
     first two values are equal and whose third values differ.
     """
     units = np.ascontiguousarray(units, dtype=np.uint64)
     offsets = np.ascontiguousarray(offsets, dtype=np.int64)
-    return _chain(units, offsets, CHAIN_SEED)
+    out = np.empty(units.shape[0], dtype=np.uint64) if out is None else out
+    return _chain(units, offsets, CHAIN_SEED, out)
 
 
 @njit(cache=True)
@@ -97,24 +99,17 @@ def coarsen(hashes: np.ndarray, offsets: np.ndarray, input_tokens: np.ndarray,
     return flat, new_offsets
 
 
-@njit(cache=True)
-def _unique(n_blocks, salt):
-    out = np.empty(n_blocks.sum(), dtype=np.uint64)
-    p = 0
-    for r in range(n_blocks.shape[0]):
-        for j in range(n_blocks[r]):
-            out[p] = _fmix64(salt ^ (np.uint64(r) << np.uint64(32)) ^ np.uint64(j))
-            p += 1
-    return out
+CONTENT_FREE_BASE = np.uint64(0x6E6F636F_00000000)  # "noco"
 
 
-def unique_block_hashes(n_blocks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Hashes shared by no other request (for traces without content); (flat, offsets).
+def content_free_hashes(first_block: int, n: int) -> np.ndarray:
+    """Unique hashes of blocks ``first_block .. first_block + n - 1`` of a lengths-only trace.
 
-    Block j of request r hashes ``fmix64(salt ^ r << 32 ^ j)``, a bijection of (r, j), so no
-    two blocks collide. Example: n_blocks [2, 1] -> 3 distinct hashes, offsets [0, 2, 3].
+    Traces without content (Azure, BurstGPT) share no block, so block ``b`` (numbered through
+    the whole workload in request order) hashes ``CONTENT_FREE_BASE + b``: distinct by
+    construction, and consecutive, which Parquet's delta encoding stores in ~0 bits per hash.
+    Example: requests with 2, 0 and 3 full blocks -> BASE + [0, 1], [], BASE + [2, 3, 4].
     """
-    n_blocks = np.ascontiguousarray(n_blocks, dtype=np.int64)
-    offsets = np.zeros(len(n_blocks) + 1, dtype=np.int64)
-    np.cumsum(n_blocks, out=offsets[1:])
-    return _unique(n_blocks, np.uint64(0x6E6F636F6E74656E)), offsets
+    out = np.arange(first_block, first_block + n, dtype=np.uint64)
+    out += CONTENT_FREE_BASE
+    return out

@@ -110,8 +110,9 @@ def _typed(raw: pl.Series, kind: str, path: Path) -> pl.Series:
     text = raw.str.strip_chars()
     if kind == "datetime":
         col = text.str.to_datetime("%Y-%m-%d %H:%M:%S%.f", strict=False, time_unit="ns")
-        col = col.fill_null(text.str.to_datetime("%Y-%m-%d %H:%M:%S", strict=False,
-                                                 time_unit="ns"))
+        if col.null_count():
+            col = col.fill_null(text.str.to_datetime("%Y-%m-%d %H:%M:%S", strict=False,
+                                                     time_unit="ns"))
         expected = "a timestamp like 2023-11-16 18:17:03.98"
     else:
         col = text.cast(pl.Int64 if kind == "int" else pl.Float64, strict=False)

@@ -1,4 +1,7 @@
-"""Mooncake JSONL traces (and Dynamo's agentic_mooncake variant), read column-wise with polars.
+"""Mooncake JSONL traces (and Dynamo's agentic_mooncake variant).
+
+Plain files are read by the byte-level scanner of :mod:`kvplan.trace.mooncake_scan`; any
+other shape, and any file with an error to report by line, column-wise with polars.
 
 One JSON object per line: ``timestamp`` (ms), ``input_length``, ``output_length`` and
 ``hash_ids``, one id per 512-token block of the prompt, the last one for the partial tail
@@ -13,6 +16,7 @@ table keeps the trace's block size of 512 unless a coarser multiple is asked for
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +25,8 @@ import polars as pl
 from kvplan.errors import InputError
 from kvplan.trace.hashing import block_positions, chain_units, coarsen
 from kvplan.trace.inputs import check_file, raise_first_bad_line
-from kvplan.trace.table import Columns, build_workload
+from kvplan.trace.mooncake_scan import scan_mooncake
+from kvplan.trace.table import Columns, StagedWorkload, stage
 from kvplan.workload import Workload, WorkloadMeta
 
 MOONCAKE_BLOCK_SIZE = 512
@@ -31,25 +36,27 @@ REQUIRED = {"timestamp": (int, float), "input_length": int, "output_length": int
 
 def read_mooncake(path: Path, *, block_size: int | None = None) -> Workload:
     """Read a Mooncake JSONL trace; ``block_size`` (a multiple of 512) merges blocks."""
+    return stage_mooncake(path, block_size=block_size).workload()
+
+
+def stage_mooncake(path: Path, *, block_size: int | None = None) -> StagedWorkload:
+    """:func:`read_mooncake`, with the block hashes not yet laid out."""
     path = check_file(path)
-    df = _read_frame(path)
-    _validate(df, path)
-    ids, offsets = _full_block_ids(df)
-    hashes = chain_units(ids, offsets)
-    input_tokens = df["input_length"].to_numpy()
+    rows = _scan_rows(path) or _read_rows(path)
+    hashes, offsets = chain_units(rows.ids, rows.id_offsets, out=rows.ids), rows.id_offsets
     target = block_size or MOONCAKE_BLOCK_SIZE
     if target != MOONCAKE_BLOCK_SIZE:
-        hashes, offsets = coarsen(hashes, offsets, input_tokens, MOONCAKE_BLOCK_SIZE, target)
-    ts = df["timestamp"].cast(pl.Float64).to_numpy()
+        hashes, offsets = coarsen(hashes, offsets, rows.input_length, MOONCAKE_BLOCK_SIZE,
+                                  target)
+    ts = rows.timestamp_ms
     cols = Columns(
-        session_key=_session_keys(df),
+        session_key=rows.session_key,
         arrival_s=(ts - ts.min()) / 1000.0,
-        input_tokens=input_tokens,
-        output_tokens=df["output_length"].to_numpy(),
+        input_tokens=rows.input_length,
+        output_tokens=rows.output_length,
         hashes=hashes,
         hash_offsets=offsets,
-        tool_wait_s=(df["tool_wait_ms"].cast(pl.Float64).to_numpy() / 1000.0
-                     if "tool_wait_ms" in df.columns else None),
+        tool_wait_s=None if rows.tool_wait_ms is None else rows.tool_wait_ms / 1000.0,
     )
     meta = WorkloadMeta(
         source_format="mooncake", source_file=path.name, block_size=target, tokenizer="none",
@@ -58,7 +65,49 @@ def read_mooncake(path: Path, *, block_size: int | None = None) -> Workload:
                  if target != MOONCAKE_BLOCK_SIZE else ""),
         extra={"source_block_size": str(MOONCAKE_BLOCK_SIZE)},
     )
-    return build_workload(cols, meta)
+    return stage(cols, meta)
+
+
+@dataclass(frozen=True)
+class _Rows:
+    """A Mooncake trace column-wise, in file order; the ids of each line's full blocks flat,
+    with offsets (n + 1)."""
+
+    timestamp_ms: np.ndarray
+    input_length: np.ndarray
+    output_length: np.ndarray
+    ids: np.ndarray
+    id_offsets: np.ndarray
+    session_key: np.ndarray | None
+    tool_wait_ms: np.ndarray | None = None
+
+
+def _scan_rows(path: Path) -> _Rows | None:
+    """The fast path (:mod:`kvplan.trace.mooncake_scan`); None if the file needs the general
+    reader, for its shape or for an error to report by line."""
+    scanned = scan_mooncake(path, MOONCAKE_BLOCK_SIZE)
+    if scanned is None:
+        return None
+    fields, ids, offsets = scanned
+    return _Rows(timestamp_ms=fields[:, 0].astype(np.float64), input_length=fields[:, 1],
+                 output_length=fields[:, 2], ids=ids, id_offsets=offsets, session_key=None)
+
+
+def _read_rows(path: Path) -> _Rows:
+    """The general path: polars reads any variant; bad lines are reported by number."""
+    df = _read_frame(path)
+    _validate(df, path)
+    ids, offsets = _full_block_ids(df)
+    return _Rows(
+        timestamp_ms=df["timestamp"].cast(pl.Float64).to_numpy(),
+        input_length=df["input_length"].to_numpy(),
+        output_length=df["output_length"].to_numpy(),
+        ids=ids,
+        id_offsets=offsets,
+        session_key=_session_keys(df),
+        tool_wait_ms=(df["tool_wait_ms"].cast(pl.Float64).to_numpy()
+                      if "tool_wait_ms" in df.columns else None),
+    )
 
 
 def _read_frame(path: Path) -> pl.DataFrame:
@@ -114,10 +163,10 @@ def _full_block_ids(df: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return values[block_positions(starts, n_full, 1)] if len(values) else values, offsets
 
 
-def _session_keys(df: pl.DataFrame) -> np.ndarray:
-    """Dense session keys: the trace's session_id, else one session per request."""
-    own = pl.Series(np.arange(df.height)).cast(pl.String)
+def _session_keys(df: pl.DataFrame) -> np.ndarray | None:
+    """Dense session keys: the trace's session_id, else None (one session per request)."""
     if "session_id" not in df.columns:
-        return np.arange(df.height)
+        return None
+    own = pl.Series(np.arange(df.height)).cast(pl.String)
     keys = df["session_id"].cast(pl.String).fill_null("r" + own)
     return keys.rank("dense").to_numpy().astype(np.int64)

@@ -14,6 +14,7 @@ from kvplan.trace.detect import FORMATS, detect_format
 from kvplan.trace.hashing import coarsen
 from kvplan.trace.inputs import check_file
 from kvplan.trace.options import ReadOptions
+from kvplan.trace.table import Columns, StagedWorkload, stage
 from kvplan.workload import Workload, read_workload
 
 DEFAULT_TRACE = "mooncake_fast25_synthetic_trace.jsonl"
@@ -28,27 +29,55 @@ def read_trace(path: Path | None = None, fmt: str = "auto",
                opts: ReadOptions | None = None) -> Workload:
     """Read any supported trace (or canonical Parquet) into a :class:`Workload`."""
     opts = opts or ReadOptions()
+    path, fmt = _resolve(path, fmt)
+    if fmt == "parquet":
+        return reblock(read_workload(path), opts.block_size)
+    return stage_trace(path, fmt, opts).workload()
+
+
+def stage_trace(path: Path | None = None, fmt: str = "auto",
+                opts: ReadOptions | None = None) -> StagedWorkload:
+    """:func:`read_trace` with the block hashes not yet laid out (for streaming output)."""
+    opts = opts or ReadOptions()
+    path, fmt = _resolve(path, fmt)
+    if fmt == "parquet":
+        return stage_workload(reblock(read_workload(path), opts.block_size))
+    if fmt == "mooncake":
+        from kvplan.trace.mooncake import stage_mooncake
+        return stage_mooncake(path, block_size=opts.block_size)
+    if fmt == "sharegpt":
+        from kvplan.trace.sharegpt import stage_sharegpt
+        return stage_sharegpt(path, opts)
+    if fmt == "agent":
+        from kvplan.trace.agent import stage_agent
+        return stage_agent(path, opts)
+    if fmt == "azure":
+        from kvplan.trace.azure import stage_azure
+        return stage_azure(path, opts)
+    from kvplan.trace.burstgpt import stage_burstgpt
+    return stage_burstgpt(path, opts)
+
+
+def _resolve(path: Path | None, fmt: str) -> tuple[Path, str]:
     path = check_file(Path(path) if path is not None else default_trace_path())
     if fmt == "auto":
         fmt = detect_format(path)
     if fmt not in FORMATS:
         raise KvplanError(f"unknown format '{fmt}', expected auto or one of {', '.join(FORMATS)}")
-    if fmt == "parquet":
-        return reblock(read_workload(path), opts.block_size)
-    if fmt == "mooncake":
-        from kvplan.trace.mooncake import read_mooncake
-        return read_mooncake(path, block_size=opts.block_size)
-    if fmt == "sharegpt":
-        from kvplan.trace.sharegpt import read_sharegpt
-        return read_sharegpt(path, opts)
-    if fmt == "agent":
-        from kvplan.trace.agent import read_agent
-        return read_agent(path, opts)
-    if fmt == "azure":
-        from kvplan.trace.azure import read_azure
-        return read_azure(path, opts)
-    from kvplan.trace.burstgpt import read_burstgpt
-    return read_burstgpt(path, opts)
+    return path, fmt
+
+
+def stage_workload(workload: Workload) -> StagedWorkload:
+    """A canonical workload back in staged form (its rows are already sorted and numbered)."""
+    t = workload.table
+    col = t.column("block_hashes").combine_chunks()
+    offsets = np.asarray(col.offsets, dtype=np.int64)
+    cols = Columns(t.column("session_id").to_numpy(), t.column("arrival_s").to_numpy(),
+                   t.column("input_tokens").to_numpy(), t.column("output_tokens").to_numpy(),
+                   col.values.to_numpy(zero_copy_only=False)[offsets[0]:offsets[-1]],
+                   offsets - offsets[0],
+                   t.column("tool_wait_s").to_numpy(zero_copy_only=False))
+    return stage(cols, workload.meta)
 
 
 def load_workload(path: Path | None = None, *, block_size: int | None = None) -> Workload:

@@ -19,7 +19,7 @@ from kvplan.trace.chat import record_to_conversation
 from kvplan.trace.conversation import Conversation, conversations_to_requests
 from kvplan.trace.inputs import check_file, json_records
 from kvplan.trace.options import ReadOptions
-from kvplan.trace.table import Columns, build_workload
+from kvplan.trace.table import Columns, StagedWorkload, stage
 from kvplan.trace.tokens import TextTokenizer
 from kvplan.workload import Workload, WorkloadMeta
 
@@ -29,6 +29,11 @@ MTBENCH_ANSWER_TOKENS = 256
 
 def read_sharegpt(path: Path, opts: ReadOptions | None = None) -> Workload:
     """Read a ShareGPT / OpenAI-messages / MT-Bench file into the canonical table."""
+    return stage_sharegpt(path, opts).workload()
+
+
+def stage_sharegpt(path: Path, opts: ReadOptions | None = None) -> StagedWorkload:
+    """:func:`read_sharegpt`, with the block hashes not yet laid out."""
     opts = opts or ReadOptions()
     path = check_file(path)
     tokenizer = TextTokenizer(opts.tokenizer)
@@ -46,8 +51,8 @@ def read_sharegpt(path: Path, opts: ReadOptions | None = None) -> Workload:
         tokenizer=tokenizer.name, arrival_process=opts.arrivals.describe(),
         notes=f"{skipped} record(s) without an assistant turn skipped" if skipped else "",
     )
-    return build_workload(Columns(req.conversation, arrival, req.input_tokens,
-                                  req.output_tokens, req.hashes, req.hash_offsets), meta)
+    return stage(Columns(req.conversation, arrival, req.input_tokens, req.output_tokens,
+                         req.hashes, req.hash_offsets), meta)
 
 
 def _conversations(path: Path, counter: list[int]) -> Iterator[Conversation]:
