@@ -138,3 +138,11 @@ def test_directory_and_missing_file(tmp_path):
 def test_unknown_model_is_a_one_line_error():
     r = run("trace", "info", "--model", "no-such-model")
     assert r.exit_code == 2 and r.output.startswith("Error: ")
+
+
+def test_truncated_single_line_names_line_1(tmp_path):
+    bad = tmp_path / "one.jsonl"
+    bad.write_text('{"timestamp": 0, "input_length": 100\n')
+    result = CliRunner().invoke(app, ["trace", "info", str(bad)], env={"COLUMNS": "120"})
+    assert result.exit_code == 2
+    assert f"{bad}:1: malformed JSON" in result.output

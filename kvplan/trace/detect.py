@@ -66,7 +66,9 @@ def first_record(path: Path, text: str) -> object:
     try:
         return decoder.raw_decode(text)[0]
     except json.JSONDecodeError as exc:
-        raise InputError(path, f"malformed JSON ({exc.msg})", line=exc.lineno) from None
+        last_line = max(1, text.rstrip().count("\n") + 1)  # an error at EOF is on the last line
+        raise InputError(path, f"malformed JSON ({exc.msg})",
+                         line=min(exc.lineno, last_line)) from None
 
 
 def _json_format(record: dict) -> str | None:
