@@ -31,3 +31,9 @@ def test_default_space_from_footprint():
     assert sp.dram_gib == (0.0, 0.31, 0.62, 1.2, 2.5, 5.0, 10.0, 20.0)
     assert sp.ssd_gib == (0.0, 2.5, 5.0, 10.0, 20.0)
     assert nice_gib(55.9, down=True) == 55.0 and nice_gib(83.7) == 84.0
+
+
+def test_default_replicas_grid_stops_at_the_node():
+    assert default_space(10.0, 40.0, 256.0, 3500.0, max_replicas=8).replicas == (1, 2, 3, 4)
+    assert default_space(10.0, 40.0, 256.0, 3500.0, max_replicas=2).replicas == (1, 2)
+    assert default_space(10.0, 40.0, 256.0, 3500.0, max_replicas=0).replicas == (1,)

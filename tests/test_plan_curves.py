@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from kvplan.plan.curves import (
     INF,
     curve_from_distances,
+    pooled_curve,
     prefix_distances,
     request_hits,
     tier_hits,
@@ -184,3 +185,11 @@ def test_shards_error_on_bundled_trace_within_bound():
     sampled = shards_curve(trace.stream.ids.astype(np.uint64), 0.1)
     err = np.abs(sampled.curve.hit_ratio(caps) - trace.curve.hit_ratio(caps))
     assert err.mean() <= 0.03
+
+
+def test_pooled_curve_adds_replica_curves():
+    a = curve_from_distances(np.array([COLD, 1, 1, COLD]))
+    b = curve_from_distances(np.array([COLD, 1, 3]))
+    p = pooled_curve([a, b])
+    assert p.total == 7.0
+    assert p.hits(np.array([1, 2, 4])).tolist() == [0.0, 3.0, 4.0]

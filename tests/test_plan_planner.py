@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import polars as pl
 import pyarrow as pa
 import pytest
 from typer.testing import CliRunner
@@ -54,9 +55,11 @@ def test_planner_picks_the_hand_known_best():
     res = run_plan(cyclic_workload(), spec, load_prices())
     best = res.recommendation.best
     assert res.recommendation.feasible
-    assert (best["hbm_kv_gib"], best["dram_gib"], best["ssd_gib"]) == (20.0, 100.0, 0.0)
+    assert (best["replicas"], best["hbm_kv_gib"], best["dram_gib"], best["ssd_gib"]) == (
+        1, 20.0, 100.0, 0.0)
     assert res.recommendation.runner_up["dram_gib"] == 200.0
-    by_dram = {r["dram_gib"]: r for r in res.candidates.to_dicts()}
+    one = res.candidates.filter(pl.col("replicas") == 1)
+    by_dram = {r["dram_gib"]: r for r in one.to_dicts()}
     assert by_dram[40.0]["hit_ratio"] == 0.0 and not by_dram[40.0]["feasible"]
     assert by_dram[100.0]["hit_ratio_dram"] == pytest.approx(14 / 15 * 64 / 65)
     assert res.curves.height > 0 and res.pareto_ttft.height >= 1
@@ -121,3 +124,62 @@ def test_cli_bad_inputs_one_line_errors(tmp_path):
         text = r.output.strip()
         assert text.startswith("Error: ") and "\n" not in text, r.output
         assert not out.exists()
+
+
+def heavy_workload(n: int = 500, blocks: int = 32, gap_s: float = 0.4) -> Workload:
+    """Unshared 16,384-token prompts at 2.5 req/s: prefill alone is ~0.53 s each on one H100
+    (llama-3.1-8b), so one replica is at ~133 % GPU and saturates; two are at ~67 %."""
+    prompts = [[i * 1000 + b for b in range(blocks)] for i in range(n)]
+    table = pa.table({
+        "request_id": pa.array(range(n), pa.int64()),
+        "session_id": pa.array(range(n), pa.int64()),
+        "turn": pa.array([0] * n, pa.int32()),
+        "arrival_s": pa.array([i * gap_s for i in range(n)], pa.float64()),
+        "input_tokens": pa.array([blocks * 512] * n, pa.int32()),
+        "output_tokens": pa.array([16] * n, pa.int32()),
+        "block_hashes": pa.array(prompts, pa.list_(pa.uint64())),
+        "tool_wait_s": pa.array([None] * n, pa.float64()),
+    })
+    meta = WorkloadMeta(source_format="synth", source_file="heavy", block_size=512,
+                        tokenizer="none")
+    return Workload(table=table, meta=meta)
+
+
+def test_planner_adds_a_replica_when_one_saturates():
+    space = {"replicas": [1, 2, 3], "hbm_kv_gib": [20.0], "dram_gib": [0.0], "ssd_gib": [0.0],
+             "evictions": ["lru"], "inclusive": [True]}
+    spec = PlanSpec(slo=Slo(ttft_ms=5000.0, percentile=90.0), space=space, verify_top=0)
+    res = run_plan(heavy_workload(), spec, load_prices())
+    by_reps = {r["replicas"]: r for r in res.candidates.to_dicts()}
+    assert by_reps[1]["infeasible_reason"] == "saturated: GPU"
+    assert by_reps[1]["util_gpu"] > 1.0 > by_reps[2]["util_gpu"]
+    assert by_reps[2]["feasible"] and by_reps[3]["feasible"]
+    assert by_reps[2]["usd_per_h"] == pytest.approx(2 * by_reps[1]["usd_per_h"])
+    rec = res.recommendation
+    assert rec.feasible and rec.best["replicas"] == 2
+    assert rec.runner_up["replicas"] == 3 and "replicas 2 -> 3" in rec.runner_up_diff
+    assert any(r.startswith("2 replicas: the best candidate with 1") for r in rec.reasons)
+    assert set(res.curves["replicas"]) == {1, 2, 3}
+
+
+def test_cli_states_replicas_and_routing():
+    """The console names the replica count and the routing rule, without raw column names or
+    'inf' (saturated rows say so), and stays readable at 80 columns."""
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as tmp:
+        trace = Path(tmp) / "heavy.parquet"
+        write_workload(heavy_workload(), trace)
+        args = ["plan", "-t", str(trace), "--ttft-ms", "5000", "--percentile", "90",
+                "--replicas", "1", "--replicas", "2", "--hbm-kv-gib", "20", "--dram-gib", "0",
+                "--ssd-gib", "0", "--eviction", "lru", "--verify-top", "0"]
+        for width in ("120", "80"):
+            r = CliRunner().invoke(app, args, env={"COLUMNS": width})
+            assert r.exit_code == 0, r.output
+            assert "2 replicas of h100-sxm" in r.output and "Routing: prefix affinity" in r.output
+            assert "saturated" in r.output and "inf " not in r.output
+            assert "ttft_" not in r.output and "True" not in r.output
+            assert max(len(line) for line in r.output.splitlines()) <= int(width)
+        data = json.loads(CliRunner().invoke(app, args + ["--json"], env=ENV).stdout)
+        assert data["replicas"] == 2 and data["routing"].startswith("prefix affinity")

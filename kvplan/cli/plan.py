@@ -3,18 +3,26 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 from typing import Annotated
 
+import polars as pl
 import typer
+from rich import box
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.text import Text
 
 from kvplan.cli.options import JsonOpt, OutDirOpt, SeedOpt, TraceOpt
-from kvplan.cli.output import console, err_console, print_json, rich_table
+from kvplan.cli.output import console, err_console, print_json
 from kvplan.hardware.prices import load_prices
 from kvplan.plan.planner import PlanResult, run_plan
+from kvplan.plan.routing import ROUTING_RULE
 from kvplan.plan.spec import PlanSpec, load_spec, spec_from_dict
-from kvplan.report.plan_files import TOP_COLUMNS, VERIFIED_COLUMNS, summary_dict, verified_table
+from kvplan.plan.verify import verification_pool
+from kvplan.report import plan_tables as tables
+from kvplan.report.plan_files import summary_dict, verified_table
 from kvplan.report.plan_files import write_plan as write_files
 from kvplan.trace import load_workload
 
@@ -40,6 +48,8 @@ def plan(
     objective: Annotated[str | None, typer.Option(
         help="usd_per_h | usd_per_mtok | goodput_per_usd (default usd_per_h).")] = None,
     load_scale: Annotated[float | None, typer.Option(help="Arrival-rate multiplier.")] = None,
+    replicas: Annotated[list[int] | None, typer.Option(
+        help="Replica count to search (repeat; default 1-4 up to the node's GPUs / tp).")] = None,
     hbm_kv_gib: Floats = None,
     dram_gib: Floats = None,
     ssd_gib: Floats = None,
@@ -55,11 +65,12 @@ def plan(
     json_out: JsonOpt = False,
     seed: SeedOpt = 0,
 ) -> None:
-    """Recommend KV tier sizes and policies that meet an SLO at least cost."""
+    """Recommend replicas, KV tier sizes and policies that meet an SLO at least cost."""
     spec = _resolve(spec_file, locals())
-    workload = load_workload(Path(spec.trace) if spec.trace else None)
-    price_table = load_prices(spec.prices)
-    result = _run(workload, spec, price_table, quiet=json_out)
+    with verification_pool(spec.jobs, spec.verify_top > 0) as pool:  # workers start now
+        workload = load_workload(Path(spec.trace) if spec.trace else None)
+        price_table = load_prices(spec.prices)
+        result = _run(workload, spec, price_table, quiet=json_out, pool=pool)
     if out is not None:
         write_files(result, out)
     if json_out:
@@ -85,14 +96,15 @@ def _resolve(spec_file: Path | None, flags: dict) -> PlanSpec:
     slo = {"ttft_ms": flags["ttft_ms"], "tpot_ms": flags["tpot_ms"],
            "percentile": flags["percentile"], "min_rate_rps": flags["min_rate"]}
     raw["slo"] |= {k: v for k, v in slo.items() if v is not None}
-    grids = {"hbm_kv_gib": flags["hbm_kv_gib"], "dram_gib": flags["dram_gib"],
-             "ssd_gib": flags["ssd_gib"], "evictions": flags["eviction"]}
+    grids = {"replicas": flags["replicas"], "hbm_kv_gib": flags["hbm_kv_gib"],
+             "dram_gib": flags["dram_gib"], "ssd_gib": flags["ssd_gib"],
+             "evictions": flags["eviction"]}
     raw["space"] = dict(raw["space"]) | {k: list(v) for k, v in grids.items() if v}
     raw["profiles"] = list(raw["profiles"])
     return spec_from_dict(raw, spec_file or "<command line>")
 
 
-def _run(workload, spec: PlanSpec, prices, quiet: bool) -> PlanResult:
+def _run(workload, spec: PlanSpec, prices, quiet: bool, pool) -> PlanResult:
     columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/"
                "{task.total}"), TimeElapsedColumn())
     with Progress(*columns, console=err_console, disable=quiet, transient=True) as bar:
@@ -103,32 +115,81 @@ def _run(workload, spec: PlanSpec, prices, quiet: bool) -> PlanResult:
                 tasks[stage] = bar.add_task(stage, total=total)
             bar.update(tasks[stage], completed=done, total=total)
 
-        return run_plan(workload, spec, prices, tick)
+        return run_plan(workload, spec, prices, tick, pool)
 
 
 def _render(res: PlanResult, out: Path | None) -> None:
-    rec = res.recommendation
+    rec, slo = res.recommendation, res.spec.slo
     b = rec.best
     verdict = "Recommendation" if rec.feasible else "Nothing meets the SLO; best infeasible"
-    console.print(f"[bold]{verdict}[/bold] ({summary_dict(res)['decided_by']}): {b['profile']}"
-                  f" x{b['tp']}, HBM KV {b['hbm_kv_gib']:g} GiB, DRAM {b['dram_gib']:g} GiB, "
-                  f"SSD {b['ssd_gib']:g} GiB, eviction {b['eviction']}, "
-                  f"{'inclusive' if b['inclusive'] else 'exclusive'} - ${b['usd_per_h']:.3f}/h, "
-                  f"TTFT p{res.spec.slo.percentile:g} {b['ttft_pq_ms']:,.0f} ms (analytic)")
+    console.print(f"[bold]{verdict}[/bold] (decided by {summary_dict(res)['decided_by']}): "
+                  f"{tables.config_words(b)}.")
+    console.print(f"SLO {tables.slo_words(slo)} at {res.rate_rps:.2f} req/s: {_figures(res, b)}")
+    if b["replicas"] > 1:
+        console.print(f"Routing: {ROUTING_RULE}.")
     if rec.runner_up:
         r = rec.runner_up
-        console.print(f"Runner-up: HBM KV {r['hbm_kv_gib']:g} / DRAM {r['dram_gib']:g} / SSD "
-                      f"{r['ssd_gib']:g} GiB, {r['eviction']}, ${r['usd_per_h']:.3f}/h")
+        console.print(f"Runner-up: #{r['candidate_id']}, {tables.config_words(r)} "
+                      f"(differs in {rec.runner_up_diff}).")
     for line in rec.reasons + ([rec.what_would] if rec.what_would else []) + res.notes:
         console.print(f" - {line}")
-    console.print(rich_table("Top candidates (analytic screen)",
-                             res.candidates.head(10).select(TOP_COLUMNS).to_dicts()))
-    ver = verified_table(res)
+    top = res.candidates.head(10)
+    console.print()
+    console.print(_table("Top candidates (analytic screen; sizes per replica in GiB, $/h for "
+                         "all replicas)", top, tables.top_columns(top, slo)))
+    ver = tables.with_sim_hit(verified_table(res))
     if ver.height:
-        cols = [c for c in VERIFIED_COLUMNS if c in ver.columns]
-        console.print(rich_table("Verified in the event simulator", ver.select(cols).to_dicts()))
+        console.print()
+        console.print(_table("Verified in the event simulator (screen vs simulation)", ver,
+                             tables.verified_table_columns(ver, slo)))
+    console.print()
+    console.print("[bold]Engine settings[/bold] (per replica; each engine's rules checked)")
     for e in res.engines:
-        checks = "; ".join(f"{'ok' if c.ok else 'VIOLATED'}: {c.rule}" for c in e.checks)
-        console.print(f"[bold]{e.engine}[/bold]: {e.command}\n   {checks}")
+        console.print(f"[bold]{e.engine}[/bold]", highlight=False)
+        console.print(*(f"   {line}" for line in e.command.splitlines()), sep="\n",
+                      highlight=False, markup=False)
+        for c in e.checks:
+            mark = "ok" if c.ok else "[red]VIOLATED[/red]"
+            console.print(f"   {mark}: {c.rule}" + ("" if c.ok else f" ({c.detail})"),
+                          highlight=False)
     if out is not None:
         console.print(f"Wrote results to {out}/")
+
+
+def _figures(res: PlanResult, b: dict) -> str:
+    """The SLO figures of the chosen row: simulated where verified, else the screen's."""
+    p = f"p{res.spec.slo.percentile:g}"
+    if math.isinf(b["ttft_pq_ms"]):
+        screen = (f"saturated, the queue grows without bound; sustains up to "
+                  f"{tables.rate(b['max_rate_rps'])} req/s (screen)")
+    else:
+        screen = (f"TTFT {p} {tables.ms(b['ttft_pq_ms'])} ms, mean TPOT "
+                  f"{tables.ms(b['tpot_ms'])} ms, sustains up to "
+                  f"{tables.rate(b['max_rate_rps'])} req/s (screen)")
+    sim = res.verified.filter(pl.col("candidate_id") == b["candidate_id"]) if \
+        res.verified.height else res.verified
+    if sim.height == 0:
+        return screen + "."
+    s = sim.row(0, named=True)
+    if s["sim_ttft_pq_ms"] is None:
+        return f"simulation {s['sim_stop_reason']}; {screen}."
+    return (f"TTFT {p} {tables.ms(s['sim_ttft_pq_ms'])} ms, mean TPOT "
+            f"{tables.ms(s['sim_tpot_ms'])} ms, {tables.pct(s['sim_finished_frac'])} of requests "
+            f"finished (simulated); {screen}.")
+
+
+def _table(title: str, df: pl.DataFrame, cols: list[tables.Column]) -> Table:
+    """A compact rich table: short headers that wrap between words, cells that never wrap,
+    numbers right-aligned; one space between columns on terminals under 100 columns."""
+    rows = tables.cells(df, cols)
+    gap = (0, 1) if console.width >= 100 else (0, 0)
+    t = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False,
+              padding=gap)
+    for i, (head, _, _) in enumerate(cols):
+        cells = [r[i] for r in rows]
+        left = any(c[:1].isalpha() and c not in ("saturated", "unbounded") for c in cells)
+        width = max([len(w) for w in head.split()] + [len(c) for c in cells])
+        t.add_column(head, justify="left" if left else "right", min_width=width)
+    for r in rows:
+        t.add_row(*(Text(c, no_wrap=True) for c in r))
+    return t

@@ -1,12 +1,13 @@
 """Stage 1 for one hardware profile: the search space, the screen and the candidate table.
 
 Columns of the candidate table (also written as ``candidates.parquet``; docs/plan.md):
-identity (candidate_id, profile, eviction, inclusive, hbm_kv_gib, dram_gib, ssd_gib, tp),
-price (usd_per_h, usd_per_mtok, goodput_per_usd), hits (hit_ratio_{hbm,dram,ssd}, hit_ratio,
-reused_tokens), bytes per link ({h2d,d2h,ssd_read,ssd_write}_gib), utilization (util_gpu,
-util_<link>, binding), latency (ttft_p50_ms, ttft_pq_ms at the SLO percentile, tpot_ms,
-load_stall_mean_ms, prefill_mean_ms), capacity (max_rate_rps, goodput_rps, tokens_per_s),
-verdicts (stable, feasible, infeasible_reason) and the same at twice the load (``*_2x``).
+identity (candidate_id, profile, replicas, eviction, inclusive, hbm_kv_gib, dram_gib, ssd_gib,
+tp; sizes per replica), price of all replicas (usd_per_h, usd_per_mtok, goodput_per_usd),
+hits (hit_ratio_{hbm,dram,ssd}, hit_ratio, reused_tokens), bytes per link
+({h2d,d2h,ssd_read,ssd_write}_gib), utilization of the busiest replica (util_gpu, util_<link>,
+binding), latency (ttft_p50_ms, ttft_pq_ms at the SLO percentile, tpot_ms, load_stall_mean_ms,
+prefill_mean_ms), capacity (max_rate_rps, goodput_rps, tokens_per_s), verdicts (stable,
+feasible, infeasible_reason) and the same at twice the load (``*_2x``).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import polars as pl
 from kvplan.cost.model import GIB, CostModel
 from kvplan.hardware.prices import PriceTable
 from kvplan.plan import costing
-from kvplan.plan.screen import Candidates, Slo, Trace, evaluate
+from kvplan.plan.screen import BINDING_LABELS, Candidates, PolicyScale, Slo, Trace, evaluate
 from kvplan.plan.space import SearchSpace, default_space
 
 KEEP_2X = ("ttft_pq_ms", "feasible", "binding", "max_rate_rps")
@@ -49,29 +50,32 @@ def space_for(ctx: ProfileContext, trace: Trace, overrides: dict) -> SearchSpace
     """Default grids from the footprint, with the spec's overrides applied."""
     block_bytes = ctx.cm.kv_bytes_per_token * trace.stream.block_size
     footprint = trace.stream.num_blocks * block_bytes / GIB
-    base = default_space(footprint, ctx.hbm_kv_max_gib, ctx.dram_cap_gib, ctx.ssd_cap_gib)
+    base = default_space(footprint, ctx.hbm_kv_max_gib, ctx.dram_cap_gib, ctx.ssd_cap_gib,
+                         ctx.cm.profile.gpu.count // ctx.cm.tp)
     kw = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
     return SearchSpace(**(base.__dict__ | kw))
 
 
-def screen_profile(ctx: ProfileContext, trace: Trace, space: SearchSpace, slo: Slo,
-                   prices: PriceTable, scales: dict[str, np.ndarray], max_seqs: int
-                   ) -> pl.DataFrame:
-    """Screen every (tier config, eviction) of one profile; ``scales[policy]`` is (3, configs)."""
+def screen_profile(ctx: ProfileContext, whole: Trace, routed: dict[int, list[Trace]],
+                   space: SearchSpace, slo: Slo, prices: PriceTable,
+                   scales: dict[str, PolicyScale], max_seqs: int) -> pl.DataFrame:
+    """Screen every (replicas, eviction, tier config) of one profile; ``routed[r]`` holds the
+    per-replica streams of r replicas (kvplan.plan.routing), ``whole`` the unrouted trace."""
     cfg = np.array(space.tier_configs(), dtype=np.float64)
     frames = []
-    for ev in space.evictions:
-        cands = Candidates(hbm_kv_gib=cfg[:, 0], dram_gib=cfg[:, 1], ssd_gib=cfg[:, 2],
-                           inclusive=cfg[:, 3].astype(bool), scale=scales[ev])
-        cols = evaluate(ctx.cm, trace, cands, slo, max_seqs)
-        frames.append(_frame(ctx, trace, cands, cols, ev, prices, slo))
+    for replicas in space.replicas:
+        for ev in space.evictions:
+            cands = Candidates(hbm_kv_gib=cfg[:, 0], dram_gib=cfg[:, 1], ssd_gib=cfg[:, 2],
+                               inclusive=cfg[:, 3].astype(bool), policy=scales[ev])
+            cols = evaluate(ctx.cm, routed[replicas], cands, slo, max_seqs)
+            frames.append(_frame(ctx, whole, cands, cols, ev, replicas, prices, slo))
     return pl.concat(frames)
 
 
 def _frame(ctx: ProfileContext, trace: Trace, c: Candidates, cols: dict, eviction: str,
-           prices: PriceTable, slo: Slo) -> pl.DataFrame:
+           replicas: int, prices: PriceTable, slo: Slo) -> pl.DataFrame:
     cm = ctx.cm
-    usd_h = costing.usd_per_hour(prices, cm.tp, c.hbm_kv_gib, c.dram_gib, c.ssd_gib)
+    usd_h = replicas * costing.usd_per_hour(prices, cm.tp, c.hbm_kv_gib, c.dram_gib, c.ssd_gib)
     mean_tokens = float(np.mean(trace.input_tokens + trace.output_tokens))
     served_rps = np.where(cols["stable"], trace.rate_rps, cols["max_rate_rps"])
     tokens_s = served_rps * mean_tokens
@@ -79,7 +83,7 @@ def _frame(ctx: ProfileContext, trace: Trace, c: Candidates, cols: dict, evictio
     cols["feasible"] = cols["feasible"] & ~over
     reason = _reasons(cols, slo, over, c.hbm_kv_gib, trace, cm)
     base = {
-        "profile": ctx.name, "tp": cm.tp, "eviction": eviction,
+        "profile": ctx.name, "replicas": replicas, "tp": cm.tp, "eviction": eviction,
         "inclusive": c.inclusive, "hbm_kv_gib": c.hbm_kv_gib, "dram_gib": c.dram_gib,
         "ssd_gib": c.ssd_gib, "usd_per_h": usd_h,
         "usd_per_mtok": costing.usd_per_mtok(usd_h, tokens_s),
@@ -103,7 +107,8 @@ def _reasons(cols: dict, slo: Slo, over: np.ndarray, hbm_gib: np.ndarray, trace:
     rules = [
         (over, "HBM KV budget exceeds what the GPU leaves after weights"),
         (hbm_gib * GIB < longest, "longest request does not fit in HBM KV"),
-        (~cols["stable"], "saturated: " + cols["binding"].astype(object)),
+        (~cols["stable"], "saturated: " + np.vectorize(BINDING_LABELS.get, otypes=[object])(
+            cols["binding"])),
         (cols["ttft_pq_ms"] > (slo.ttft_ms or np.inf), f"TTFT p{slo.percentile:g} > SLO"),
         (cols["tpot_ms"] > (slo.tpot_ms or np.inf), "TPOT > SLO"),
         (cols["max_rate_rps"] < (slo.min_rate_rps or 0.0), "max rate < SLO rate"),

@@ -58,6 +58,19 @@ def curve_from_distances(sd: np.ndarray) -> HitCurve:
                     total=float(sd.size))
 
 
+def pooled_curve(curves: list[HitCurve]) -> HitCurve:
+    """Hits of R caches of capacity C each, one per stream: H(C) = sum over r of H_r(C).
+
+    Example: distances {1: 2 hits} and {1: 1, 3: 1} -> distance [1, 3], cum_hits [3, 4].
+    """
+    dist = np.concatenate([c.distance for c in curves])
+    counts = np.concatenate([np.diff(c.cum_hits, prepend=0.0) for c in curves])
+    uniq, inv = np.unique(dist, return_inverse=True)
+    return HitCurve(distance=uniq, cum_hits=np.cumsum(np.bincount(inv.reshape(-1),
+                                                                  weights=counts)),
+                    total=float(sum(c.total for c in curves)))
+
+
 def tier_thresholds(c_hbm: np.ndarray, c_dram: np.ndarray, c_ssd: np.ndarray, inclusive: bool
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Capacities (blocks) below which an access hits HBM, HBM-or-DRAM, any tier.

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from concurrent.futures import Executor
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import polars as pl
@@ -14,16 +15,22 @@ from kvplan.hardware.prices import PriceTable
 from kvplan.hardware.profile import load_profile
 from kvplan.model.spec import load_model
 from kvplan.plan.candidates import ProfileContext, context, screen_profile, space_for
+from kvplan.plan.curves import HitCurve, pooled_curve
 from kvplan.plan.engines import EngineSettings, TierChoice, engine_settings
 from kvplan.plan.policies import policy_scales
 from kvplan.plan.prepare import prepare, scale_load
-from kvplan.plan.recommend import Recommendation, pareto, rank, recommend
+from kvplan.plan.recommend import ASCENDING, Recommendation, pareto, rank, recommend
+from kvplan.plan.routing import route
 from kvplan.plan.screen import Trace
+from kvplan.plan.space import SearchSpace
 from kvplan.plan.spec import PlanSpec
-from kvplan.plan.verify import VerifyJob, verify
+from kvplan.plan.verify import VerifyJob, verification_pool, verify
 from kvplan.sim.config import ReplayConfig
 from kvplan.workload import Workload
 
+NEAR_MISS_TTFT_FACTOR = 4.0
+"""Near-misses worth simulating have a screen TTFT within this factor of the target (the
+screen's TTFT runs up to ~3x the simulator's at high utilization; docs/plan.md)."""
 Progress = Callable[[str, int, int], None]
 """progress(stage, done, total)."""
 
@@ -36,15 +43,16 @@ class PlanResult:
     candidates: pl.DataFrame
     """Every screened candidate, ranked."""
     curves: pl.DataFrame
-    """LRU hit ratio per capacity (GiB of KV) for each profile's block size."""
+    """LRU hit ratio per per-replica capacity (GiB of KV) for each profile and replica count."""
     pareto_ttft: pl.DataFrame
     pareto_goodput: pl.DataFrame
     verified: pl.DataFrame
     """Analytic vs simulated figures of the verified candidates."""
     verified_requests: pl.DataFrame
-    """Per-request rows of every verified run (candidate_id column added)."""
+    """Per-request rows of every verified run (candidate_id and replica columns added)."""
     timeseries: pl.DataFrame
-    """Per-second occupancy / link utilization of the recommended run (empty if unverified)."""
+    """Per-second occupancy / link utilization of the recommended run's replicas (replica
+    column; empty if unverified)."""
     recommendation: Recommendation
     engines: list[EngineSettings]
     rate_rps: float
@@ -70,59 +78,141 @@ def contexts(spec: PlanSpec, notes: list[str]) -> list[ProfileContext]:
 
 
 def run_plan(workload: Workload, spec: PlanSpec, prices: PriceTable,
-             progress: Progress | None = None) -> PlanResult:
-    """Plan tier sizes and policies for ``workload`` (stage 1 and stage 2)."""
+             progress: Progress | None = None, pool: Executor | None = None) -> PlanResult:
+    """Plan replicas, tier sizes and policies for ``workload`` (stage 1 and stage 2).
+
+    ``pool``: a verification pool already starting (kvplan.plan.verify.verification_pool);
+    None = start one here when the spec verifies anything.
+    """
     tick = progress or (lambda stage, done, total: None)
+    if pool is not None:
+        return _plan(workload, spec, prices, tick, pool)
+    with verification_pool(spec.jobs, spec.verify_top > 0) as own:
+        return _plan(workload, spec, prices, tick, own)
+
+
+def _plan(workload: Workload, spec: PlanSpec, prices: PriceTable, tick: Progress,
+          pool: Executor | None) -> PlanResult:
     notes: list[str] = []
     workload = scale_load(workload, spec.load_scale)
     tick("curves", 0, 1)
-    trace = prepare(workload)
+    whole = prepare(workload)
     tick("curves", 1, 1)
     ctxs = contexts(spec, notes)
-    frames, curves = [], []
-    for i, ctx in enumerate(ctxs):
-        space = space_for(ctx, trace, spec.space)
-        scales = policy_scales(workload, trace, ctx, space, spec.seed)
-        frames.append(screen_profile(ctx, trace, space, spec.slo, prices, scales, spec.max_seqs))
-        curves.append(_curve_frame(trace, ctx))
-        tick("screen", i + 1, len(ctxs))
-    df = pl.concat(frames, how="diagonal_relaxed")
-    df = df.with_row_index("candidate_id").with_columns(pl.col("candidate_id").cast(pl.Int64))
-    ranked = rank(df, spec.objective)
-    jobs = _verify_jobs(ranked, spec)
+    routes = Routes(workload, whole)
+    spaces = [space_for(ctx, whole, spec.space) for ctx in ctxs]
+    spaces = [replace(s, replicas=routes.usable(s.replicas, notes)) for s in spaces]
+    ranked, curves = _screen(routes, ctxs, spaces, spec, prices, tick)
+    jobs = _verify_jobs(ranked, spec, routes)
     verified, requests, series = verify(
-        workload, jobs, spec.jobs, spec.verify_wall_s, spec.slo.percentile, spec.slo.ttft_ms,
-        spec.slo.tpot_ms, lambda d, t: tick("verify", d, t))
+        pool, jobs, spec.jobs, spec.verify_wall_s, spec.slo.percentile, spec.slo.ttft_ms,
+        spec.slo.tpot_ms, lambda d, t: tick("verify", d, t)) if pool else (
+        pl.DataFrame(), pl.DataFrame(), {})
     decided = _decide(ranked, verified, spec)
-    ctx = next(c for c in ctxs if c.name == decided.row(0, named=True)["profile"])
-    block_gib = ctx.cm.kv_bytes_per_token * trace.stream.block_size / GIB
-    rec = recommend(decided, trace.curve, block_gib, trace.rate_rps,
-                    "sim_feasible" if "sim_feasible" in decided.columns else "feasible")
-    best = rec.best
-    engines = engine_settings(TierChoice(
-        block_size=trace.stream.block_size, hbm_kv_bytes=int(best["hbm_kv_gib"] * GIB),
-        dram_bytes=int(best["dram_gib"] * GIB), ssd_bytes=int(best["ssd_gib"] * GIB),
-        write=spec.space.get("write", "write-through"),
-        prefetch=spec.space.get("prefetch", "none")))
+    top = decided.row(0, named=True)
+    ctx = next(c for c in ctxs if c.name == top["profile"])
+    block_gib = ctx.cm.kv_bytes_per_token * whole.stream.block_size / GIB
+    rec = recommend(decided, routes.curve(top["replicas"]), block_gib, whole.rate_rps,
+                    "sim_feasible" if "sim_feasible" in decided.columns else "feasible",
+                    max(max(s.replicas) for s in spaces))
     stable = ranked.filter(pl.col("stable"))
     return PlanResult(
-        spec=spec, candidates=ranked, curves=pl.concat(curves), rate_rps=trace.rate_rps,
+        spec=spec, candidates=ranked, curves=curves, rate_rps=whole.rate_rps,
         pareto_ttft=pareto(stable, "usd_per_h", "ttft_pq_ms", False),
         pareto_goodput=pareto(stable, "usd_per_h", "goodput_rps", True),
         verified=verified, verified_requests=requests,
-        timeseries=series.get(int(best["candidate_id"]), pl.DataFrame()),
-        recommendation=rec, engines=engines, notes=notes)
+        timeseries=series.get(int(rec.best["candidate_id"]), pl.DataFrame()),
+        recommendation=rec, engines=_engines(rec.best, whole, spec), notes=notes)
 
 
-def _verify_jobs(ranked: pl.DataFrame, spec: PlanSpec) -> list[VerifyJob]:
-    """Top N feasible candidates and the cheapest near-misses (stable but over the SLO)."""
-    top = ranked.filter(pl.col("feasible")).head(spec.verify_top)
-    near = ranked.filter(~pl.col("feasible")).sort("usd_per_h").head(spec.verify_near_misses)
-    if top.height == 0:
-        near = ranked.head(spec.verify_top)
-    rows = pl.concat([top, near]).unique("candidate_id", keep="first", maintain_order=True)
-    return [VerifyJob(candidate_id=int(r["candidate_id"]), config=_config(r, spec))
-            for r in rows.iter_rows(named=True)]
+def _screen(routes: Routes, ctxs: list[ProfileContext], spaces: list[SearchSpace],
+            spec: PlanSpec, prices: PriceTable, tick: Progress
+            ) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Stage 1 over every profile: the ranked candidate table and the LRU curves."""
+    whole = routes.whole
+    frames, curves = [], []
+    for i, (ctx, space) in enumerate(zip(ctxs, spaces, strict=True)):
+        scales = policy_scales(routes.workload, whole, ctx, space.evictions, spec.seed)
+        streams = {r: routes.traces(r) for r in space.replicas}
+        frames.append(screen_profile(ctx, whole, streams, space, spec.slo, prices, scales,
+                                     spec.max_seqs))
+        curves += [_curve_frame(routes.curve(r), whole, ctx, r) for r in space.replicas]
+        tick("screen", i + 1, len(ctxs))
+    df = pl.concat(frames, how="diagonal_relaxed")
+    df = df.with_row_index("candidate_id").with_columns(pl.col("candidate_id").cast(pl.Int64))
+    return rank(df, spec.objective), pl.concat(curves)
+
+
+def _engines(best: dict, whole: Trace, spec: PlanSpec) -> list[EngineSettings]:
+    """Engine settings for one replica of the chosen configuration."""
+    return engine_settings(TierChoice(
+        block_size=whole.stream.block_size, hbm_kv_bytes=int(best["hbm_kv_gib"] * GIB),
+        dram_bytes=int(best["dram_gib"] * GIB), ssd_bytes=int(best["ssd_gib"] * GIB),
+        write=spec.space.get("write", "write-through"),
+        prefetch=spec.space.get("prefetch", "none")))
+
+
+class Routes:
+    """The workload routed to each replica count, prepared once (kvplan.plan.routing)."""
+
+    def __init__(self, workload: Workload, whole: Trace) -> None:
+        self.workload, self.whole = workload, whole
+        self._parts: dict[int, list[Workload]] = {}
+        self._traces: dict[int, list[Trace]] = {}
+
+    def parts(self, replicas: int) -> list[Workload]:
+        """The requests of each of ``replicas`` replicas (kvplan.plan.routing.route)."""
+        if replicas not in self._parts:
+            self._parts[replicas] = route(self.workload, replicas) if replicas > 1 else [
+                self.workload]
+        return self._parts[replicas]
+
+    def usable(self, counts: tuple[int, ...], notes: list[str]) -> tuple[int, ...]:
+        """Replica counts for which every replica gets requests (others are noted)."""
+        ok = tuple(r for r in counts if all(w.num_requests for w in self.parts(r)))
+        if len(ok) < len(counts):
+            notes.append(f"replica counts {sorted(set(counts) - set(ok))} skipped: routing leaves "
+                         "a replica without requests")
+        if not ok:
+            raise KvplanError("search space is empty: no replica count gives every replica "
+                              "requests")
+        return ok
+
+    def traces(self, replicas: int) -> list[Trace]:
+        """Each replica's stack distances and curve, at the whole trace's arrival span."""
+        if replicas not in self._traces:
+            self._traces[replicas] = [self.whole] if replicas == 1 else [
+                prepare(w, self.whole.duration_s) for w in self.parts(replicas)]
+        return self._traces[replicas]
+
+    def curve(self, replicas: int) -> HitCurve:
+        """LRU hits with every replica at the same capacity, pooled over replicas."""
+        return pooled_curve([t.curve for t in self.traces(replicas)])
+
+
+def _verify_jobs(ranked: pl.DataFrame, spec: PlanSpec, routes: Routes) -> list[VerifyJob]:
+    """The top N feasible candidates and the near-misses, one job per replica of each.
+
+    Near-misses: stable candidates cheaper than every feasible one that the screen rejects
+    with a TTFT within NEAR_MISS_TTFT_FACTOR x the target, the closest to feasible of each
+    (profile, replica count), cheapest first; the screen's queueing figures are approximate,
+    so the simulator may accept them. With nothing feasible: the N closest candidates.
+    """
+    ok = ranked.filter(pl.col("feasible"))
+    if ok.height == 0:
+        rows = ranked.head(spec.verify_top)
+    else:
+        ttft_cap = NEAR_MISS_TTFT_FACTOR * (spec.slo.ttft_ms or float("inf"))
+        near = ranked.filter(~pl.col("feasible") & pl.col("stable") & pl.col("fits_hbm")
+                             & (pl.col("usd_per_h") < ok["usd_per_h"].min())
+                             & (pl.col("ttft_pq_ms") <= ttft_cap))
+        near = near.unique(["profile", "replicas"], keep="first", maintain_order=True)
+        rows = pl.concat([ok.head(spec.verify_top),
+                          near.sort("usd_per_h").head(spec.verify_near_misses)])
+    return [VerifyJob(candidate_id=int(r["candidate_id"]), replica=i, workload=w,
+                      config=_config(r, spec))
+            for r in rows.iter_rows(named=True)
+            for i, w in enumerate(routes.parts(int(r["replicas"])))]
 
 
 def _config(r: dict, spec: PlanSpec) -> ReplayConfig:
@@ -138,21 +228,26 @@ def _config(r: dict, spec: PlanSpec) -> ReplayConfig:
         max_wall_s=spec.verify_wall_s)
 
 
+
 def _decide(ranked: pl.DataFrame, verified: pl.DataFrame, spec: PlanSpec) -> pl.DataFrame:
-    """The event simulator decides: verified rows that meet the SLO in simulation come first."""
+    """The event simulator decides: candidates that meet the SLO in simulation come first, by
+    the objective; then the rest in screen order (sim_feasible, sim_ttft_pq_ms joined)."""
     if verified.height == 0:
         return ranked
-    sim = verified.select("candidate_id", "sim_feasible")
-    joined = ranked.join(sim, on="candidate_id", how="left").with_columns(
+    sim = verified.select("candidate_id", "sim_feasible", "sim_ttft_pq_ms")
+    joined = ranked.join(sim, on="candidate_id", how="left", maintain_order="left").with_columns(
         pl.col("sim_feasible").fill_null(False))
-    order = ["sim_feasible", "feasible"]
-    return joined.sort(order, descending=[True, True], maintain_order=True)
+    asc = ASCENDING[spec.objective]
+    passed = joined.filter(pl.col("sim_feasible")).sort(
+        [spec.objective, "sim_ttft_pq_ms", "candidate_id"], descending=[not asc, False, False])
+    return pl.concat([passed, joined.filter(~pl.col("sim_feasible"))])
 
 
-def _curve_frame(trace: Trace, ctx: ProfileContext) -> pl.DataFrame:
-    """The LRU curve at 200 capacities from 0 to the footprint, in GiB of this model's KV."""
-    block_gib = ctx.cm.kv_bytes_per_token * trace.stream.block_size / GIB
-    caps = np.unique(np.linspace(0, trace.stream.num_blocks, 200).astype(np.int64))
-    return pl.DataFrame({"profile": ctx.name, "capacity_blocks": caps,
-                         "capacity_gib": caps * block_gib,
-                         "hit_ratio": trace.curve.hit_ratio(caps)})
+def _curve_frame(curve: HitCurve, whole: Trace, ctx: ProfileContext, replicas: int
+                 ) -> pl.DataFrame:
+    """The LRU curve of ``replicas`` replicas (each at the same per-replica capacity, pooled)
+    at 200 capacities from 0 to the footprint, in GiB of this model's KV."""
+    block_gib = ctx.cm.kv_bytes_per_token * whole.stream.block_size / GIB
+    caps = np.unique(np.linspace(0, whole.stream.num_blocks, 200).astype(np.int64))
+    return pl.DataFrame({"profile": ctx.name, "replicas": replicas, "capacity_blocks": caps,
+                         "capacity_gib": caps * block_gib, "hit_ratio": curve.hit_ratio(caps)})

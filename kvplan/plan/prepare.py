@@ -32,14 +32,19 @@ def scale_load(workload: Workload, load_scale: float) -> Workload:
                     meta=replace(workload.meta, notes=notes))
 
 
-def prepare(workload: Workload) -> Trace:
-    """Stack distances and the LRU curve of a workload, plus its per-request columns."""
+def prepare(workload: Workload, duration_s: float | None = None) -> Trace:
+    """Stack distances and the LRU curve of a workload, plus its per-request columns.
+
+    ``duration_s`` sets the span the arrival rate is taken over (a replica's share of a trace
+    keeps the whole trace's span); None = the workload's own arrival span.
+    """
     if workload.num_requests == 0:
         raise KvplanError(f"{workload.meta.source_file}: the workload has no requests")
     stream = access_stream(workload)
     sd = stack_distances(stream.ids, stream.num_blocks, stream.offsets)
     arrivals = workload.table.column("arrival_s").to_numpy()
     span = float(arrivals[-1] - arrivals[0]) if arrivals.size > 1 else 0.0
+    span = span if duration_s is None else duration_s
     if span <= 0:
         raise KvplanError(f"{workload.meta.source_file}: all requests arrive at the same time; "
                           "a plan needs an arrival rate")

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
 
 from kvplan.plan.curves import HitCurve
+from kvplan.plan.screen import BINDING_LABELS
 
 ASCENDING = {"usd_per_h": True, "usd_per_mtok": True, "goodput_per_usd": False}
 
@@ -60,51 +62,105 @@ class Recommendation:
     """True when the chosen configuration meets the SLO (in simulation where verified)."""
     best: dict
     runner_up: dict | None
+    runner_up_diff: str
+    """How the runner-up differs from the best, in words ('' without a runner-up)."""
     reasons: list[str]
     """Plain-language explanation, one sentence each."""
     what_would: str
     """When nothing is feasible: what would make the best candidate meet the SLO."""
 
 
+CHOICE = (("profile", "profile", ""), ("replicas", "replicas", ""),
+          ("hbm_kv_gib", "HBM KV", " GiB"), ("dram_gib", "DRAM", " GiB"),
+          ("ssd_gib", "SSD", " GiB"), ("eviction", "eviction", ""))
+"""What a user chooses (column, words, unit); ``inclusive`` only breaks ties."""
+
+
 def recommend(ranked: pl.DataFrame, curve: HitCurve, block_gib: float, rate_rps: float,
-              decided: str) -> Recommendation:
-    """Pick the first row of ``ranked`` (already ordered by what decides) and explain it."""
+              decided: str, max_replicas: int) -> Recommendation:
+    """Pick the first row of ``ranked`` (already ordered by what decides) and explain it.
+
+    ``curve`` is the pooled per-replica LRU curve of the chosen replica count; the runner-up
+    is the next row that differs in a sizing or policy choice (else only in the hierarchy).
+    """
     rows = ranked.to_dicts()
     best = rows[0]
-    runner = next((r for r in rows[1:] if _tiers(r) != _tiers(best)), None)
+    runner = next((r for r in rows[1:] if _choice(r) != _choice(best)),
+                  next((r for r in rows[1:] if r["inclusive"] != best["inclusive"]), None))
     feasible = bool(best[decided])
-    reasons = [_knee(best, curve, block_gib), _binding(best), _policy(ranked, best),
-               _twice(best)]
-    what = "" if feasible else _what_would(best, rate_rps)
-    return Recommendation(feasible, best, runner, [r for r in reasons if r], what)
+    reasons = [_replicas(ranked, best, max_replicas, feasible), _knee(best, curve, block_gib),
+               _binding(best), _policy(ranked, best), _twice(best)]
+    what = "" if feasible else _what_would(best, rate_rps, max_replicas)
+    return Recommendation(feasible, best, runner, _diff(best, runner) if runner else "",
+                          [r for r in reasons if r], what)
 
 
-def _tiers(r: dict) -> tuple:
-    return (r["profile"], r["hbm_kv_gib"], r["dram_gib"], r["ssd_gib"], r["inclusive"])
+def _choice(r: dict) -> tuple:
+    return tuple(r[c] for c, _, _ in CHOICE)
+
+
+def _diff(best: dict, other: dict) -> str:
+    """Example: 'DRAM 78 -> 160 GiB, +$0.014/h'."""
+    parts = [f"{words} {_num(best[c])} -> {_num(other[c])}{unit}" for c, words, unit in CHOICE
+             if best[c] != other[c]]
+    if best["inclusive"] != other["inclusive"]:
+        parts.append(f"tiers {_hierarchy(best)} -> {_hierarchy(other)}")
+    more = other["usd_per_h"] - best["usd_per_h"]
+    return ", ".join(parts) + (f", {more:+,.3f} $/h" if abs(more) >= 5e-4 else ", same $/h")
+
+
+def _num(v) -> str:
+    return f"{v:,g}" if isinstance(v, float) else str(v)
+
+
+def _hierarchy(r: dict) -> str:
+    return "inclusive" if r["inclusive"] else "exclusive"
+
+
+def _replicas(df: pl.DataFrame, best: dict, max_replicas: int, feasible: bool) -> str:
+    """Why this many replicas: what the best candidate with fewer does wrong."""
+    n = best["replicas"]
+    fewer = df.filter((pl.col("profile") == best["profile"]) & (pl.col("replicas") < n))
+    if fewer.height == 0:
+        return (f"One replica is enough (up to {max_replicas} priced); more would only add "
+                "cost." if feasible and max_replicas > 1 else "")
+    r = fewer.row(0, named=True)
+    why = r["infeasible_reason"] or "it ranks lower on the objective"
+    figures = [] if math.isinf(r["ttft_pq_ms"]) else [f"screen TTFT {r['ttft_pq_ms']:,.0f} ms"]
+    if r.get("sim_ttft_pq_ms") is not None and not r.get("sim_feasible", True):
+        figures.append(f"simulated {r['sim_ttft_pq_ms']:,.0f} ms")
+    detail = f" ({', '.join(figures)})" if figures else ""
+    return (f"{n} replicas: the best candidate with {r['replicas']} (#{r['candidate_id']}) "
+            f"does not qualify: {why}{detail}.")
 
 
 def _knee(r: dict, curve: HitCurve, block_gib: float) -> str:
-    total = curve.distance[-1] + 1 if curve.distance.size else 0
+    if curve.distance.size == 0:
+        return "No prompt block is ever reused in this trace: cache tiers cannot add hits."
+    total = curve.distance[-1] + 1
     knee = knee_capacity(curve, int(total))
     knee_gib = knee * block_gib
     cache = r["hbm_kv_gib"] + r["dram_gib"] + r["ssd_gib"]
     where = "past" if cache >= knee_gib else "short of"
-    return (f"Knee of the LRU hit-ratio curve at {knee_gib:,.0f} GiB "
+    each = " per replica" if r["replicas"] > 1 else ""
+    return (f"Knee of the LRU hit-ratio curve at {knee_gib:,.0f} GiB{each} "
             f"(hit ratio {float(curve.hit_ratio(knee)):.1%}); the chosen {cache:,.0f} GiB of "
-            f"cache is {where} it and serves {r['hit_ratio']:.1%} of prompt blocks "
+            f"cache{each} is {where} it and serves {r['hit_ratio']:.1%} of prompt blocks "
             f"(HBM {r['hit_ratio_hbm']:.1%}, DRAM {r['hit_ratio_dram']:.1%}, "
             f"SSD {r['hit_ratio_ssd']:.1%}).")
 
 
 def _binding(r: dict) -> str:
     name = r["binding"]
-    return (f"Binding resource: {name} at {r['util_' + name]:.0%} utilization "
-            f"(GPU {r['util_gpu']:.0%}, H2D {r['util_h2d']:.0%}, SSD read "
+    busiest = " on the busiest replica" if r["replicas"] > 1 else ""
+    return (f"Binding resource{busiest}: {BINDING_LABELS[name]} at {r['util_' + name]:.0%} "
+            f"utilization (GPU {r['util_gpu']:.0%}, H2D {r['util_h2d']:.0%}, SSD reads "
             f"{r['util_ssd_read']:.0%}); mean load stall {r['load_stall_mean_ms']:.1f} ms.")
 
 
 def _policy(df: pl.DataFrame, best: dict) -> str:
     same = df.filter((pl.col("profile") == best["profile"])
+                     & (pl.col("replicas") == best["replicas"])
                      & (pl.col("hbm_kv_gib") == best["hbm_kv_gib"])
                      & (pl.col("dram_gib") == best["dram_gib"])
                      & (pl.col("ssd_gib") == best["ssd_gib"])
@@ -122,16 +178,27 @@ def _policy(df: pl.DataFrame, best: dict) -> str:
 
 def _twice(r: dict) -> str:
     if r["feasible_2x"]:
-        return (f"At 2x the load it still meets the SLO: TTFT p-target "
-                f"{r['ttft_pq_ms_2x']:,.0f} ms, binding {r['binding_2x']}.")
-    return (f"At 2x the load it would not: {r['binding_2x']} saturates or TTFT exceeds the "
-            f"target (max sustainable {r['max_rate_rps']:.2f} req/s at this size).")
+        return (f"At 2x the load it still meets the SLO: TTFT {r['ttft_pq_ms_2x']:,.0f} ms at "
+                f"the SLO percentile, binding {BINDING_LABELS[r['binding_2x']]}.")
+    return (f"At 2x the load it would not: {BINDING_LABELS[r['binding_2x']]} saturates or TTFT "
+            f"exceeds the target (this configuration sustains about "
+            f"{r['max_rate_rps']:.2f} req/s).")
 
 
-def _what_would(r: dict, rate_rps: float) -> str:
-    frac = r["max_rate_rps"] / rate_rps if rate_rps else 0.0
-    reps = int(np.ceil(1.0 / max(frac, 1e-9)))
-    return (f"Nothing meets the SLO at {rate_rps:.2f} req/s. The best candidate sustains about "
-            f"{r['max_rate_rps']:.2f} req/s ({frac:.0%} of the load): serve the trace with "
-            f"{reps} replicas, or plan at --load-scale {min(frac, 1.0):.2f}; its first broken "
-            f"rule: {r['infeasible_reason']}.")
+def _what_would(r: dict, rate_rps: float, max_replicas: int) -> str:
+    """What would make the best infeasible candidate meet the SLO, in words."""
+    n, frac = r["replicas"], r["max_rate_rps"] / rate_rps if rate_rps else 0.0
+    head = (f"Nothing meets the SLO at {rate_rps:.2f} req/s with up to {_count(max_replicas)}. "
+            f"The best candidate ({_count(n)}) ")
+    if frac < 1.0:
+        need = int(np.ceil(n / max(frac, 1e-9)))
+        return (head + f"sustains about {r['max_rate_rps']:.2f} req/s ({frac:.0%} of the "
+                f"load): about {_count(need)} would carry it (--replicas {need}), or plan at "
+                f"--load-scale {frac:.2f}; its first broken rule: {r['infeasible_reason']}.")
+    return (head + f"carries the load (up to {r['max_rate_rps']:.2f} req/s) but breaks "
+            f"'{r['infeasible_reason']}': more replicas or larger cache tiers shorten prefill "
+            "queues; otherwise relax the SLO.")
+
+
+def _count(n: int) -> str:
+    return f"{n} replica{'s' if n != 1 else ''}"

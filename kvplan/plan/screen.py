@@ -8,7 +8,8 @@ Per request r and candidate c (block counts from the hit-ratio curves, kvplan.pl
     stall_s    = t_h2d((h_dram + h_ssd) x block bytes) + t_ssd_read(h_ssd x block bytes)
     writes     = computed blocks to DRAM (d2h) and SSD (ssd_write) when the tier exists
 
-Queueing, one replica at the trace's mean arrival rate lam (requests/s):
+Queueing, per replica at the mean arrival rate lam (requests/s) of the requests routed to it
+(kvplan.plan.routing; every replica's rate is over the whole trace's span):
 
     rho_p  = lam x E[prefill_s]                     GPU share of prefill
     B      = lam x E[output] x tpot                  decoding sequences (Little): with
@@ -22,7 +23,11 @@ Queueing, one replica at the trace's mean arrival rate lam (requests/s):
     TTFT_q = quantile_q(stall + S) + W / rho x ln(rho / (1 - q))   (exponential wait tail)
 
 A link or the GPU at utilization >= 1 saturates the candidate. The same arithmetic at 2 x lam
-answers "what happens with twice the load". The event simulator (stage 2) decides; this
+answers "what happens with twice the load". Replicas combine as one system
+(:func:`combine_loads`): the busiest replica's utilization (it saturates first, so the
+sustainable total rate is total rate / its peak utilization), the worst replica's TTFT
+quantile (an upper bound of the pooled quantile), pooled per-request TTFTs for the median and
+goodput, and the request-weighted mean TPOT. The event simulator (stage 2) decides; this
 screen only ranks, and stage 2 reports its error.
 """
 
@@ -37,6 +42,9 @@ from kvplan.plan.curves import HitCurve, request_hits, tier_thresholds
 from kvplan.plan.stream import AccessStream
 
 LINKS = ("h2d", "d2h", "ssd_read", "ssd_write")
+BINDING_LABELS = {"gpu": "GPU", "h2d": "H2D link", "d2h": "D2H link", "ssd_read": "SSD reads",
+                  "ssd_write": "SSD writes"}
+"""Words for the ``binding`` column's values."""
 
 
 @dataclass(frozen=True)
@@ -50,7 +58,7 @@ class Slo:
     percentile: float = 99.0
     """Percentile the TTFT target applies to."""
     min_rate_rps: float | None = None
-    """Minimum sustainable request rate (requests/s) of one replica."""
+    """Minimum sustainable request rate (requests/s) of the whole deployment."""
 
 
 @dataclass(frozen=True)
@@ -79,8 +87,35 @@ class Candidates:
     dram_gib: np.ndarray
     ssd_gib: np.ndarray
     inclusive: np.ndarray
-    scale: np.ndarray
-    """(3, n): per-tier threshold hit scaling of a non-LRU policy vs LRU (1 for LRU)."""
+    policy: PolicyScale
+    """Hit scaling of the eviction policy vs LRU (LRU_SCALE for LRU)."""
+
+
+@dataclass(frozen=True)
+class PolicyScale:
+    """A policy's hits / LRU hits at capacities given as fractions of the distinct blocks.
+
+    Relative capacities carry a ratio measured on the whole trace over to a replica's stream
+    (1/R of the blocks at 1/R of the capacity behaves alike).
+    """
+
+    fraction: np.ndarray
+    """Sampled capacities / distinct blocks, increasing."""
+    ratio: np.ndarray
+    """Policy hits / LRU hits at each sampled capacity."""
+
+    def at(self, capacity_blocks: np.ndarray, num_blocks: int) -> np.ndarray:
+        """Log-interpolated ratio at capacities of a stream of ``num_blocks`` distinct blocks.
+
+        Example: fraction [0.01, 1], ratio [0.5, 1]: 10 of 1,000 blocks -> 0.5, 100 -> 0.75.
+        """
+        x = np.log(np.maximum(np.asarray(capacity_blocks, dtype=np.float64), 1.0)
+                   / max(num_blocks, 1))
+        return np.interp(x, np.log(self.fraction), self.ratio)
+
+
+LRU_SCALE = PolicyScale(fraction=np.ones(1), ratio=np.ones(1))
+"""LRU is what the curves give: scale 1 everywhere."""
 
 
 def blocks_of(gib: np.ndarray, block_bytes: int) -> np.ndarray:
@@ -88,17 +123,24 @@ def blocks_of(gib: np.ndarray, block_bytes: int) -> np.ndarray:
     return np.floor(np.asarray(gib, dtype=np.float64) * GIB / block_bytes).astype(np.int64)
 
 
-def tier_block_hits(trace: Trace, cands: Candidates, block_bytes: int) -> np.ndarray:
-    """Prefix blocks hit per request per tier: int array (3, requests, candidates)."""
+def candidate_thresholds(cands: Candidates, block_bytes: int) -> np.ndarray:
+    """(3, candidates) capacities in blocks below which an access hits HBM, HBM-or-DRAM, any
+    tier (kvplan.plan.curves.tier_thresholds, per candidate's hierarchy)."""
     caps = [blocks_of(g, block_bytes) for g in (cands.hbm_kv_gib, cands.dram_gib, cands.ssd_gib)]
-    thr = np.stack([np.where(cands.inclusive, a, b) for a, b in zip(
+    return np.stack([np.where(cands.inclusive, a, b) for a, b in zip(
         tier_thresholds(*caps, inclusive=True), tier_thresholds(*caps, inclusive=False),
         strict=True)])
+
+
+def tier_block_hits(trace: Trace, cands: Candidates, block_bytes: int) -> np.ndarray:
+    """Prefix blocks hit per request per tier: int array (3, requests, candidates)."""
+    thr = candidate_thresholds(cands, block_bytes)
+    scale = cands.policy.at(thr, trace.stream.num_blocks)
     uniq, inv = np.unique(thr, return_inverse=True)
     per = request_hits(trace.pd, trace.stream.offsets, uniq)[:, inv.reshape(thr.shape)]
     per = np.moveaxis(per, 1, 0).astype(np.float64)  # (3, requests, candidates), cumulative
     length = np.diff(trace.stream.offsets)[None, :, None]
-    cum = np.minimum(np.rint(per * cands.scale[:, None, :]), length)
+    cum = np.minimum(np.rint(per * scale[:, None, :]), length)
     cum = np.maximum.accumulate(cum, axis=0)
     return np.diff(cum, axis=0, prepend=0.0)
 
@@ -168,9 +210,26 @@ def queue_figures(cm: CostModel, trace: Trace, prefill_s: np.ndarray, stall_s: n
                 ttft_req_s=base + wait, tpot_s=tpot, decode_seqs=seqs, stable=stable)
 
 
-def evaluate(cm: CostModel, trace: Trace, cands: Candidates, slo: Slo, max_seqs: int = 256
-             ) -> dict[str, np.ndarray]:
-    """Screen every candidate: one column per figure (units in the names)."""
+@dataclass(frozen=True)
+class ReplicaFigures:
+    """Per-request arrays (requests, candidates) of one replica's stream, and its loads."""
+
+    hits: np.ndarray
+    """(3, requests, candidates) prefix blocks served by HBM, DRAM, SSD."""
+    blocks: np.ndarray
+    """(requests, 1) prompt blocks."""
+    hit_tokens: np.ndarray
+    moved: dict[str, np.ndarray]
+    """Blocks over each link."""
+    prefill_s: np.ndarray
+    stall_s: np.ndarray
+    loads: dict[str, Load]
+    """Queue figures at the replica's rate ("") and twice it ("_2x")."""
+
+
+def replica_figures(cm: CostModel, trace: Trace, cands: Candidates, percentile: float,
+                    max_seqs: int) -> ReplicaFigures:
+    """Hits, prefill, stalls, link busy time and queueing of one replica's requests."""
     bs = trace.stream.block_size
     block_bytes = cm.kv_bytes_per_token * bs
     h = tier_block_hits(trace, cands, block_bytes)
@@ -185,21 +244,59 @@ def evaluate(cm: CostModel, trace: Trace, cands: Candidates, slo: Slo, max_seqs:
              "ssd_write": np.where(cands.ssd_gib > 0, blocks - hit, 0.0)}
     link_s = {k: tab[k][v.astype(np.int64)] for k, v in moved.items()}
     stall_s = link_s["h2d"] + link_s["ssd_read"]
-    fits = _fits(cm, trace, cands)
-    cols = _hit_columns(h, blocks, inp - np.maximum(inp - hit * bs, 1.0), moved, block_bytes)
-    for tag, rate in (("", trace.rate_rps), ("_2x", 2 * trace.rate_rps)):
-        load = queue_figures(cm, trace, prefill_s, stall_s, link_s, rate, slo.percentile, max_seqs)
-        cols |= _load_columns(load, slo, rate, fits, tag)
+    loads = {tag: queue_figures(cm, trace, prefill_s, stall_s, link_s, k * trace.rate_rps,
+                                percentile, max_seqs) for tag, k in (("", 1.0), ("_2x", 2.0))}
+    return ReplicaFigures(hits=h, blocks=blocks, hit_tokens=inp - np.maximum(inp - hit * bs, 1.0),
+                          moved=moved, prefill_s=prefill_s, stall_s=stall_s, loads=loads)
+
+
+def combine_loads(loads: list[Load]) -> Load:
+    """Replicas as one deployment (module doc): busiest replica's utilization and TTFT
+    quantile, pooled per-request TTFTs, request-weighted mean TPOT."""
+    if len(loads) == 1:
+        return loads[0]
+    req = np.concatenate([ld.ttft_req_s for ld in loads], axis=0)
+    weights = np.array([ld.ttft_req_s.shape[0] for ld in loads], dtype=np.float64)
+
+    def peak(name: str) -> np.ndarray:
+        return np.max([getattr(ld, name) for ld in loads], axis=0)
+
+    return Load(rho=peak("rho"), util={k: np.max([ld.util[k] for ld in loads], axis=0)
+                                       for k in loads[0].util},
+                ttft_q_s=peak("ttft_q_s"), ttft_p50_s=np.quantile(req, 0.5, axis=0),
+                ttft_req_s=req, tpot_s=np.average([ld.tpot_s for ld in loads], axis=0,
+                                                  weights=weights),
+                decode_seqs=peak("decode_seqs"),
+                stable=np.all([ld.stable for ld in loads], axis=0))
+
+
+def evaluate(cm: CostModel, traces: list[Trace], cands: Candidates, slo: Slo,
+             max_seqs: int = 256) -> dict[str, np.ndarray]:
+    """Screen every candidate served by ``len(traces)`` replicas, one routed stream each: one
+    column per figure (units in the names), figures of the whole deployment."""
+    parts = [replica_figures(cm, t, cands, slo.percentile, max_seqs) for t in traces]
+
+    def cat(name: str, axis: int = 0) -> np.ndarray:
+        return np.concatenate([getattr(p, name) for p in parts], axis=axis)
+
+    block_bytes = cm.kv_bytes_per_token * traces[0].stream.block_size
+    moved = {k: np.concatenate([p.moved[k] for p in parts]) for k in parts[0].moved}
+    cols = _hit_columns(cat("hits", 1), cat("blocks"), cat("hit_tokens"), moved, block_bytes)
+    fits = _fits(cm, traces, cands)
+    rate = sum(t.rate_rps for t in traces)
+    for tag, k in (("", 1.0), ("_2x", 2.0)):
+        load = combine_loads([p.loads[tag] for p in parts])
+        cols |= _load_columns(load, slo, k * rate, fits, tag)
     cols["fits_hbm"] = fits
-    cols["load_stall_mean_ms"] = stall_s.mean(axis=0) * 1e3
-    cols["prefill_mean_ms"] = prefill_s.mean(axis=0) * 1e3
+    cols["load_stall_mean_ms"] = cat("stall_s").mean(axis=0) * 1e3
+    cols["prefill_mean_ms"] = cat("prefill_s").mean(axis=0) * 1e3
     return cols
 
 
-def _fits(cm: CostModel, trace: Trace, cands: Candidates) -> np.ndarray:
+def _fits(cm: CostModel, traces: list[Trace], cands: Candidates) -> np.ndarray:
     """The longest request's KV fits in the candidate's HBM KV budget."""
-    longest = float(np.max(trace.input_tokens + trace.output_tokens)) if trace.input_tokens.size \
-        else 0.0
+    longest = max((float(np.max(t.input_tokens + t.output_tokens)) for t in traces
+                   if t.input_tokens.size), default=0.0)
     return cands.hbm_kv_gib * GIB >= longest * cm.kv_bytes_per_token
 
 

@@ -1,9 +1,10 @@
 """The search space: tier-size grids and policies, with defaults from the workload's footprint.
 
 The footprint is the distinct KV bytes the trace ever touches (distinct blocks x block bytes);
-no tier larger than it can add hits. Default grids (one serving replica = one GPU, so the node's
-DRAM and SSD are shared by its GPUs)::
+no tier larger than it can add hits. Default grids (one serving replica = tp GPUs, so the
+node's DRAM and SSD are shared by its GPUs; every size is per replica)::
 
+    replicas 1, 2, 3, 4, at most the node's GPU count / tp
     HBM KV   25 %, 50 %, 75 %, 100 % of what the GPU leaves after weights and activations
     DRAM     0 and 1/32 .. 2 x footprint (doubling), capped at the node DRAM per GPU
     SSD      0 and 1/4, 1/2, 1, 2 x footprint, capped at the node SSD per GPU
@@ -23,18 +24,21 @@ HBM_FRACTIONS = (0.25, 0.5, 0.75, 1.0)
 DRAM_FOOTPRINT_MULTIPLES = (0.0, 1 / 32, 1 / 16, 1 / 8, 1 / 4, 1 / 2, 1.0, 2.0)
 SSD_FOOTPRINT_MULTIPLES = (0.0, 0.25, 0.5, 1.0, 2.0)
 DEFAULT_EVICTIONS = ("lru", "fifo", "arc")
+DEFAULT_REPLICAS = (1, 2, 3, 4)
 
 
 @dataclass(frozen=True)
 class SearchSpace:
     """Every combination of these values is one candidate configuration."""
 
+    replicas: tuple[int, ...]
+    """Replica counts (each replica: tp GPUs and its own tiers; kvplan.plan.routing)."""
     hbm_kv_gib: tuple[float, ...]
-    """HBM budgets for KV blocks (GiB)."""
+    """HBM budgets for KV blocks per replica (GiB)."""
     dram_gib: tuple[float, ...]
-    """Host DRAM KV tier sizes (GiB; 0 = no tier)."""
+    """Host DRAM KV tier sizes per replica (GiB; 0 = no tier)."""
     ssd_gib: tuple[float, ...]
-    """SSD KV tier sizes (GiB; 0 = no tier)."""
+    """SSD KV tier sizes per replica (GiB; 0 = no tier)."""
     evictions: tuple[str, ...] = DEFAULT_EVICTIONS
     """Eviction policy names, applied to every tier of a candidate."""
     inclusive: tuple[bool, ...] = (True,)
@@ -48,14 +52,14 @@ class SearchSpace:
         """(hbm_kv_gib, dram_gib, ssd_gib, inclusive) combinations, in grid order."""
         combos = list(itertools.product(self.hbm_kv_gib, self.dram_gib, self.ssd_gib,
                                         self.inclusive))
-        if not combos or not self.evictions:
-            raise KvplanError("search space is empty: every grid (hbm_kv_gib, dram_gib, ssd_gib, "
-                              "evictions, inclusive) needs at least one value")
+        if not combos or not self.evictions or not self.replicas:
+            raise KvplanError("search space is empty: every grid (replicas, hbm_kv_gib, dram_gib, "
+                              "ssd_gib, evictions, inclusive) needs at least one value")
         return combos
 
     @property
     def size(self) -> int:
-        return len(self.tier_configs()) * len(self.evictions)
+        return len(self.tier_configs()) * len(self.evictions) * len(self.replicas)
 
 
 def nice_gib(x: float, down: bool = False) -> float:
@@ -72,11 +76,12 @@ def nice_gib(x: float, down: bool = False) -> float:
 
 
 def default_space(footprint_gib: float, hbm_kv_max_gib: float, dram_cap_gib: float,
-                  ssd_cap_gib: float) -> SearchSpace:
-    """Grids derived from the footprint and the profile's per-GPU capacities.
+                  ssd_cap_gib: float, max_replicas: int = 1) -> SearchSpace:
+    """Grids derived from the footprint and the profile's per-replica capacities.
 
-    Example: footprint 10, HBM 40, DRAM cap 256, SSD cap 3500 -> HBM {10, 20, 30, 40},
-    DRAM {0, 0.31, 0.62, 1.2, 2.5, 5, 10, 20}, SSD {0, 2.5, 5, 10, 20}.
+    Example: footprint 10, HBM 40, DRAM cap 256, SSD cap 3500, 8 replicas fit -> replicas
+    {1, 2, 3, 4}, HBM {10, 20, 30, 40}, DRAM {0, 0.31, 0.62, 1.2, 2.5, 5, 10, 20},
+    SSD {0, 2.5, 5, 10, 20}.
     """
     if hbm_kv_max_gib <= 0:
         raise KvplanError(f"the GPU has no room for KV blocks (HBM KV capacity "
@@ -84,7 +89,9 @@ def default_space(footprint_gib: float, hbm_kv_max_gib: float, dram_cap_gib: flo
     hbm = tuple(sorted({nice_gib(f * hbm_kv_max_gib, down=True) for f in HBM_FRACTIONS}))
     dram = _grid(footprint_gib, DRAM_FOOTPRINT_MULTIPLES, dram_cap_gib)
     ssd = _grid(footprint_gib, SSD_FOOTPRINT_MULTIPLES, ssd_cap_gib)
-    return SearchSpace(hbm_kv_gib=hbm, dram_gib=dram, ssd_gib=ssd, inclusive=(True, False))
+    replicas = tuple(r for r in DEFAULT_REPLICAS if r <= max(max_replicas, 1))
+    return SearchSpace(replicas=replicas, hbm_kv_gib=hbm, dram_gib=dram, ssd_gib=ssd,
+                       inclusive=(True, False))
 
 
 def _grid(footprint_gib: float, multiples: tuple[float, ...], cap_gib: float) -> tuple[float, ...]:

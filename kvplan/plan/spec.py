@@ -13,6 +13,7 @@ Precedence: command-line flags > the spec file > these defaults. Example file::
     percentile = 99
 
     [space]                          # any grid left out comes from the workload footprint
+    replicas = [1, 2, 4]             # sizes below are per replica
     dram_gib = [0, 64, 128, 256]
     evictions = ["lru", "s3fifo"]
 """
@@ -34,7 +35,8 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-SPACE_KEYS = ("hbm_kv_gib", "dram_gib", "ssd_gib", "evictions", "inclusive", "prefetch", "write")
+SPACE_KEYS = ("replicas", "hbm_kv_gib", "dram_gib", "ssd_gib", "evictions", "inclusive", "prefetch",
+              "write")
 
 
 @dataclass(frozen=True)
@@ -58,7 +60,8 @@ class PlanSpec:
     load_scale: float = 1.0
     """Arrival-rate multiplier applied to the trace (0.5 = half the rate)."""
     space: dict[str, Any] = field(default_factory=dict)
-    """Grid overrides (keys: hbm_kv_gib, dram_gib, ssd_gib, evictions, inclusive, prefetch, write)."""
+    """Grid overrides (keys: replicas, hbm_kv_gib, dram_gib, ssd_gib, evictions, inclusive,
+    prefetch, write)."""
     verify_top: int = 5
     """Best candidates re-run in the event simulator."""
     verify_near_misses: int = 2
@@ -100,6 +103,10 @@ def spec_from_dict(raw: dict[str, Any], path: Path | str = "<spec>") -> PlanSpec
         if key not in SPACE_KEYS:
             raise InputError(path, f"unknown key (expected one of {', '.join(SPACE_KEYS)})",
                              field=f"space.{key}")
+    replicas = kw.get("space", {}).get("replicas", [1])
+    if not isinstance(replicas, (list, tuple)) or not all(
+            isinstance(r, int) and not isinstance(r, bool) and r >= 1 for r in replicas):
+        raise InputError(path, "expected a list of whole numbers >= 1", field="space.replicas")
     if kw.get("objective", "usd_per_h") not in OBJECTIVES:
         raise InputError(path, f"expected one of {', '.join(OBJECTIVES)}", field="objective")
     return PlanSpec(**kw)

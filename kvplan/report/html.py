@@ -5,33 +5,25 @@ from __future__ import annotations
 import base64
 import html
 
-import polars as pl
 
-
-def _table(df: pl.DataFrame, cols: list[str], limit: int = 20) -> str:
-    cols = [c for c in cols if c in df.columns]
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
-    body = "".join("<tr>" + "".join(f"<td>{_fmt(r[c])}</td>" for c in cols) + "</tr>"
-                   for r in df.head(limit).iter_rows(named=True))
+def _table(headers: list[str], rows: list[list[str]]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>"
+                   for r in rows)
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
-def _fmt(v) -> str:
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    return html.escape(str(v))
-
-
-def render(title: str, summary: list[str], tables: dict[str, tuple[pl.DataFrame, list[str]]],
+def render(title: str, summary: list[str], tables: dict[str, tuple[list[str], list[list[str]]]],
            images: dict[str, bytes], settings: dict[str, str]) -> str:
-    """The report: summary sentences, tables, images and engine settings blocks."""
+    """The report: summary sentences, tables (headers, formatted rows), images and engine
+    settings blocks."""
     parts = [f"<h1>{html.escape(title)}</h1>", "<ul>"]
     parts += [f"<li>{html.escape(s)}</li>" for s in summary] + ["</ul>"]
     for name, png in images.items():
         data = base64.b64encode(png).decode()
         parts.append(f"<h2>{html.escape(name)}</h2><img src='data:image/png;base64,{data}'>")
-    for name, (df, cols) in tables.items():
-        parts.append(f"<h2>{html.escape(name)}</h2>{_table(df, cols)}")
+    for name, (headers, rows) in tables.items():
+        parts.append(f"<h2>{html.escape(name)}</h2>{_table(headers, rows)}")
     for name, text in settings.items():
         parts.append(f"<h2>{html.escape(name)}</h2><pre>{html.escape(text)}</pre>")
     style = ("body{font-family:sans-serif;max-width:1100px;margin:auto}"

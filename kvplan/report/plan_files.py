@@ -12,28 +12,35 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import polars as pl
+
 from kvplan.atomic import write_parquet_atomic, write_text_atomic
 from kvplan.plan.planner import PlanResult
+from kvplan.plan.routing import ROUTING_RULE
 from kvplan.plan.spec import spec_to_toml
-from kvplan.report import html, plots
-
-TOP_COLUMNS = ["candidate_id", "profile", "eviction", "inclusive", "hbm_kv_gib", "dram_gib",
-               "ssd_gib", "usd_per_h", "hit_ratio", "ttft_pq_ms", "max_rate_rps", "binding",
-               "feasible"]
-VERIFIED_COLUMNS = ["candidate_id", "ttft_pq_ms", "sim_ttft_pq_ms", "hit_ratio_hbm",
-                    "sim_hit_ratio_hbm", "load_stall_mean_ms", "sim_load_stall_mean_ms",
-                    "sim_feasible", "sim_stop_reason"]
+from kvplan.report import html, plan_tables, plots
+from kvplan.report.plan_tables import slo_words
 
 
 def summary_dict(res: PlanResult) -> dict:
     """The recommendation as plain JSON-able data."""
     rec = res.recommendation
     return {"feasible": rec.feasible, "decided_by": "event simulation" if res.verified.height
-            else "analytic screen", "rate_rps": res.rate_rps, "best": _clean(rec.best),
-            "runner_up": _clean(rec.runner_up), "reasons": rec.reasons,
+            else "analytic screen", "rate_rps": res.rate_rps, "replicas": rec.best["replicas"],
+            "routing": ROUTING_RULE, "slo": slo_words(res.spec.slo), "best": _clean(rec.best),
+            "sim": _clean(_sim_row(res)), "runner_up": _clean(rec.runner_up),
+            "runner_up_differs_in": rec.runner_up_diff, "reasons": rec.reasons,
             "what_would": rec.what_would, "notes": res.notes,
             "engines": [{"engine": e.engine, "settings": e.settings, "command": e.command,
                          "checks": [c.__dict__ for c in e.checks]} for e in res.engines]}
+
+
+def _sim_row(res: PlanResult) -> dict | None:
+    """The simulated figures of the chosen candidate (None when it was not verified)."""
+    if res.verified.height == 0:
+        return None
+    rows = res.verified.filter(pl.col("candidate_id") == res.recommendation.best["candidate_id"])
+    return rows.row(0, named=True) if rows.height else None
 
 
 def _clean(row: dict | None) -> dict | None:
@@ -95,16 +102,29 @@ def _images(res: PlanResult) -> dict[str, bytes]:
 
 
 def _html(res: PlanResult, images: dict[str, bytes]) -> str:
-    rec = res.recommendation
-    b = rec.best
-    head = (f"{'Recommended' if rec.feasible else 'Best infeasible'}: {b['profile']}, HBM KV "
-            f"{b['hbm_kv_gib']:g} GiB, DRAM {b['dram_gib']:g} GiB, SSD {b['ssd_gib']:g} GiB, "
-            f"{b['eviction']}, ${b['usd_per_h']:.3f}/h")
-    summary = [head, *rec.reasons] + ([rec.what_would] if rec.what_would else []) + res.notes
-    tables = {"Top candidates": (res.candidates, TOP_COLUMNS),
-              "Verified: analytic vs simulated": (verified_table(res), VERIFIED_COLUMNS),
-              "Pareto: cost vs TTFT": (res.pareto_ttft, TOP_COLUMNS)}
-    settings = {e.engine: e.command + "\n\n" + "\n".join(
+    rec, slo = res.recommendation, res.spec.slo
+    head = (f"{'Recommended' if rec.feasible else 'Best infeasible'}: "
+            f"{plan_tables.config_words(rec.best)}")
+    routing = [f"Routing: {ROUTING_RULE}."] if rec.best["replicas"] > 1 else []
+    runner = [f"Runner-up: {plan_tables.config_words(rec.runner_up)} (differs in "
+              f"{rec.runner_up_diff})."] if rec.runner_up else []
+    summary = [head, f"SLO: {slo_words(slo)}", *routing, *runner, *rec.reasons] + (
+        [rec.what_would] if rec.what_would else []) + res.notes
+    top = res.candidates.head(20)
+    ver = plan_tables.with_sim_hit(verified_table(res))
+    tables = {"Top candidates (sizes per replica, GiB; $/h for all replicas)":
+              _formatted(top, plan_tables.top_columns(top, slo)),
+              "Verified: analytic screen vs event simulation":
+              _formatted(ver, plan_tables.verified_table_columns(ver, slo)),
+              "Pareto: cost vs TTFT": _formatted(res.pareto_ttft, plan_tables.top_columns(
+                  res.pareto_ttft, slo)) if res.pareto_ttft.height else ([], [])}
+    settings = {e.engine + " (per replica)": e.command + "\n\n" + "\n".join(
         f"[{'ok' if c.ok else 'VIOLATED'}] {c.rule}: {c.detail}" for c in e.checks)
         for e in res.engines}
     return html.render("kvplan plan", summary, tables, images, settings)
+
+
+def _formatted(df: pl.DataFrame, cols: list) -> tuple[list[str], list[list[str]]]:
+    if df.height == 0:
+        return [], []
+    return [h for h, _, _ in cols], plan_tables.cells(df, cols)

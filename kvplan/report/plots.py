@@ -34,16 +34,19 @@ def _png(plt, fig) -> bytes:
 
 
 def curve_png(curves: pl.DataFrame, best: dict) -> bytes:
-    """LRU hit ratio vs cache capacity, with the chosen tier boundaries marked."""
+    """LRU hit ratio vs per-replica cache capacity (one line per profile and replica count),
+    with the chosen tier boundaries marked."""
     plt, fig, ax = _fig()
-    for (profile,), d in curves.group_by("profile", maintain_order=True):
-        ax.plot(d["capacity_gib"], d["hit_ratio"], label=f"LRU ({profile})")
+    for (profile, reps), d in curves.group_by("profile", "replicas", maintain_order=True):
+        ax.plot(d["capacity_gib"], d["hit_ratio"], label=f"LRU, {profile} x{reps}")
     edges = [("HBM", best["hbm_kv_gib"]), ("+DRAM", best["hbm_kv_gib"] + best["dram_gib"]),
              ("+SSD", best["hbm_kv_gib"] + best["dram_gib"] + best["ssd_gib"])]
-    for name, x in edges:
+    for (name, x), size in zip(edges, (1.0, best["dram_gib"], best["ssd_gib"]), strict=True):
+        if size <= 0:
+            continue
         ax.axvline(x, linestyle="--", color="gray")
         ax.text(x, 0.02, name, rotation=90, va="bottom")
-    ax.set_xlabel("cache capacity (GiB of KV)")
+    ax.set_xlabel("cache capacity per replica (GiB of KV)")
     ax.set_ylabel("prompt-block hit ratio")
     ax.legend()
     return _png(plt, fig)
@@ -62,8 +65,11 @@ def pareto_png(cands: pl.DataFrame, front: pl.DataFrame, y: str, ylabel: str) ->
 
 
 def timeseries_png(ts: pl.DataFrame) -> bytes:
-    """Occupancy per tier and running/waiting requests of the recommended run."""
+    """Occupancy per tier and running/waiting requests of the recommended run (replica 1)."""
     plt, fig, ax = _fig()
+    if "replica" in ts.columns:
+        ts = ts.filter(pl.col("replica") == 0).drop("replica")
+        ax.set_title("replica 1")
     for col in ts.columns:
         if col != "t_s" and ts[col].dtype.is_numeric():
             ax.plot(ts["t_s"], ts[col], label=col)

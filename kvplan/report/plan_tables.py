@@ -1,0 +1,131 @@
+"""Human-readable tables and sentences of a plan (console and HTML); Parquet keeps the raw columns.
+
+Short headers, sizes per replica in GiB, money in $ per hour for all replicas, percentages for
+hit ratios, yes/no for verdicts, and "saturated" where a queue grows without bound (an
+infinite TTFT in the Parquet files)::
+
+    #    rep  HBM  DRAM    SSD  evict  $/h    hit    TTFT p90 ms  max req/s  binding  ok
+    412    2   27    78  2,500  lru    6.753  66.0%  1,234        5.12       GPU      yes
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import polars as pl
+
+from kvplan.plan.screen import Slo
+
+SHORT_BINDING = {"gpu": "GPU", "h2d": "H2D", "d2h": "D2H", "ssd_read": "SSD read",
+                 "ssd_write": "SSD write"}
+Column = tuple[str, str, Callable[[object], str]]
+"""(header, source column, formatter)."""
+
+
+def gib(v) -> str:
+    """Example: 2500.0 -> '2,500'; 0.31 -> '0.31'."""
+    return "-" if v is None else f"{v:,g}"
+
+
+def usd(v) -> str:
+    return "-" if v is None else f"{v:,.3f}"
+
+
+def pct(v) -> str:
+    return "-" if v is None or v != v else f"{v:.1%}"
+
+
+def ms(v) -> str:
+    """Milliseconds; an infinite or missing TTFT is a saturated queue."""
+    if v is None or v != v:
+        return "-"
+    return "saturated" if math.isinf(v) else f"{v:,.0f}"
+
+
+def rate(v) -> str:
+    return "-" if v is None else ("unbounded" if math.isinf(v) else f"{v:,.2f}")
+
+
+def yes(v) -> str:
+    return "-" if v is None else ("yes" if v else "no")
+
+
+def _text(v) -> str:
+    return "-" if v is None else str(v)
+
+
+def top_columns(df: pl.DataFrame, slo: Slo) -> list[Column]:
+    """Columns of the candidates table; profile and tier hierarchy only where rows differ."""
+    cols: list[Column] = [("#", "candidate_id", _text)]
+    if df["profile"].n_unique() > 1:
+        cols.append(("profile", "profile", _text))
+    cols += [("rep", "replicas", _text), ("HBM", "hbm_kv_gib", gib), ("DRAM", "dram_gib", gib),
+             ("SSD", "ssd_gib", gib), ("evict", "eviction", _text)]
+    if df["inclusive"].n_unique() > 1:
+        cols.append(("tiers", "inclusive", lambda v: "incl" if v else "excl"))
+    return cols + [("$/h", "usd_per_h", usd), ("hit", "hit_ratio", pct),
+                   (f"TTFT p{slo.percentile:g} ms", "ttft_pq_ms", ms),
+                   ("max req/s", "max_rate_rps", rate),
+                   ("binding", "binding", lambda v: SHORT_BINDING.get(v, _text(v))),
+                   ("ok", "feasible", yes)]
+
+
+def verified_columns(slo: Slo) -> list[Column]:
+    """Columns of the verified table: the screen's figure beside the simulator's."""
+    p = f"p{slo.percentile:g}"
+    return [("#", "candidate_id", _text), ("rep", "replicas", _text),
+            (f"TTFT {p} ms\nscreen", "ttft_pq_ms", ms), (f"TTFT {p} ms\nsim", "sim_ttft_pq_ms", ms),
+            ("hit\nscreen", "hit_ratio", pct), ("hit\nsim", "sim_hit_ratio", pct),
+            ("stall ms\nscreen", "load_stall_mean_ms", _ms1),
+            ("stall ms\nsim", "sim_load_stall_mean_ms", _ms1),
+            ("done", "sim_finished_frac", pct), ("ok (sim)", "sim_feasible", yes)]
+
+
+def verified_table_columns(df: pl.DataFrame, slo: Slo) -> list[Column]:
+    """verified_columns, plus the simulator's stop reason when a run did not simply finish."""
+    cols = verified_columns(slo)
+    if df.height and (df["sim_stop_reason"].fill_null("") != "done").any():
+        cols.append(("sim stop", "sim_stop_reason", _text))
+    return cols
+
+
+def _ms1(v) -> str:
+    return "-" if v is None or v != v else f"{v:,.1f}"
+
+
+def with_sim_hit(df: pl.DataFrame) -> pl.DataFrame:
+    """Add sim_hit_ratio (all tiers) to a verified table."""
+    if "sim_hit_ratio_hbm" not in df.columns:
+        return df
+    return df.with_columns((pl.col("sim_hit_ratio_hbm") + pl.col("sim_hit_ratio_dram")
+                            + pl.col("sim_hit_ratio_ssd")).alias("sim_hit_ratio"))
+
+
+def cells(df: pl.DataFrame, cols: list[Column]) -> list[list[str]]:
+    """Formatted rows (strings) of ``df`` under ``cols``."""
+    return [[fmt(r.get(src)) for _, src, fmt in cols] for r in df.iter_rows(named=True)]
+
+
+def slo_words(slo: Slo) -> str:
+    """Example: 'TTFT p90 <= 5,000 ms'."""
+    parts = []
+    if slo.ttft_ms is not None:
+        parts.append(f"TTFT p{slo.percentile:g} <= {slo.ttft_ms:,g} ms")
+    if slo.tpot_ms is not None:
+        parts.append(f"mean TPOT <= {slo.tpot_ms:,g} ms")
+    if slo.min_rate_rps is not None:
+        parts.append(f">= {slo.min_rate_rps:,g} req/s")
+    return ", ".join(parts) or "no SLO"
+
+
+def config_words(r: dict) -> str:
+    """Example: '2 replicas of h100-sxm (tp 1), each HBM KV 27 GiB, DRAM 78 GiB, SSD 2,500 GiB,
+    eviction lru, inclusive tiers; $6.753/h in all'."""
+    n = r["replicas"]
+    who = f"{n} replica{'s' if n > 1 else ''} of {r['profile']} (tp {r['tp']})"
+    each = "each" if n > 1 else "with"
+    return (f"{who}, {each} HBM KV {gib(r['hbm_kv_gib'])} GiB, DRAM {gib(r['dram_gib'])} GiB, "
+            f"SSD {gib(r['ssd_gib'])} GiB, eviction {r['eviction']}, "
+            f"{'inclusive' if r['inclusive'] else 'exclusive'} tiers; ${usd(r['usd_per_h'])}/h"
+            + (" in all" if n > 1 else ""))
