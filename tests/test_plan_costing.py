@@ -37,3 +37,16 @@ def test_default_replicas_grid_stops_at_the_node():
     assert default_space(10.0, 40.0, 256.0, 3500.0, max_replicas=8).replicas == (1, 2, 3, 4)
     assert default_space(10.0, 40.0, 256.0, 3500.0, max_replicas=2).replicas == (1, 2)
     assert default_space(10.0, 40.0, 256.0, 3500.0, max_replicas=0).replicas == (1,)
+
+
+def test_ssd_tiers_come_with_a_dram_tier_larger_than_hbm():
+    from kvplan.errors import KvplanError
+    from kvplan.plan.space import SearchSpace, default_space, deployable
+
+    assert not deployable(27, 0, 630) and deployable(27, 64, 630) and deployable(27, 8, 0)
+    space = default_space(2500.0, 55.0, 256.0, 3500.0, max_replicas=8)
+    configs = space.tier_configs()
+    assert configs and all(dram > hbm for hbm, dram, ssd, _ in configs if ssd > 0)
+    with pytest.raises(KvplanError, match="SSD tier needs a DRAM tier"):
+        SearchSpace(replicas=(1,), hbm_kv_gib=(27.0,), dram_gib=(0.0,), ssd_gib=(630.0,)
+                    ).tier_configs()

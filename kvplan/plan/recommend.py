@@ -164,14 +164,15 @@ def _policy(df: pl.DataFrame, best: dict) -> str:
                      & (pl.col("hbm_kv_gib") == best["hbm_kv_gib"])
                      & (pl.col("dram_gib") == best["dram_gib"])
                      & (pl.col("ssd_gib") == best["ssd_gib"])
-                     & (pl.col("inclusive") == best["inclusive"]))
-    if same.height < 2:
+                     & (pl.col("inclusive") == best["inclusive"])
+                     & (pl.col("eviction") != best["eviction"]))
+    if same.height == 0:
         return ""
     worst = same.sort("hit_ratio").row(0, named=True)
     gain = best["hit_ratio"] - worst["hit_ratio"]
     if abs(gain) < 0.01:
         return (f"Eviction policy hardly mattered at these sizes ({best['eviction']} vs "
-                f"{worst['eviction']}: {gain:+.1%} hit ratio).")
+                f"{worst['eviction']}: {abs(gain):.1%} apart in hit ratio).")
     return (f"Policy that mattered: {best['eviction']} serves {gain:+.1%} more prompt blocks "
             f"than {worst['eviction']} at the same sizes.")
 

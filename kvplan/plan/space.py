@@ -49,17 +49,35 @@ class SearchSpace:
     """Write policy of every candidate."""
 
     def tier_configs(self) -> list[tuple[float, float, float, bool]]:
-        """(hbm_kv_gib, dram_gib, ssd_gib, inclusive) combinations, in grid order."""
-        combos = list(itertools.product(self.hbm_kv_gib, self.dram_gib, self.ssd_gib,
-                                        self.inclusive))
-        if not combos or not self.evictions or not self.replicas:
-            raise KvplanError("search space is empty: every grid (replicas, hbm_kv_gib, dram_gib, "
-                              "ssd_gib, evictions, inclusive) needs at least one value")
+        """(hbm_kv_gib, dram_gib, ssd_gib, inclusive) combinations that an engine can deploy,
+        in grid order.
+
+        An SSD tier needs a DRAM tier larger than the HBM KV pool: every engine stages disk
+        blocks through host memory, SGLang HiCache refuses a host pool not larger than the
+        device pool, and Dynamo KVBM needs CPU cache >= GPU KV (kvplan.plan.engines).
+        """
+        if not self.evictions or not self.replicas:
+            raise KvplanError("search space is empty: the replicas and evictions grids need at "
+                              "least one value")
+        combos = [c for c in itertools.product(self.hbm_kv_gib, self.dram_gib, self.ssd_gib,
+                                               self.inclusive) if deployable(*c[:3])]
+        if not combos:
+            raise KvplanError("search space is empty: every grid (hbm_kv_gib, dram_gib, ssd_gib, "
+                              "inclusive) needs a value, and an SSD tier needs a DRAM tier "
+                              "larger than the HBM KV pool")
         return combos
 
     @property
     def size(self) -> int:
         return len(self.tier_configs()) * len(self.evictions) * len(self.replicas)
+
+
+def deployable(hbm_kv_gib: float, dram_gib: float, ssd_gib: float) -> bool:
+    """False for an SSD tier without a DRAM tier larger than the HBM KV pool.
+
+    Example: (27, 0, 630) -> False; (27, 64, 630) -> True; (27, 8, 0) -> True.
+    """
+    return ssd_gib <= 0 or dram_gib > hbm_kv_gib
 
 
 def nice_gib(x: float, down: bool = False) -> float:
