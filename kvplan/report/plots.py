@@ -65,14 +65,24 @@ def pareto_png(cands: pl.DataFrame, front: pl.DataFrame, y: str, ylabel: str) ->
 
 
 def timeseries_png(ts: pl.DataFrame) -> bytes:
-    """Occupancy per tier and running/waiting requests of the recommended run (replica 1)."""
-    plt, fig, ax = _fig()
+    """Three panels of the recommended run (replica 1): tier occupancy in blocks, link
+    utilization (0..1) and running / waiting / parked requests, against simulated time."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     if "replica" in ts.columns:
-        ts = ts.filter(pl.col("replica") == 0).drop("replica")
-        ax.set_title("replica 1")
-    for col in ts.columns:
-        if col != "t_s" and ts[col].dtype.is_numeric():
-            ax.plot(ts["t_s"], ts[col], label=col)
-    ax.set_xlabel("simulated time (s)")
-    ax.legend(fontsize=7)
+        ts = ts.filter(pl.col("replica") == 0)
+    panels = [("KV blocks held", [c for c in ts.columns if c.endswith("_used_blocks")]),
+              ("link utilization", [c for c in ts.columns if c.endswith("_util")]),
+              ("requests", [c for c in ("running", "waiting", "parked") if c in ts.columns])]
+    fig, axes = plt.subplots(3, 1, figsize=(7, 7), dpi=100, sharex=True)
+    for ax, (ylabel, cols) in zip(axes, panels, strict=True):
+        for col in cols:
+            ax.plot(ts["t_s"], ts[col], label=col.removesuffix("_used_blocks").removesuffix("_util"))
+        ax.set_ylabel(ylabel)
+        ax.legend(fontsize=7, loc="upper left")
+    axes[0].set_title("recommended configuration, replica 1")
+    axes[-1].set_xlabel("simulated time (s)")
     return _png(plt, fig)
