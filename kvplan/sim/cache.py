@@ -96,9 +96,11 @@ class _ClassReplay:
         future = (stream.future_uses()
                   if any(eviction_class(n).is_oracle for n in spec.eviction) else None)
         self.stream, self.spec = stream, spec
-        self.tiers = TierStack([Tier(t, cap, make_eviction(name, cap, future)) for t, cap, name
+        self.stack = TierStack([Tier(t, cap, make_eviction(name, cap, future)) for t, cap, name
                                 in zip(TIER_NAMES, spec.capacity_blocks, spec.eviction,
                                        strict=True)])
+        self.tiers = self.stack.tiers
+        """The stack as a plain list: indexed on every access."""
         self.demote = spec.write == "write-back" or not spec.inclusive
         self.hits = np.zeros((stream.num_requests, 3), np.int64)
         self.links = np.zeros(len(LINK_NAMES), np.int64)
@@ -110,12 +112,12 @@ class _ClassReplay:
         for r in range(self.stream.num_requests):
             self.now = float(r)
             self._request(r, self.stream.request_blocks(r).tolist())
-            used = [t.used_blocks for t in self.tiers.tiers]
+            used = [t.used_blocks for t in self.tiers]
             self.peak = np.maximum(self.peak, used)
         return CacheCounts(self.hits, self.links, self.peak)
 
     def _request(self, r: int, blocks: list[int]) -> None:
-        levels = self.tiers.lookup_prefix(blocks)
+        levels = self.stack.lookup_prefix(blocks)
         pins = list(zip(blocks, levels, strict=False))  # the prefix only
         for b, lv in pins:
             self.tiers[lv].pin(b)

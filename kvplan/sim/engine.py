@@ -43,6 +43,8 @@ from kvplan.sim.setup import build_cost, build_links, build_tiers
 from kvplan.workload import Workload
 
 _MAX_RUN_ITERS = 4096
+_FIRST_RUN_ITERS = 64
+"""Decode runs time this many iterations first, 8x more while the next event is farther."""
 _WALL_CHECK_EVERY = 1024
 
 
@@ -135,20 +137,26 @@ class EventSim:
         return []
 
     def _on_step_done(self, ev: StepDone) -> list[tuple[float, int, Event]]:
+        """The step's decoders advance on the clock; its prefill chunks and the finishing
+        decoders are handled in running order."""
         self.gpu_busy = False
-        store, now, fresh = self.store, self.now, []
+        store, sched, now, fresh = self.store, self.sched, self.now, []
         out: list[tuple[float, int, Event]] = []
-        iters = ev.iters
-        for req, n in self.batch:
-            if req.catching_up:
+        finishing = sched.decoders.advance(ev.iters)
+        for req, n in sorted(self.batch + [(r, 0) for r in finishing], key=_run_order):
+            if n:
                 self._advance_prefill(req, n, now)
                 if req.n_cached < len(req.blocks):
                     store.commit(req, now, fresh)
+                if req.catching_up:
+                    continue
+                sched.prefilled(req)
+                if req.generated < req.out:
+                    sched.decoders.add(req)
+                    continue
             else:
-                req.computed += iters
-                req.generated += iters
-            if req.generated >= req.out:
-                out.extend(self._finish(req, now))
+                sched.decoders.sync(req)
+            out.extend(self._finish(req, now))
         store.offload_fresh(fresh, now)
         self.batch = []
         return out
@@ -197,57 +205,66 @@ class EventSim:
         now = self.now
         items = self.sched.schedule(now)
         if self.sched.waiting:
+            staged = self.store.staged
             for req in self.prefetch.to_stage(self.sched.waiting):
-                self.store.stage(req, now)
-        if not items:
+                if req.idx not in staged:
+                    self.store.stage(req, now)
+        if not items and not self.sched.decoders.count:
             return []
         self.gpu_busy = True
         self.batch = items
-        if all(not req.catching_up for req, _ in items):
-            iters, dt = self._decode_run(items)
-        else:
+        if items:
             iters, dt = 1, self._step_time(items)
+        else:
+            iters, dt = self._decode_run()
         return [(now + dt, PRIO_STEP, StepDone(iters))]
 
     def _step_time(self, items: list[tuple[Req, int]]) -> float:
-        prefill = pairs = seqs = ctx = 0
+        """One iteration: the prefill chunks ``items`` plus one token of every decoder."""
+        prefill = pairs = 0
         for req, n in items:
-            if req.catching_up:
-                prefill += n
-                pairs += attn_pairs(n, req.computed)
-            else:
-                seqs += 1
-                ctx += req.computed + 1
-        return self.cost.step_time_s(prefill, pairs, seqs, ctx)
+            prefill += n
+            pairs += attn_pairs(n, req.computed)
+        dec = self.sched.decoders
+        return self.cost.step_time_s(prefill, pairs, dec.count, dec.context_tokens())
 
-    def _decode_run(self, items: list[tuple[Req, int]]) -> tuple[int, float]:
+    def _decode_run(self) -> tuple[int, float]:
         """How many decode-only iterations to run at once, and their total time.
 
         Stops at the first finisher, the first iteration ending at or after the next event,
         and the last iteration whose new blocks HBM can still provide.
         """
-        n = len(items)
-        k_fin = min(min(req.out - req.generated for req, _ in items), _MAX_RUN_ITERS)
-        computed = np.fromiter((req.computed for req, _ in items), np.int64, n)
-        ctx0 = int(computed.sum()) + n
-        dts = self.cost.step_time_s(0, 0, n, ctx0 + n * np.arange(k_fin))
-        cum = np.cumsum(np.atleast_1d(dts))
-        k = min(k_fin, int(np.searchsorted(cum, self.queue.peek_time() - self.now)) + 1)
-        k = self._iters_with_room(items, computed, k)
-        for req, _ in items:
-            self.store.grow(req, req.computed + k, self.now)
+        dec = self.sched.decoders
+        n = dec.count
+        k_fin = min(dec.min_left(), _MAX_RUN_ITERS)
+        ctx0 = dec.context_tokens()
+        horizon = self.queue.peek_time() - self.now
+        m = min(k_fin, _FIRST_RUN_ITERS)
+        while True:
+            cum = np.cumsum(self.cost.step_time_s(0, 0, n, ctx0 + n * np.arange(m)))
+            k = int(np.searchsorted(cum, horizon)) + 1
+            if k <= m or m == k_fin:
+                break
+            m = min(k_fin, 8 * m)
+        crossing = dec.crossing_within(min(k, m))
+        k = self._iters_with_room(crossing, min(k, m))
+        grow, now = self.store.grow, self.now
+        for slack, req in crossing:
+            if slack < k:
+                dec.sync(req)
+                grow(req, req.computed + k, now)
+                dec.add(req)
         return k, float(cum[k - 1])
 
-    def _iters_with_room(self, items: list[tuple[Req, int]], computed: np.ndarray, k: int
-                         ) -> int:
+    def _iters_with_room(self, crossing: list[tuple[int, Req]], k: int) -> int:
         """Largest k' <= k whose iterations' new blocks fit in free + evictable HBM (>= 1:
-        the scheduler already holds blocks for the first iteration)."""
+        the scheduler already holds blocks for the first iteration). A decoder that can run
+        ``slack`` more iterations in its blocks needs ceil((j - slack) / bs) more for j."""
         store, bs = self.store, self.store.bs
-        held = np.fromiter((r.n_cached + r.n_private for r, _ in items), np.int64, len(items))
         room = store.hbm.capacity_blocks - store.hbm_used() + store.hbm.evictable_blocks
 
         def need(j: int) -> int:
-            return int(np.maximum(-(-(computed + j) // bs) - held, 0).sum())
+            return sum(-((s - j) // bs) for s, _ in crossing if s < j)
 
         if need(k) <= room:
             return k
@@ -259,6 +276,10 @@ class EventSim:
 
     def result(self) -> ReplayResult:
         return self.collector.result(self)
+
+
+def _run_order(item: tuple[Req, int]) -> int:
+    return item[0].run_seq
 
 
 def run_event(workload: Workload, config: ReplayConfig, progress: bool = False) -> ReplayResult:

@@ -39,7 +39,7 @@ class Req:
         "n_cached", "n_private", "pending", "park_start_s", "catching_up", "admissions",
         "swapped", "swap_cached", "swap_computed", "first_admit_s", "first_token_s",
         "load_stall_s", "hit_blocks", "readmit_hit_tokens", "prefill_tokens",
-        "recomputed_tokens", "preemptions",
+        "recomputed_tokens", "preemptions", "run_seq", "tick0", "member_id",
     )
 
     def __init__(self, idx: int, session: int, arrival_s: float, prompt: int, out: int,
@@ -55,6 +55,10 @@ class Req:
         self.hit_blocks = [0, 0, 0]
         self.readmit_hit_tokens = self.prefill_tokens = self.recomputed_tokens = 0
         self.preemptions = 0
+        self.run_seq = 0
+        """Order of joining ``running`` (scheduler)."""
+        self.tick0 = self.member_id = -1
+        """While decoding: tick its fields are as of, and its membership (kvplan.sim.decoding)."""
 
     @property
     def num_tokens(self) -> int:
@@ -103,15 +107,18 @@ class KvStore:
 
     def alloc(self, n: int, now: float) -> bool:
         """Take ``n`` private HBM blocks, evicting cached ones (then session pins) if needed."""
-        short = n - (self.hbm.capacity_blocks - self.hbm_used())
-        while short > self.hbm.evictable_blocks and self.session_pins:
-            self._unpin_all(self.session_pins.popitem(last=False)[1][1])
-        if short > self.hbm.evictable_blocks:
-            return False
+        hbm = self.hbm
+        short = n - (hbm.capacity_blocks - hbm.used_blocks - self.private_total)
         if short > 0:
-            self._evicted_hbm(self.hbm.evict(short), now)
+            while short > hbm.evictable_blocks and self.session_pins:
+                self._unpin_all(self.session_pins.popitem(last=False)[1][1])
+            if short > hbm.evictable_blocks:
+                return False
+            self._evicted_hbm(hbm.evict(short), now)
         self.private_total += n
-        self.peak[HBM] = max(self.peak[HBM], self.hbm_used())
+        used = hbm.used_blocks + self.private_total
+        if used > self.peak[HBM]:
+            self.peak[HBM] = used
         return True
 
     def grow(self, req: Req, computed_target: int, now: float) -> bool:
@@ -127,24 +134,24 @@ class KvStore:
     def commit(self, req: Req, now: float, fresh: list[int]) -> None:
         """After a step: prompt blocks ``req`` completed become shared cached blocks."""
         full = min(req.computed // self.bs, len(req.blocks))
+        if full <= req.n_cached:
+            return
         hbm = self.hbm
-        for i in range(req.n_cached, full):
-            b = req.blocks[i]
-            req.n_private -= 1
-            self.private_total -= 1
-            if b in hbm:
+        resident = hbm.refs
+        for b in req.blocks[req.n_cached:full]:
+            if b in resident:
                 hbm.pin(b)
             else:
                 hbm.insert(b, now, pin=True)
                 fresh.append(b)
-        req.n_cached = max(req.n_cached, full)
+        req.n_private -= full - req.n_cached
+        self.private_total -= full - req.n_cached
+        req.n_cached = full
 
     def release(self, req: Req, now: float, keep_pins: bool = False) -> None:
         """Free ``req``'s HBM blocks; its prompt blocks stay cached (pinned if ``keep_pins``)."""
-        hbm = self.hbm
         cached = req.blocks[:req.n_cached]
-        for b in reversed(cached):
-            hbm.touch(b, now)
+        self.hbm.touch_all(reversed(cached), now)
         if keep_pins:
             self._release_session(req.session)
             self.session_pins[req.session] = (req.idx, cached)
@@ -164,22 +171,22 @@ class KvStore:
             self._unpin_all(pins[1])
 
     def _unpin_all(self, blocks: list[int]) -> None:
-        for b in blocks:
-            self.hbm.unpin(b)
+        self.hbm.unpin_all(blocks)
 
     # -- admission: prefix lookup and loads --------------------------------------------------
 
     def lookup(self, req: Req) -> list[int]:
         """Tier level of each block of the longest stored prefix (at most num_tokens - 1)."""
-        hbm, dram, ssd = self.hbm, self.dram, self.ssd
+        hbm, dram, ssd = self.hbm.refs, self.dram.refs, self.ssd.refs
         levels: list[int] = []
-        for b in req.blocks[:(req.num_tokens - 1) // self.bs]:
+        add = levels.append
+        for b in req.blocks[:(req.prompt + req.generated - 1) // self.bs]:
             if b in hbm:
-                levels.append(HBM)
+                add(HBM)
             elif b in dram:
-                levels.append(DRAM)
+                add(DRAM)
             elif b in ssd:
-                levels.append(SSD)
+                add(SSD)
             else:
                 break
         return levels
@@ -201,11 +208,15 @@ class KvStore:
         n_load = hits - levels.count(HBM) + swap_in
         cached = req.blocks[:hits]
         hbm_hits = [b for b, lv in zip(cached, levels, strict=True) if lv == HBM]
-        for b in hbm_hits:
-            self.hbm.pin(b)
-        self._release_session(req.session)
         chunk = min(req.num_tokens - computed, budget)
-        need = n_load or -(-(computed + chunk) // self.bs) - hits
+        first_chunk = -(-(computed + chunk) // self.bs) - hits - swap_in
+        # a request that loads is parked and grows when it runs, unless its loads are timed
+        # just in time (oracle): then it may run at once and needs its first chunk's blocks
+        need = n_load + first_chunk if self.just_in_time or not n_load else n_load
+        if not self.session_pins and not self._fits(need, hbm_hits):
+            return None
+        self.hbm.pin_all(hbm_hits)
+        self._release_session(req.session)
         if not self.alloc(need, now):
             self._unpin_all(hbm_hits)
             return None
@@ -215,6 +226,14 @@ class KvStore:
         req.swapped = 0
         req.catching_up = True
         return self._start_loads(req, now, levels, cached, swap_in)
+
+    def _fits(self, need: int, hits: list[int]) -> bool:
+        """Whether ``alloc(need)`` would succeed with ``hits`` pinned, when no session pins
+        are held: refuses a request that does not fit without pinning and unpinning its hits."""
+        hbm = self.hbm
+        short = need - (hbm.capacity_blocks - hbm.used_blocks - self.private_total)
+        refs = hbm.refs
+        return short <= 0 or short <= hbm.evictable_blocks - sum(1 for b in hits if not refs[b])
 
     def _record_admission(self, req: Req, now: float, levels: list[int], cached: list[int]
                           ) -> None:
@@ -241,6 +260,7 @@ class KvStore:
         waits: set[int] = set()
         from_dram: list[int] = []
         from_ssd: list[int] = []
+        loaded: list[int] = []
         for b, lv in zip(cached, levels, strict=True):
             if lv == HBM:
                 tr = loading.get(b)
@@ -248,9 +268,11 @@ class KvStore:
                     waits.add(id(tr))
                     tr.waiters.append(req)
                 continue
+            loaded.append(b)
             (from_dram if lv == DRAM else from_ssd).append(b)
-            hbm.insert(b, now, pin=True)
-            (self.dram if lv == DRAM else self.ssd).touch(b, now)
+        hbm.insert_all(loaded, now, pin=True)
+        self.dram.touch_all(from_dram, now)
+        self.ssd.touch_all(from_ssd, now)
         req.park_start_s = now
         if self.just_in_time:
             if from_ssd and self.dram.present and not self.exclusive:
@@ -312,8 +334,8 @@ class KvStore:
     def _stage_into_hbm(self, req: Req, now: float, to_hbm: list[tuple[int, int]]) -> None:
         from_dram = [b for b, lv in to_hbm if lv == DRAM]
         from_ssd = [b for b, lv in to_hbm if lv == SSD]
+        self.hbm.insert_all([b for b, _ in to_hbm], now, pin=True)
         for b, lv in to_hbm:
-            self.hbm.insert(b, now, pin=True)
             self.origin[b] = lv
         self.staged[req.idx] = [b for b, _ in to_hbm]
         self.staged_blocks += len(to_hbm)
@@ -345,15 +367,11 @@ class KvStore:
     def _insert_dram(self, blocks: list[int], now: float) -> None:
         """Insert landed blocks into DRAM, making room for the whole batch with one eviction."""
         dram = self.dram
-        new = []
-        for b in blocks:
-            if b in dram:
-                dram.touch(b, now)
-            else:
-                new.append(b)
+        resident = dram.refs
+        dram.touch_all([b for b in blocks if b in resident], now)
+        new = [b for b in blocks if b not in resident]
         victims = dram.evict(len(new) - dram.free_blocks)
-        for b in new[-dram.capacity_blocks:]:
-            dram.insert(b, now)
+        dram.insert_all(new[-dram.capacity_blocks:], now)
         if victims and not self.write_through and self.ssd.present:
             down = [v for v in victims if v not in self.ssd]
             if down:
@@ -362,15 +380,11 @@ class KvStore:
 
     def _insert_ssd(self, blocks: list[int], now: float) -> None:
         ssd = self.ssd
-        new = []
-        for b in blocks:
-            if b in ssd:
-                ssd.touch(b, now)
-            else:
-                new.append(b)
+        resident = ssd.refs
+        ssd.touch_all([b for b in blocks if b in resident], now)
+        new = [b for b in blocks if b not in resident]
         ssd.evict(len(new) - ssd.free_blocks)
-        for b in new[-ssd.capacity_blocks:]:
-            ssd.insert(b, now)
+        ssd.insert_all(new[-ssd.capacity_blocks:], now)
         self.peak[SSD] = max(self.peak[SSD], ssd.used_blocks)
 
     def swap_out(self, req: Req, now: float) -> None:

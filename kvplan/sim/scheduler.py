@@ -16,12 +16,16 @@ decoding request takes 1 token, with no special case. A step that brings ``compu
    must be loaded from DRAM/SSD is parked until the loads land; it then joins ``running``.
 
 Storage (prefix lookup, allocation, loads) is the :class:`~kvplan.sim.kvstore.KvStore`'s job.
+Decoding requests sit on a shared decode clock (:class:`~kvplan.sim.decoding.Decoders`), so
+phase 1 looks only at the requests that need more than their one token: those prefilling and
+those due for a new KV block; every running request between them takes one token of budget.
 """
 
 from __future__ import annotations
 
 from collections import deque
 
+from kvplan.sim.decoding import Decoders
 from kvplan.sim.kvstore import KvStore, Req
 
 
@@ -34,12 +38,18 @@ class Scheduler:
         self.max_seqs = max_seqs
         self.waiting: deque[Req] = deque()
         self.running: list[Req] = []
+        """Admission order; prefilling requests and decoders."""
+        self.prefilling: list[Req] = []
+        """The running requests still catching up (prompt or recompute), admission order."""
+        self.decoders = Decoders(store.bs)
         self.preemptions = 0
         self.parked = 0
         """Admitted requests waiting on their own loads (they hold a sequence slot)."""
+        self._seq = 0
 
     def schedule(self, now: float) -> list[tuple[Req, int]]:
-        """Pick this step's ``(request, new tokens)``; empty when nothing can run."""
+        """Pick this step's prefill chunks ``(request, new tokens)``; every member of
+        ``decoders`` decodes one token. Both empty when nothing can run."""
         items: list[tuple[Req, int]] = []
         preemptions = self.preemptions
         budget = self._schedule_running(now, items, self.max_batched_tokens)
@@ -48,10 +58,24 @@ class Scheduler:
         return items
 
     def _schedule_running(self, now: float, items: list[tuple[Req, int]], budget: int) -> int:
-        bs, grow, running = self.store.bs, self.store.grow, self.running
-        i = 0
-        while i < len(running) and budget > 0:
-            req = running[i]
+        """vLLM's loop over ``running`` in order, visiting only prefilling and due requests;
+        ``done`` running requests (a prefix) have had their tokens.
+
+        Decoders always lead ``running`` (a request behind a prefilling one gets no budget
+        until that one is done) and number at most the budget (each was scheduled when it
+        became one), so the budget never runs out before a decoder: every decoder runs.
+        """
+        bs, grow, running, dec = self.store.bs, self.store.grow, self.running, self.decoders
+        done = 0
+        for req in _merge(self.prefilling, dec.pop_due()):
+            if req.run_seq < 0:
+                continue
+            pos = running.index(req)
+            if pos - done >= budget:
+                break
+            budget -= pos - done
+            if req.tick0 >= 0:
+                dec.sync(req)
             n = min(req.prompt + req.generated - req.computed, budget)
             if -(-(req.computed + n) // bs) > req.n_cached + req.n_private:
                 while not grow(req, req.computed + n, now):
@@ -59,14 +83,24 @@ class Scheduler:
                     self._preempt(victim, now)
                     if victim is req:
                         return budget
-            items.append((req, n))
+            if req.catching_up:
+                items.append((req, n))
+            else:
+                dec.add(req)
             budget -= n
-            i += 1
-        return budget
+            done = pos + 1
+        cut = min(len(running), done + budget)
+        assert all(req.tick0 < 0 for req in running[cut:]), "a decoder missed the budget"
+        return budget - (cut - done)
 
     def _preempt(self, req: Req, now: float) -> None:
         """Free ``req``'s HBM blocks and put it back at the head of the queue; with a DRAM
         tier its private blocks are swapped out (kept), else it recomputes from its prefix."""
+        if req.tick0 >= 0:
+            self.decoders.sync(req)
+        elif req.catching_up:
+            self.prefilling.remove(req)
+        req.run_seq = -1
         if self.store.swap:
             self.store.swap_out(req, now)
         self.store.release(req, now)
@@ -86,14 +120,32 @@ class Scheduler:
                 self.parked += 1
                 continue
             n = min(req.num_tokens - req.computed, budget)
-            self.running.append(req)
+            self._run(req)
             items.append((req, n))
             budget -= n
+
+    def _run(self, req: Req) -> None:
+        """``req`` joins ``running`` (at the end), catching up."""
+        self._seq += 1
+        req.run_seq = self._seq
+        self.running.append(req)
+        self.prefilling.append(req)
 
     def unpark(self, req: Req) -> None:
         """``req``'s loads landed: it runs from the next step on."""
         self.parked -= 1
-        self.running.append(req)
+        self._run(req)
+
+    def prefilled(self, req: Req) -> None:
+        """``req`` caught up: it decodes from the next step on (unless it just finished)."""
+        self.prefilling.remove(req)
 
     def finish(self, req: Req) -> None:
+        """``req`` (synced, not prefilling) generated its last token."""
         self.running.remove(req)
+        req.run_seq = -1
+
+
+def _merge(a: list[Req], b: list[Req]) -> list[Req]:
+    """Two lists in running order merged into one (both short)."""
+    return sorted(a + b, key=lambda r: r.run_seq) if a and b else a + b

@@ -11,7 +11,7 @@ evicted lazily, only when room is needed::
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from kvplan.sim.policies.base import EvictionPolicy
 
@@ -26,12 +26,13 @@ class Tier:
         self.name = name
         self.capacity_blocks = capacity_blocks
         self.policy = policy
-        self._refs: dict[int, int] = {}
-        """Resident block -> refcount (0 = cached, evictable)."""
+        self.refs: dict[int, int] = {}
+        """Resident block -> refcount (0 = cached, evictable). Read-only outside the tier:
+        hot loops test ``key in tier.refs`` to skip a method call."""
         self._pinned: set[int] = set()
 
     def __contains__(self, key: int) -> bool:
-        return key in self._refs
+        return key in self.refs
 
     @property
     def present(self) -> bool:
@@ -40,11 +41,11 @@ class Tier:
 
     @property
     def used_blocks(self) -> int:
-        return len(self._refs)
+        return len(self.refs)
 
     @property
     def free_blocks(self) -> int:
-        return self.capacity_blocks - len(self._refs)
+        return self.capacity_blocks - len(self.refs)
 
     @property
     def pinned_blocks(self) -> int:
@@ -53,15 +54,15 @@ class Tier:
     @property
     def evictable_blocks(self) -> int:
         """Resident blocks nobody uses: what eviction can reclaim."""
-        return len(self._refs) - len(self._pinned)
+        return len(self.refs) - len(self._pinned)
 
     def refcount(self, key: int) -> int:
         """Users of a resident block (0 = cached only); 0 for a block not resident."""
-        return self._refs.get(key, 0)
+        return self.refs.get(key, 0)
 
     def can_insert(self, n: int = 1) -> bool:
-        """True when ``n`` new blocks fit after evicting unpinned blocks."""
-        return n <= self.free_blocks + self.evictable_blocks
+        """True when ``n`` new blocks fit after evicting unpinned blocks (free + evictable)."""
+        return n <= self.capacity_blocks - len(self._pinned)
 
     def touch(self, key: int, now: float) -> None:
         """A resident block was used again (policy ``on_access``)."""
@@ -70,48 +71,105 @@ class Tier:
     def insert(self, key: int, now: float, pin: bool = False) -> list[int]:
         """Make ``key`` resident, evicting unpinned blocks if full; returns the evicted ids.
 
-        The caller checks :meth:`can_insert` first; the key must not be resident.
+        The caller checks :meth:`can_insert` first; the key must not be resident. While room
+        is made the new key is pinned, so it is never its own victim.
         """
-        if key in self._refs:
+        refs = self.refs
+        if key in refs:
             raise ValueError(f"block {key} already resident in {self.name}")
-        if not self.can_insert(1):
+        if len(self._pinned) >= self.capacity_blocks:
             raise ValueError(f"{self.name} full of pinned blocks")
-        self._refs[key] = 1
+        if len(refs) < self.capacity_blocks:
+            refs[key] = int(pin)
+            if pin:
+                self._pinned.add(key)
+            self.policy.on_insert(key, now)
+            return []
+        refs[key] = 1
         self._pinned.add(key)
         self.policy.on_insert(key, now)
-        evicted = self.evict(len(self._refs) - self.capacity_blocks)
+        evicted = self.evict(len(refs) - self.capacity_blocks)
         if not pin:
-            self.unpin(key)
+            refs[key] = 0
+            self._pinned.discard(key)
+            self.policy.on_unpin(key)
         return evicted
+
+    def insert_all(self, keys: Sequence[int], now: float, pin: bool = False) -> None:
+        """:meth:`insert` each block (none resident), in order; one step when they all fit
+        without evicting (the common case: callers make room first)."""
+        refs, on_insert = self.refs, self.policy.on_insert
+        if len(refs) + len(keys) > self.capacity_blocks:
+            for key in keys:
+                self.insert(key, now, pin)
+            return
+        for key in keys:
+            if key in refs:
+                raise ValueError(f"block {key} already resident in {self.name}")
+            refs[key] = int(pin)
+            on_insert(key, now)
+        if pin:
+            self._pinned.update(keys)
+
+    def touch_all(self, keys: Iterable[int], now: float) -> None:
+        """:meth:`touch` each resident block, in order."""
+        on_access = self.policy.on_access
+        for key in keys:
+            on_access(key, now)
 
     def evict(self, n: int) -> list[int]:
         """Evict up to ``n`` unpinned blocks chosen by the policy; returns their ids."""
         if n <= 0:
             return []
-        victims = self.policy.victims(n, self._pinned)
+        policy, refs = self.policy, self.refs
+        victims = policy.victims(n, self._pinned)
         for key in victims:
-            del self._refs[key]
-            self.policy.on_remove(key)
+            del refs[key]
+            policy.on_remove(key)
         return victims
 
     def remove(self, key: int) -> None:
         """Drop a resident, unpinned block (e.g. an exclusive tier promoting it upward)."""
-        if self._refs[key] > 0:
+        if self.refs[key] > 0:
             raise ValueError(f"block {key} removed from {self.name} while pinned")
-        del self._refs[key]
+        del self.refs[key]
         self.policy.on_remove(key)
 
     def pin(self, key: int) -> None:
         """One more user of a resident block: it cannot be evicted until unpinned."""
-        self._refs[key] += 1
-        self._pinned.add(key)
+        n = self.refs[key]
+        self.refs[key] = n + 1
+        if n == 0:
+            self._pinned.add(key)
+            self.policy.on_pin(key)
 
     def unpin(self, key: int) -> None:
         """One user fewer; at refcount 0 the block stays cached and becomes evictable."""
-        left = self._refs[key] - 1
-        self._refs[key] = left
+        left = self.refs[key] - 1
+        self.refs[key] = left
         if left == 0:
             self._pinned.discard(key)
+            self.policy.on_unpin(key)
+
+    def pin_all(self, keys: Iterable[int]) -> None:
+        """:meth:`pin` each block."""
+        refs, on_pin = self.refs, self.policy.on_pin
+        for key in keys:
+            n = refs[key]
+            refs[key] = n + 1
+            if n == 0:
+                self._pinned.add(key)
+                on_pin(key)
+
+    def unpin_all(self, keys: Iterable[int]) -> None:
+        """:meth:`unpin` each block, in order."""
+        refs, on_unpin = self.refs, self.policy.on_unpin
+        for key in keys:
+            left = refs[key] - 1
+            refs[key] = left
+            if left == 0:
+                self._pinned.discard(key)
+                on_unpin(key)
 
 
 class TierStack:
@@ -129,7 +187,7 @@ class TierStack:
     def fastest_holder(self, key: int) -> int:
         """Level of the fastest tier holding ``key``, or -1 if none does."""
         for level, tier in enumerate(self.tiers):
-            if key in tier:
+            if key in tier.refs:
                 return level
         return -1
 
@@ -140,10 +198,13 @@ class TierStack:
 
             keys   [a, b, c, d];  HBM {a}, DRAM {b, d}  ->  [0, 1]   (c missing: d unusable)
         """
+        resident = [tier.refs for tier in self.tiers]
         levels: list[int] = []
         for key in keys:
-            level = self.fastest_holder(key)
-            if level < 0:
+            for level, refs in enumerate(resident):
+                if key in refs:
+                    levels.append(level)
+                    break
+            else:
                 break
-            levels.append(level)
         return levels

@@ -60,26 +60,38 @@ class ARC(EvictionPolicy):
         self._t2.pop(key, None)
 
     def victims(self, n: int, pinned: Container[int]) -> list[int]:
+        """REPLACE ``n`` times. Each list is searched once per call, resuming where its last
+        victim was found (victims leave their lists only at the end), so pinned keys at a
+        list's old end are passed once, not once per victim."""
         out: list[int] = []
+        taken: list[list[int]] = [[], []]
+        """Victims taken from T1 and from T2."""
+        scans = [iter(self._t1), iter(self._t2)]
+        t1 = len(self._t1) - (self._incoming in self._t1)
         while len(out) < n:
-            t1 = len(self._t1) - (self._incoming in self._t1)
-            prefer_t1 = t1 > self.p or (self._incoming_from_b2 and t1 == self.p)
-            lists = ((self._t1, self._b1), (self._t2, self._b2))
-            for live, ghost in (lists if prefer_t1 else lists[::-1]):
-                key = next((k for k in live if k not in pinned), None)
+            for i in ((0, 1) if self._prefer_t1(t1) else (1, 0)):
+                key = next((k for k in scans[i] if k not in pinned), None)
                 if key is not None:
-                    del live[key]
-                    ghost[key] = None
+                    taken[i].append(key)
                     out.append(key)
+                    t1 -= i == 0
                     break
             else:
                 break
+        for live, ghost, keys in ((self._t1, self._b1, taken[0]), (self._t2, self._b2, taken[1])):
+            for key in keys:
+                del live[key]
+                ghost[key] = None
         self._trim_ghosts()
         return out
 
+    def _prefer_t1(self, t1: int) -> bool:
+        """REPLACE's choice with ``t1`` keys in T1 (the incoming key not counted)."""
+        return t1 > self.p or (self._incoming_from_b2 and t1 == self.p)
+
     def _trim_ghosts(self) -> None:
-        c = self.capacity_blocks
-        while self._b1 and len(self._t1) + len(self._b1) > c:
-            self._b1.popitem(last=False)
-        while len(self._t1) + len(self._t2) + len(self._b1) + len(self._b2) > 2 * c:
-            (self._b2 or self._b1).popitem(last=False)
+        c, b1, b2 = self.capacity_blocks, self._b1, self._b2
+        for _ in range(min(len(b1), len(self._t1) + len(b1) - c)):
+            b1.popitem(last=False)
+        for _ in range(len(self._t1) + len(self._t2) + len(b1) + len(b2) - 2 * c):
+            (b2 or b1).popitem(last=False)

@@ -6,18 +6,23 @@ block ids (kvplan.sim.blocks). Simulation time is passed in; a policy never read
 
 Call order, driven by :class:`kvplan.sim.tiers.Tier`::
 
-    insert:  on_insert(key, now)  ->  victims(n, pinned)  ->  on_remove(v) for each victim
+    insert:  on_insert(key, now)  [full: victims(n, pinned) -> on_remove(v) each victim
+                                         -> on_unpin(key) unless inserted pinned]
     hit:     on_access(key, now)
     remove:  on_remove(key)            (exclusive promotion, explicit drop)
+    pins:    on_pin(key) / on_unpin(key)   (refcount 0 -> 1 / 1 -> 0; no-ops by default)
 
 ``on_insert`` runs *before* room is made, with the new key pinned, so a policy may use the
 incoming key when it picks victims (ARC's REPLACE, S3-FIFO's ghost check). ``victims`` may
 reorder internal state (S3-FIFO promotes, ARC moves keys to ghost lists) but never drops a key
-it did not name; the tier then calls ``on_remove`` for every named victim.
+it did not name; the tier then calls ``on_remove`` for every named victim. The pin hooks let a
+policy keep in-use keys out of its eviction order (vLLM's free queue holds refcount-0 blocks
+only), so ``victims`` need not walk past them.
 """
 
 from __future__ import annotations
 
+import bisect
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Container
 from typing import ClassVar
@@ -45,7 +50,7 @@ class FutureUses:
     def next_use(self, key: int, now: float) -> float:
         """First use time of ``key`` strictly after ``now`` (``inf`` if none)."""
         lo, hi = self._offsets[key], self._offsets[key + 1]
-        i = lo + int(np.searchsorted(self._times[lo:hi], now, side="right"))
+        i = bisect.bisect_right(self._times, now, lo, hi)
         return float(self._times[i]) if i < hi else float("inf")
 
 
@@ -75,6 +80,14 @@ class EvictionPolicy(ABC):
     @abstractmethod
     def victims(self, n: int, pinned: Container[int]) -> list[int]:
         """Up to ``n`` resident keys to evict, best first, none of them in ``pinned``."""
+
+    def on_pin(self, key: int) -> None:
+        """A resident ``key`` came into use (refcount 0 -> 1); it is in ``pinned`` from now."""
+        return None
+
+    def on_unpin(self, key: int) -> None:
+        """A resident ``key`` is no longer in use (refcount 1 -> 0): evictable again."""
+        return None
 
 
 _REGISTRY: dict[str, type[EvictionPolicy]] = {}

@@ -18,7 +18,7 @@ and a new key sent to M ends up newer than the keys M reinserted while making ro
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Container
+from collections.abc import Container, Iterator
 
 from kvplan.sim.policies.base import EvictionPolicy, FutureUses, register_eviction
 
@@ -38,6 +38,8 @@ class S3FIFO(EvictionPolicy):
         self._ghost: OrderedDict[int, None] = OrderedDict()
         self._count: dict[int, int] = {}
         self._incoming: int | None = None
+        self._scan: Iterator[int] | None = None
+        self._gone: list[int] = []
 
     def on_insert(self, key: int, now: float) -> None:
         if key in self._ghost:
@@ -58,8 +60,10 @@ class S3FIFO(EvictionPolicy):
 
     def victims(self, n: int, pinned: Container[int]) -> list[int]:
         out: list[int] = []
+        self._scan, self._gone = None, []
         while len(out) < n:
-            if len(self._small) - (self._incoming in self._small) >= self.small_share:
+            small = len(self._small) - len(self._gone) - (self._incoming in self._small)
+            if small >= self.small_share:
                 key = self._from_small(pinned)
                 key = self._from_main(pinned) if key is None else key
             else:
@@ -68,32 +72,34 @@ class S3FIFO(EvictionPolicy):
             if key is None:
                 break
             out.append(key)
+        for key in self._gone:
+            del self._small[key]
+        self._scan = None
         if self._incoming in self._main:
             self._main.move_to_end(self._incoming)
         self._incoming = None
         return out
 
     def _from_small(self, pinned: Container[int]) -> int | None:
-        promoted: list[int] = []
-        victim = None
-        for key in self._small:
+        """The oldest unpinned small key never accessed, promoting accessed ones on the way.
+        One scan per ``victims`` call resumes where the last victim was found; the keys it
+        passes leave ``_small`` when the call ends (``_gone``)."""
+        if self._scan is None:
+            self._scan = iter(self._small)
+        for key in self._scan:
             if key in pinned:
                 continue
+            self._gone.append(key)
             if self._count[key] > 0:
-                promoted.append(key)
+                self._main[key] = None
+                self._count[key] = 0
                 continue
-            victim = key
-            break
-        for key in promoted:
-            del self._small[key]
-            self._main[key] = None
-            self._count[key] = 0
-        if victim is not None:
-            del self._small[victim], self._count[victim]
-            self._ghost[victim] = None
+            del self._count[key]
+            self._ghost[key] = None
             if len(self._ghost) > self.ghost_size:
                 self._ghost.popitem(last=False)
-        return victim
+            return key
+        return None
 
     def _from_main(self, pinned: Container[int]) -> int | None:
         for _ in range(MAX_COUNT + 1):
