@@ -110,3 +110,37 @@ def test_moe_decode_reads_only_touched_experts():
 def test_unknown_link():
     with pytest.raises(KvplanError, match="h2d, d2h, ssd_read, ssd_write"):
         CM8.transfer_time_s("nvme", 10)
+
+
+def _cumulative_reference(cm, seqs, ctx0, horizon_s, max_iters):
+    """The engine's former way: one array call, cumsum, first cumulative time >= horizon."""
+    cum = np.cumsum(cm.step_time_s(0, 0, seqs, ctx0 + seqs * np.arange(max_iters)))
+    k = min(int(np.searchsorted(cum, horizon_s)) + 1, max_iters)
+    return k, float(cum[k - 1])
+
+
+_RUN_MODELS = {name: CostModel.build(load_model(name), load_profile("h100-sxm"), tp=tp)
+               for name, tp in (("llama-3.1-8b", 1), ("gemma-2-27b", 1), ("mixtral-8x7b", 2))}
+
+
+@given(st.sampled_from(sorted(_RUN_MODELS)), st.integers(1, 256), st.integers(1, 20_000),
+       st.integers(1, 300), st.one_of(st.floats(0.0, 5.0), st.just(float("inf"))))
+def test_decode_run_equals_summing_iterations_to_the_last_bit(name, seqs, ctx, iters, horizon):
+    cm = _RUN_MODELS[name]
+    assert cm.decode_run_s(seqs, seqs * ctx, horizon, iters) == \
+        _cumulative_reference(cm, seqs, seqs * ctx, horizon, iters)
+
+
+def test_decode_run_on_a_calibrated_profile_uses_its_curves():
+    import dataclasses
+
+    from kvplan.hardware.profile import Curve
+
+    cal = dataclasses.replace(H100, kind="calibrated", curves={
+        "compute": Curve((1.0, 8192.0), (100.0, 700.0)),
+        "hbm": Curve((1e6, 1e11), (1000.0, 3000.0))})
+    cm = CostModel.build(LLAMA8, cal)
+    for horizon in (0.05, 1.0, float("inf")):
+        assert cm.decode_run_s(64, 64 * 3000, horizon, 100) == \
+            _cumulative_reference(cm, 64, 64 * 3000, horizon, 100)
+    assert cm.decode_run_s(64, 64 * 3000, 0.0, 100) == (1, cm.step_time_s(0, 0, 64, 64 * 3000))

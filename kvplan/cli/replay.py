@@ -116,6 +116,11 @@ def replay(
         return
     title = f"kvplan replay: {workload.meta.source_file}, {model} on {profile}"
     console.print(rich_table(title, summary_rows(results), ["metric", *(n for n, _ in results)]))
+    for name, r in results:
+        if r.run.get("extrapolated"):
+            label = f"{name}: " if compare else ""
+            console.print(f"warning: {label}outside the calibrated ranges (curves clamped): "
+                          f"{r.run['extrapolated']}", soft_wrap=True, markup=False, highlight=False)
     if out is not None:
         console.print(f"wrote requests.parquet, run.parquet, timeseries.parquet to {out}")
 

@@ -30,6 +30,8 @@ from kvplan.model.kv import kv_bytes_per_token, kv_bytes_per_token_layer, param_
 from kvplan.model.spec import ModelSpec
 
 GIB = 1 << 30
+_SCALAR_RUN_ITERS = 32
+"""Decode runs sum this many iterations as floats before switching to arrays."""
 GPU_MEMORY_UTILIZATION = 0.90
 """Share of HBM a server plans with (vLLM's default); the rest covers CUDA context,
 workspaces, communication buffers and CUDA graphs."""
@@ -120,6 +122,48 @@ class CostModel:
         t = self._step(pt, pp, seqs, ctx, _ARRAY)
         return np.where(pt + seqs > 0, t, 0.0)
 
+    def decode_run_s(self, seqs: int, ctx0: int, horizon_s: float, max_iters: int
+                     ) -> tuple[int, float]:
+        """A run of decode-only iterations of ``seqs`` sequences, the j-th over context
+        ``ctx0 + seqs x j``: it stops at the first iteration whose cumulative time reaches
+        ``horizon_s``, or after ``max_iters``. Returns (iterations, their total seconds).
+
+        The same figures as summing ``step_time_s(0, 0, seqs, ctx)`` one by one, to the last
+        bit. Most runs are a few iterations, so a datasheet profile's are summed as floats;
+        calibrated curves (and long runs) go through the array path.
+        """
+        total, j = 0.0, 0
+        if not self._step_curves:
+            n, overhead, compute = float(seqs), self._overhead_s, self._flops_per_s(1.0)
+            read = self._weights_read_bytes(n)
+            matmul = max(n * self.matmul_flops_per_token / compute,
+                         read / self._hbm_bytes_per_s(read))
+            for j in range(min(max_iters, _SCALAR_RUN_ITERS)):
+                total += matmul + self._decode_s(n, float(ctx0 + seqs * j), compute) + overhead
+                if total >= horizon_s:
+                    return j + 1, total
+            j += 1
+            if j == max_iters:
+                return j, total
+        ctx = ctx0 + seqs * np.arange(j, max_iters)
+        cum = np.cumsum(np.concatenate(([total], self.step_time_s(0, 0, seqs, ctx))))[1:]
+        k = min(int(np.searchsorted(cum, horizon_s)) + 1, len(cum))
+        return j + k, float(cum[k - 1])
+
+    @cached_property
+    def _step_curves(self) -> bool:
+        return "compute" in self.profile.curves or "hbm" in self.profile.curves
+
+    @cached_property
+    def _overhead_s(self) -> float:
+        return self.profile.gpu.step_overhead_us * 1e-6
+
+    def _decode_s(self, seqs: float, ctx: float, compute: float) -> float:
+        """The decode-attention term of ``_step`` (floats)."""
+        kv_read = self._decode_kv_bytes(seqs, ctx, _SCALAR)
+        return max(ctx * self.attn_flops_decode_pair / compute,
+                   kv_read / self._hbm_bytes_per_s(max(kv_read, 1.0)))
+
     def _step(self, prefill_tokens, prefill_pairs, seqs, ctx, ops):
         """The roofline sum of the module docstring, for floats or arrays (``ops``)."""
         tokens = prefill_tokens + seqs
@@ -170,6 +214,13 @@ class CostModel:
             read = self._weights_read_bytes(tokens) + self._decode_kv_bytes(seqs, ctx, _ARRAY)
             ok &= curves["hbm"].covers(read / self.tp)
         return bool(ok) if ok.ndim == 0 else ok
+
+    def step_read_bytes(self, tokens: int, decode_seqs: int, decode_context_tokens: int
+                        ) -> float:
+        """HBM bytes one iteration of ``tokens`` tokens reads over the replica (scalars):
+        weights + the decodes' KV, what ``step_covered`` checks against the hbm curve."""
+        return float(self._weights_read_bytes(tokens)
+                     + self._decode_kv_bytes(decode_seqs, decode_context_tokens, _SCALAR))
 
     def _flops_per_s(self, tokens):
         curve = self.profile.curves.get("compute")

@@ -21,6 +21,7 @@ from rich.progress import Progress
 from kvplan.cost.model import CostModel, attn_pairs
 from kvplan.sim.blocks import BlockStream
 from kvplan.sim.config import ReplayConfig
+from kvplan.sim.coverage import StepCoverage
 from kvplan.sim.events import (
     PRIO_ARRIVAL,
     PRIO_EXPIRE,
@@ -43,8 +44,6 @@ from kvplan.sim.setup import build_cost, build_links, build_tiers
 from kvplan.workload import Workload
 
 _MAX_RUN_ITERS = 4096
-_FIRST_RUN_ITERS = 64
-"""Decode runs time this many iterations first, 8x more while the next event is farther."""
 _WALL_CHECK_EVERY = 1024
 
 
@@ -65,6 +64,7 @@ class EventSim:
         tiers = build_tiers(config, cost, self.stream, self.arrival_s)
         self.store = KvStore(config, tiers, links, workload.block_size, block_bytes)
         self.prefetch = make_prefetch(config)
+        self.coverage = StepCoverage(cost)
         self.store.just_in_time = self.prefetch.just_in_time
         self.sched = Scheduler(self.store, config.max_batched_tokens, config.max_seqs)
         self.queue = EventQueue()
@@ -226,7 +226,9 @@ class EventSim:
             prefill += n
             pairs += attn_pairs(n, req.computed)
         dec = self.sched.decoders
-        return self.cost.step_time_s(prefill, pairs, dec.count, dec.context_tokens())
+        ctx = dec.context_tokens()
+        self.coverage.add_step(prefill + dec.count, dec.count, ctx)
+        return self.cost.step_time_s(prefill, pairs, dec.count, ctx)
 
     def _decode_run(self) -> tuple[int, float]:
         """How many decode-only iterations to run at once, and their total time.
@@ -239,22 +241,19 @@ class EventSim:
         k_fin = min(dec.min_left(), _MAX_RUN_ITERS)
         ctx0 = dec.context_tokens()
         horizon = self.queue.peek_time() - self.now
-        m = min(k_fin, _FIRST_RUN_ITERS)
-        while True:
-            cum = np.cumsum(self.cost.step_time_s(0, 0, n, ctx0 + n * np.arange(m)))
-            k = int(np.searchsorted(cum, horizon)) + 1
-            if k <= m or m == k_fin:
-                break
-            m = min(k_fin, 8 * m)
-        crossing = dec.crossing_within(min(k, m))
-        k = self._iters_with_room(crossing, min(k, m))
+        k, total = self.cost.decode_run_s(n, ctx0, horizon, k_fin)
+        crossing = dec.crossing_within(k)
+        k_room = self._iters_with_room(crossing, k)
+        if k_room < k:
+            k, total = k_room, self.cost.decode_run_s(n, ctx0, math.inf, k_room)[1]
+        self.coverage.add_run(n, ctx0, k)
         grow, now = self.store.grow, self.now
         for slack, req in crossing:
             if slack < k:
                 dec.sync(req)
                 grow(req, req.computed + k, now)
                 dec.add(req)
-        return k, float(cum[k - 1])
+        return k, total
 
     def _iters_with_room(self, crossing: list[tuple[int, Req]], k: int) -> int:
         """Largest k' <= k whose iterations' new blocks fit in free + evictable HBM (>= 1:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import polars as pl
 
+from kvplan.sim import coverage
 from kvplan.sim.config import ReplayConfig
 from kvplan.sim.policies import eviction_class
 from kvplan.sim.prefetch import prefetch_class
@@ -131,6 +132,8 @@ class Collector:
                 "recomputed_tokens": int(fin["recomputed_tokens"].sum())}
         run |= hit_ratios(fin, self.workload.block_size)
         run |= self._tiers_and_links(sim, duration)
+        run |= coverage.summary(sim.coverage, {name: link.sizes for name, link in
+                                               zip(LINK_NAMES, sim.store.links, strict=True)})
         return run
 
     def _tiers_and_links(self, sim: EventSim, duration: float) -> dict[str, float | int]:

@@ -9,6 +9,7 @@ from kvplan.hardware.profile import load_profile
 from kvplan.model.spec import load_model
 from kvplan.sim.blocks import BlockStream
 from kvplan.sim.config import ReplayConfig
+from kvplan.sim.coverage import link_range
 from kvplan.sim.policies import eviction_class, make_eviction
 from kvplan.sim.tiers import Tier
 from kvplan.sim.transfers import LINK_NAMES, BusyTimeline, Link
@@ -47,5 +48,6 @@ def build_tiers(config: ReplayConfig, cost: CostModel, stream: BlockStream,
 def build_links(cost: CostModel, timeline: BusyTimeline) -> list[Link]:
     """The four links in ``LINK_NAMES`` order, timed by the cost model."""
     return [Link(i, cost.profile.link(name).latency_us * 1e-6,
-                 lambda n, name=name: float(cost.transfer_time_s(name, n)), timeline)
+                 lambda n, name=name: float(cost.transfer_time_s(name, n)), timeline,
+                 link_range(cost, name))
             for i, name in enumerate(LINK_NAMES)]

@@ -24,6 +24,8 @@ import heapq
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from kvplan.sim.coverage import Range
+
 LINK_NAMES = ("ssd_read", "h2d", "d2h", "ssd_write")
 SSD_READ, H2D, D2H, SSD_WRITE = range(4)
 _EPS_S = 1e-12
@@ -50,8 +52,10 @@ class Link:
     """One link: transfers in their latency phase, then processor-shared data phase."""
 
     def __init__(self, index: int, latency_s: float, time_fn: Callable[[int], float],
-                 timeline: BusyTimeline) -> None:
+                 timeline: BusyTimeline, sizes: Range | None = None) -> None:
         self.index = index
+        self.sizes = sizes or Range()
+        """Transfer sizes seen, against the link's calibrated range (kvplan.sim.coverage)."""
         self.latency_s = latency_s
         self._time_fn = time_fn
         self._timeline = timeline
@@ -66,6 +70,7 @@ class Link:
 
     def work_s(self, nbytes: int) -> float:
         """Exclusive link time of ``nbytes`` after the latency: ``nbytes / bandwidth(nbytes)``."""
+        self.sizes.add(nbytes)
         return max(self._time_fn(nbytes) - self.latency_s, 0.0)
 
     def start(self, now: float, transfer: Transfer) -> float:
