@@ -67,3 +67,23 @@ def test_list():
     result = RUN.invoke(app, ["models", "list", "--kv-dtype", "fp8"], env={"COLUMNS": "160"})
     assert result.exit_code == 0
     assert "65,536" in result.stdout and "deepseek-v2" in result.stdout
+
+
+def test_retention_what_if_rows_are_exact_and_labelled():
+    result = RUN.invoke(app, ["models", "show", "llama-3.1-8b", "--retain", "streaming:4,2044",
+                              "--json"], env=ENV)
+    assert result.exit_code == 0, result.output
+    rows = {r["quantity"]: r for r in json.loads(result.output)["rows"]}
+    # sink 4 + window 2,044 = 2,048 tokens x 131,072 B = 0.25 GiB at every context >= 2,048
+    assert rows["kv_gib_at_128k_retained"]["value"] == 0.25
+    assert "changes model quality" in rows["kv_gib_at_8k_retained"]["unit"]
+    h2o = RUN.invoke(app, ["models", "show", "llama-3.1-8b", "--retain", "h2o:0.25", "--json"],
+                     env=ENV)
+    assert {r["quantity"]: r["value"] for r in json.loads(h2o.output)["rows"]}[
+        "kv_gib_at_32k_retained"] == 1.0
+
+
+def test_bad_retention_is_a_usage_error():
+    result = RUN.invoke(app, ["models", "show", "llama-3.1-8b", "--retain", "h2o:2"], env=ENV)
+    assert result.exit_code == 2
+    assert "h2o:FRAC" in result.output

@@ -32,10 +32,6 @@ class LinearFit:
     max_rel_err: float
     n_points: int
 
-    def predict_s(self, work):
-        """Predicted seconds for ``work`` (scalar or array)."""
-        return self.intercept_s + np.asarray(work, dtype=np.float64) / self.rate
-
 
 def fit_linear(work, time_s) -> LinearFit:
     """Fit ``t = a + work / rate`` (a >= 0, rate > 0) minimising relative residuals.

@@ -41,11 +41,6 @@ class Spread:
     p90_s: float
     n: int
 
-    @property
-    def rel_spread(self) -> float:
-        """(p90 - p10) / median: how noisy the point was."""
-        return (self.p90_s - self.p10_s) / self.median_s if self.median_s > 0 else 0.0
-
 
 def spread(samples_s: np.ndarray) -> Spread:
     """Median, 10th and 90th percentile of samples.

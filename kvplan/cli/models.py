@@ -12,7 +12,14 @@ from kvplan.cli.options import JsonOpt, OutDirOpt
 from kvplan.cli.output import console, print_json, rich_table, write_frame
 from kvplan.cost.model import GIB, CostModel
 from kvplan.hardware.profile import load_profile
-from kvplan.model.kv import KV_DTYPE_BITS, kv_bytes_for_context, kv_bytes_per_token, param_count
+from kvplan.model.kv import (
+    KV_DTYPE_BITS,
+    Retention,
+    kv_bytes_for_context,
+    kv_bytes_per_token,
+    kv_bytes_retained,
+    param_count,
+)
 from kvplan.model.spec import ModelSpec, list_models, load_model
 
 app = typer.Typer(no_args_is_help=True, help="Model presets: KV bytes per token, weights, fit.")
@@ -48,11 +55,31 @@ def list_cmd(kv_dtype: KvDtypeOpt = "bf16", json_out: JsonOpt = False) -> None:
         console.print(rich_table(f"Model presets (KV {kv_dtype})", rows))
 
 
-def _model_rows(spec: ModelSpec, kv_dtype: str) -> list[dict]:
+def parse_retention(text: str) -> Retention:
+    """``streaming:SINK,WINDOW`` (StreamingLLM) or ``h2o:FRAC`` (H2O-style keep share)."""
+    kind, _, args = text.partition(":")
+    try:
+        if kind == "streaming":
+            sink, window = (int(x) for x in args.split(","))
+            if sink >= 0 and window > 0:
+                return Retention(sink_tokens=sink, window_tokens=window)
+        elif kind == "h2o" and 0 < float(args) <= 1:
+            return Retention(keep_frac=float(args))
+    except ValueError:
+        pass
+    raise typer.BadParameter(f"'{text}': expected streaming:SINK,WINDOW (e.g. streaming:4,2044) "
+                             "or h2o:FRAC with 0 < FRAC <= 1 (e.g. h2o:0.2)")
+
+
+def _model_rows(spec: ModelSpec, kv_dtype: str, retain: Retention | None) -> list[dict]:
     rows = [("layers", spec.num_layers, ""), ("attention", _attention(spec), ""),
             ("kv_bytes_per_token", kv_bytes_per_token(spec, kv_dtype), "B")]
     rows += [(f"kv_gib_at_{n // 1024}k", kv_bytes_for_context(spec, n, kv_dtype) / GIB, "GiB")
              for n in CONTEXTS]
+    if retain is not None:
+        rows += [(f"kv_gib_at_{n // 1024}k_retained",
+                  kv_bytes_retained(spec, n, retain, kv_dtype) / GIB,
+                  "GiB (what-if: changes model quality)") for n in CONTEXTS]
     rows += [("params_total_b", param_count(spec) / 1e9, "1e9"),
              ("params_active_b", param_count(spec, active=True) / 1e9, "1e9"),
              ("weights_gb", param_count(spec) * spec.weight_bytes_per_param / 1e9, "GB")]
@@ -91,14 +118,18 @@ def show_cmd(
     seq_tokens: Annotated[int, typer.Option("--seq-tokens", help="Sequence length for the "
                                             "concurrent-sequences row.", min=1)] = 8192,
     kv_dtype: KvDtypeOpt = "bf16",
+    retain: Annotated[str | None, typer.Option(
+        "--retain", help="Token-retention what-if (changes model quality): streaming:SINK,WINDOW "
+        "(StreamingLLM) or h2o:FRAC (H2O-style keep share).")] = None,
     json_out: JsonOpt = False,
     out: OutDirOpt = None,
 ) -> None:
     """KV bytes per token, KV GiB at 8k/32k/128k, weights, and with --gpu what fits."""
     if (name is None) == (config is None):
         raise typer.BadParameter("give exactly one of NAME or --config PATH")
+    retention = parse_retention(retain) if retain is not None else None
     spec = load_model(str(config) if config is not None else name)
-    rows = _model_rows(spec, kv_dtype)
+    rows = _model_rows(spec, kv_dtype, retention)
     fit = []
     if gpu is not None:
         fit = _fit_rows(CostModel.build(spec, load_profile(gpu), kv_dtype, tp=tp), seq_tokens)

@@ -11,7 +11,7 @@ import polars as pl
 from rich.console import Console
 from rich.table import Table
 
-from kvplan.atomic import write_parquet_atomic, write_text_atomic
+from kvplan.atomic import write_parquet_atomic
 
 console = Console()
 err_console = Console(stderr=True)
@@ -51,8 +51,3 @@ def print_json(obj: Any) -> None:
 def write_frame(df: pl.DataFrame, path: str | Path, metadata: dict[str, str] | None = None) -> None:
     """Write a polars frame to Parquet atomically."""
     write_parquet_atomic(df.to_arrow(), path, metadata)
-
-
-def write_json(obj: Any, path: str | Path) -> None:
-    """Write JSON atomically."""
-    write_text_atomic(path, json.dumps(obj, indent=2, default=str))
