@@ -129,6 +129,9 @@ def _load_hf(path: Path):
     if not Path(path).is_file():
         raise InputError(path, "tokenizer file not found, expected a local tokenizer.json")
     try:
-        return Tokenizer.from_file(str(path))
+        tokenizer = Tokenizer.from_file(str(path))
     except Exception as exc:
         raise InputError(path, f"not a Hugging Face tokenizer.json ({exc})") from None
+    tokenizer.no_truncation()  # a prompt's length is all its tokens, not a model's input cap
+    tokenizer.no_padding()
+    return tokenizer
