@@ -17,6 +17,7 @@ import time
 import numpy as np
 
 from kvplan.hardware.prices import load_prices
+from kvplan.plan.curves import prefix_distances, warm_prefix_blocks
 from kvplan.plan.planner import run_plan
 from kvplan.plan.shards import shards_curve
 from kvplan.plan.spec import PlanSpec
@@ -42,6 +43,14 @@ def main() -> None:
     shards_curve(keys[:1000], 0.01)
     sc, dt = timed(shards_curve, keys, 0.01)
     print(f"SHARDS R={sc.sample_rate:.3f}     : {n / dt / 1e6:6.1f} M accesses/s   (bar >= 20)")
+    _, dt = timed(lambda: prefix_distances(stack_distances(ids, 2_000_000, offsets), offsets))
+    print(f"plan curves, exact    : {n / dt / 1e6:6.1f} M accesses/s (stack + prefix distances)")
+    warm_prefix_blocks(ids[:80], offsets[:3], 2_000_000)
+    shards_curve(keys[:80], 0.01, offsets=offsets[:3])
+    _, dt = timed(lambda: (shards_curve(keys, 0.01, offsets=offsets),
+                           warm_prefix_blocks(ids, offsets, 2_000_000)))
+    print(f"plan curves, SHARDS   : {n / dt / 1e6:6.1f} M accesses/s (R=0.01 by request + warm "
+          "prefixes)")
 
     w = load_workload(None)
     prices = load_prices()
@@ -52,6 +61,16 @@ def main() -> None:
     print(f"screen                : {dt:6.2f} s for {res.candidates.height} candidates "
           f"({tiers} tier configs x {res.candidates['eviction'].n_unique()} policies x "
           f"{res.candidates['replicas'].n_unique()} replica counts)   (bar < 10 s)")
+    exact = res.candidates
+    for rate in (0.1, 0.02):
+        sampled, dt = timed(run_plan, w, PlanSpec(verify_top=0, exact_max_accesses=0,
+                                                  sample_rate=rate), prices)
+        both = exact.join(sampled.candidates, on=["replicas", "eviction", "inclusive",
+                                                  "hbm_kv_gib", "dram_gib", "ssd_gib"])
+        d = (both["hit_ratio"] - both["hit_ratio_right"]).abs()
+        print(f"screen via SHARDS     : {dt:6.2f} s; {sampled.curve_method}; screen hit ratio "
+              f"vs exact over {both.height} candidates: mean |diff| {d.mean():.4f}, max "
+              f"{d.max():.4f}")
     res, dt = timed(run_plan, w, PlanSpec(), prices)
     runs = res.verified_requests.select("candidate_id", "replica").unique().height
     print(f"plan + verify, in-proc: {dt:6.2f} s, {res.verified.height} candidates verified in "

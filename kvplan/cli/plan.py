@@ -61,6 +61,11 @@ def plan(
     jobs: Annotated[int | None, typer.Option(help="Parallel verification processes.")] = None,
     verify_wall_s: Annotated[float | None, typer.Option(help="Wall cap of one verification.")
                              ] = None,
+    exact_max_accesses: Annotated[int | None, typer.Option(
+        help="Longest block-access stream given exact stack distances; longer ones use "
+             "SHARDS sampling (default 20,000,000).")] = None,
+    sample_rate: Annotated[float | None, typer.Option(
+        help="SHARDS sample rate in (0, 1] (default: about 2 M sampled accesses).")] = None,
     out: OutDirOpt = None,
     json_out: JsonOpt = False,
     seed: SeedOpt = 0,
@@ -88,7 +93,9 @@ def _resolve(spec_file: Path | None, flags: dict) -> PlanSpec:
               "prices": str(flags["prices"]) if flags["prices"] else None,
               "objective": flags["objective"], "load_scale": flags["load_scale"],
               "verify_top": flags["verify_top"], "jobs": flags["jobs"],
-              "verify_wall_s": flags["verify_wall_s"]}
+              "verify_wall_s": flags["verify_wall_s"],
+              "exact_max_accesses": flags["exact_max_accesses"],
+              "sample_rate": flags["sample_rate"]}
     raw |= {k: v for k, v in simple.items() if v is not None}
     raw["seed"] = flags["seed"]
     if flags["profile"]:
@@ -125,6 +132,7 @@ def _render(res: PlanResult, out: Path | None) -> None:
     console.print(f"[bold]{verdict}[/bold] (decided by {summary_dict(res)['decided_by']}): "
                   f"{tables.config_words(b)}.")
     console.print(f"SLO {tables.slo_words(slo)} at {res.rate_rps:.2f} req/s: {_figures(res, b)}")
+    console.print(f"Hit-ratio curves: {res.curve_method}.", highlight=False)
     if b["replicas"] > 1:
         console.print(f"Routing: {ROUTING_RULE}.")
     if rec.runner_up:

@@ -135,3 +135,28 @@ def _request_hits(pd: np.ndarray, offsets: np.ndarray, caps: np.ndarray) -> np.n
         for k in range(caps.size):
             out[r, k] = np.searchsorted(seg, caps[k], side="left")
     return out
+
+
+def warm_prefix_blocks(ids: np.ndarray, offsets: np.ndarray, num_ids: int) -> np.ndarray:
+    """Per request, the leading prompt blocks (from the head) that an earlier request touched:
+    its prefix hits in an unbounded cache. ``ids`` tail first within each request
+    (kvplan.plan.stream). Example: ids [1, 0, 2, 0], offsets [0, 2, 4] (prompts [0, 1] and
+    [0, 2]) -> [0, 1].
+    """
+    return _warm_prefix(np.ascontiguousarray(ids, dtype=np.int64),
+                        np.ascontiguousarray(offsets, dtype=np.int64), num_ids)
+
+
+@njit(cache=True)
+def _warm_prefix(ids: np.ndarray, offsets: np.ndarray, num_ids: int) -> np.ndarray:
+    seen = np.zeros(num_ids, dtype=np.bool_)
+    out = np.zeros(offsets.size - 1, dtype=np.int64)
+    for r in range(offsets.size - 1):
+        lo, hi = offsets[r], offsets[r + 1]
+        i = hi - 1
+        while i >= lo and seen[ids[i]]:
+            i -= 1
+        out[r] = hi - 1 - i
+        for t in range(lo, hi):
+            seen[ids[t]] = True
+    return out

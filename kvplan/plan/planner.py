@@ -21,9 +21,11 @@ from kvplan.plan.policies import policy_scales
 from kvplan.plan.prepare import prepare, scale_load
 from kvplan.plan.recommend import ASCENDING, Recommendation, pareto, rank, recommend
 from kvplan.plan.routing import route
-from kvplan.plan.screen import Trace
+from kvplan.plan.sampling import choose_sample_rate, method_words, subset_error
+from kvplan.plan.screen import LRU_SCALE, Candidates, Trace, candidate_thresholds
 from kvplan.plan.space import SearchSpace
 from kvplan.plan.spec import PlanSpec
+from kvplan.plan.stream import num_accesses
 from kvplan.plan.verify import VerifyJob, verification_pool, verify
 from kvplan.sim.config import ReplayConfig
 from kvplan.workload import Workload
@@ -56,6 +58,9 @@ class PlanResult:
     recommendation: Recommendation
     engines: list[EngineSettings]
     rate_rps: float
+    curve_method: str
+    """How the hit-ratio curves were made: "exact (N accesses)" or the SHARDS rate, sample
+    size and measured error (kvplan.plan.sampling.method_words)."""
     notes: list[str] = field(default_factory=list)
 
 
@@ -96,12 +101,14 @@ def _plan(workload: Workload, spec: PlanSpec, prices: PriceTable, tick: Progress
     notes: list[str] = []
     workload = scale_load(workload, spec.load_scale)
     tick("curves", 0, 1)
-    whole = prepare(workload)
+    rate = choose_sample_rate(num_accesses(workload), spec.exact_max_accesses, spec.sample_rate)
+    whole = prepare(workload, sample_rate=rate, seed=spec.seed)
     tick("curves", 1, 1)
     ctxs = contexts(spec, notes)
-    routes = Routes(workload, whole)
+    routes = Routes(workload, whole, spec.seed)
     spaces = [space_for(ctx, whole, spec.space) for ctx in ctxs]
     spaces = [replace(s, replicas=routes.usable(s.replicas, notes)) for s in spaces]
+    method = _curve_method(whole, ctxs, spaces, spec.seed)
     ranked, curves = _screen(routes, ctxs, spaces, spec, prices, tick)
     jobs = _verify_jobs(ranked, spec, routes)
     verified, requests, series = verify(
@@ -122,7 +129,28 @@ def _plan(workload: Workload, spec: PlanSpec, prices: PriceTable, tick: Progress
         pareto_goodput=pareto(stable, "usd_per_h", "goodput_rps", True),
         verified=verified, verified_requests=requests,
         timeseries=series.get(int(rec.best["candidate_id"]), pl.DataFrame()),
-        recommendation=rec, engines=_engines(rec.best, whole, spec), notes=notes)
+        recommendation=rec, engines=_engines(rec.best, whole, spec), curve_method=method,
+        notes=notes)
+
+
+def _curve_method(whole: Trace, ctxs: list[ProfileContext], spaces: list[SearchSpace],
+                  seed: int) -> str:
+    """Exact, or SHARDS with its error against exact on a subset at the screen's capacities
+    (every tier threshold of every profile's space, as a share of one replica's blocks)."""
+    n = whole.stream.num_accesses
+    if whole.sample_rate is None:
+        return method_words(n)
+    fractions = []
+    for ctx, space in zip(ctxs, spaces, strict=True):
+        cfg = np.array(space.tier_configs(), dtype=np.float64)
+        thr = candidate_thresholds(Candidates(cfg[:, 0], cfg[:, 1], cfg[:, 2],
+                                              cfg[:, 3].astype(bool), LRU_SCALE),
+                                   ctx.cm.kv_bytes_per_token * whole.stream.block_size)
+        fractions += [np.unique(thr) * r / max(whole.stream.num_blocks, 1)
+                      for r in space.replicas]
+    frac = np.unique(np.minimum(np.concatenate(fractions), 1.0))
+    err = subset_error(whole.stream, whole.sample_rate, seed, frac)
+    return method_words(n, whole.sample_rate, whole.sampled_accesses or 0, err)
 
 
 def _screen(routes: Routes, ctxs: list[ProfileContext], spaces: list[SearchSpace],
@@ -155,8 +183,8 @@ def _engines(best: dict, whole: Trace, spec: PlanSpec) -> list[EngineSettings]:
 class Routes:
     """The workload routed to each replica count, prepared once (kvplan.plan.routing)."""
 
-    def __init__(self, workload: Workload, whole: Trace) -> None:
-        self.workload, self.whole = workload, whole
+    def __init__(self, workload: Workload, whole: Trace, seed: int = 0) -> None:
+        self.workload, self.whole, self.seed = workload, whole, seed
         self._parts: dict[int, list[Workload]] = {}
         self._traces: dict[int, list[Trace]] = {}
 
@@ -179,10 +207,12 @@ class Routes:
         return ok
 
     def traces(self, replicas: int) -> list[Trace]:
-        """Each replica's stack distances and curve, at the whole trace's arrival span."""
+        """Each replica's stack distances and curve, at the whole trace's arrival span (and
+        the whole trace's sample rate when it is sampled)."""
         if replicas not in self._traces:
             self._traces[replicas] = [self.whole] if replicas == 1 else [
-                prepare(w, self.whole.duration_s) for w in self.parts(replicas)]
+                prepare(w, self.whole.duration_s, self.whole.sample_rate, self.seed)
+                for w in self.parts(replicas)]
         return self._traces[replicas]
 
     def curve(self, replicas: int) -> HitCurve:

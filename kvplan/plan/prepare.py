@@ -8,8 +8,9 @@ import numpy as np
 import pyarrow.compute as pc
 
 from kvplan.errors import KvplanError
-from kvplan.plan.curves import curve_from_distances, prefix_distances
+from kvplan.plan.curves import curve_from_distances, prefix_distances, warm_prefix_blocks
 from kvplan.plan.screen import Trace
+from kvplan.plan.shards import shards_curve
 from kvplan.plan.stackdist import stack_distances
 from kvplan.plan.stream import access_stream
 from kvplan.workload import Workload
@@ -32,25 +33,32 @@ def scale_load(workload: Workload, load_scale: float) -> Workload:
                     meta=replace(workload.meta, notes=notes))
 
 
-def prepare(workload: Workload, duration_s: float | None = None) -> Trace:
+def prepare(workload: Workload, duration_s: float | None = None,
+            sample_rate: float | None = None, seed: int = 0) -> Trace:
     """Stack distances and the LRU curve of a workload, plus its per-request columns.
 
     ``duration_s`` sets the span the arrival rate is taken over (a replica's share of a trace
-    keeps the whole trace's span); None = the workload's own arrival span.
+    keeps the whole trace's span); None = the workload's own arrival span. ``sample_rate``:
+    None = exact stack distances; else a SHARDS curve at that rate (seeded by ``seed``) and
+    per-request warm prefixes instead of prefix distances (kvplan.plan.sampling).
     """
     if workload.num_requests == 0:
         raise KvplanError(f"{workload.meta.source_file}: the workload has no requests")
     stream = access_stream(workload)
-    sd = stack_distances(stream.ids, stream.num_blocks, stream.offsets)
     arrivals = workload.table.column("arrival_s").to_numpy()
     span = float(arrivals[-1] - arrivals[0]) if arrivals.size > 1 else 0.0
     span = span if duration_s is None else duration_s
     if span <= 0:
         raise KvplanError(f"{workload.meta.source_file}: all requests arrive at the same time; "
                           "a plan needs an arrival rate")
+    columns = {"input_tokens": workload.table.column("input_tokens").to_numpy().astype(
+        np.float64), "output_tokens": workload.table.column("output_tokens").to_numpy().astype(
+        np.float64), "duration_s": span}
+    if sample_rate is not None:
+        sc = shards_curve(stream.ids.astype(np.uint64), sample_rate, seed, stream.offsets)
+        return Trace(stream=stream, pd=None, curve=sc.curve, warm_blocks=warm_prefix_blocks(
+            stream.ids, stream.offsets, stream.num_blocks), sample_rate=sc.sample_rate,
+            sampled_accesses=sc.sampled_accesses, **columns)
+    sd = stack_distances(stream.ids, stream.num_blocks, stream.offsets)
     return Trace(stream=stream, pd=prefix_distances(sd, stream.offsets),
-                 curve=curve_from_distances(sd),
-                 input_tokens=workload.table.column("input_tokens").to_numpy().astype(np.float64),
-                 output_tokens=workload.table.column("output_tokens").to_numpy().astype(
-                     np.float64),
-                 duration_s=span)
+                 curve=curve_from_distances(sd), **columns)

@@ -66,17 +66,40 @@ class Trace:
     """What the screen needs from the workload, computed once."""
 
     stream: AccessStream
-    pd: np.ndarray
-    """Prefix distance per access (kvplan.plan.curves.prefix_distances)."""
+    pd: np.ndarray | None
+    """Prefix distance per access (kvplan.plan.curves.prefix_distances); None when the curve
+    is sampled (then ``warm_blocks`` is set)."""
     curve: HitCurve
     input_tokens: np.ndarray
     output_tokens: np.ndarray
     duration_s: float
     """Arrival span; the mean rate is requests / duration."""
+    warm_blocks: np.ndarray | None = None
+    """Per request, prefix blocks an earlier request touched (kvplan.plan.curves
+    .warm_prefix_blocks); set when ``pd`` is None."""
+    sample_rate: float | None = None
+    """SHARDS rate of ``curve``; None = exact."""
+    sampled_accesses: int | None = None
+    """Accesses in the SHARDS sample; None = exact."""
 
     @property
     def rate_rps(self) -> float:
         return self.stream.num_requests / self.duration_s
+
+    def prefix_hits(self, capacity_blocks: np.ndarray) -> np.ndarray:
+        """Prefix blocks of each request hit at each capacity: (requests, capacities).
+
+        Exact: from the prefix distances. Sampled: each request's warm prefix times the
+        curve's share of warm accesses that hit at the capacity, H(C) / H(inf), so the pooled
+        hits are the warm total x the sampled curve's shape. Example: warm prefixes [0, 4],
+        H(C) / H(inf) = 0.5 -> [[0], [2]].
+        """
+        caps = np.asarray(capacity_blocks, dtype=np.int64)
+        if self.pd is not None:
+            return request_hits(self.pd, self.stream.offsets, caps)
+        warm = float(self.curve.cum_hits[-1]) if self.curve.cum_hits.size else 0.0
+        share = np.clip(self.curve.hits(caps) / max(warm, 1e-12), 0.0, 1.0)
+        return self.warm_blocks[:, None].astype(np.float64) * share[None, :]
 
 
 @dataclass(frozen=True)
@@ -137,7 +160,7 @@ def tier_block_hits(trace: Trace, cands: Candidates, block_bytes: int) -> np.nda
     thr = candidate_thresholds(cands, block_bytes)
     scale = cands.policy.at(thr, trace.stream.num_blocks)
     uniq, inv = np.unique(thr, return_inverse=True)
-    per = request_hits(trace.pd, trace.stream.offsets, uniq)[:, inv.reshape(thr.shape)]
+    per = trace.prefix_hits(uniq)[:, inv.reshape(thr.shape)]
     per = np.moveaxis(per, 1, 0).astype(np.float64)  # (3, requests, candidates), cumulative
     length = np.diff(trace.stream.offsets)[None, :, None]
     cum = np.minimum(np.rint(per * scale[:, None, :]), length)

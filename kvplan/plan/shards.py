@@ -36,9 +36,9 @@ class ShardsCurve:
     """Accesses whose block fell in the sample."""
 
 
-def sampled_keys(keys: np.ndarray, sample_rate: float, seed: int = 0
-                 ) -> tuple[np.ndarray, float]:
-    """The accesses whose key is sampled (in order), and the exact rate T/P used.
+def sampled_positions(keys: np.ndarray, sample_rate: float, seed: int = 0
+                      ) -> tuple[np.ndarray, float]:
+    """Positions (in order) of the accesses whose key is sampled, and the exact rate T/P used.
 
     ``seed`` salts the hash, so different seeds draw independent spatial samples.
     """
@@ -49,33 +49,39 @@ def sampled_keys(keys: np.ndarray, sample_rate: float, seed: int = 0
 
 @njit(cache=True)
 def _sample(keys: np.ndarray, threshold: np.uint64, salt: np.uint64) -> np.ndarray:
-    """Keep keys whose splitmix64 hash mod P falls under ``threshold``."""
-    out = np.empty_like(keys)
+    """Positions of the keys whose splitmix64 hash mod P falls under ``threshold``."""
+    out = np.empty(keys.size, dtype=np.int64)
     m = 0
     mask = np.uint64(MODULUS - 1)
-    for k in keys:
-        x = k + salt * np.uint64(0x9E3779B97F4A7C15)
+    for i in range(keys.size):
+        x = keys[i] + salt * np.uint64(0x9E3779B97F4A7C15)
         x ^= x >> np.uint64(30)
         x *= np.uint64(0xBF58476D1CE4E5B9)
         x ^= x >> np.uint64(27)
         x *= np.uint64(0x94D049BB133111EB)
         x ^= x >> np.uint64(31)
         if (x & mask) < threshold:
-            out[m] = k
+            out[m] = i
             m += 1
     return out[:m].copy()
 
 
-def shards_curve(keys: np.ndarray, sample_rate: float = 0.01, seed: int = 0) -> ShardsCurve:
+def shards_curve(keys: np.ndarray, sample_rate: float = 0.01, seed: int = 0,
+                 offsets: np.ndarray | None = None) -> ShardsCurve:
     """Hit-ratio curve of an access stream of uint64 keys from a spatial sample at ``sample_rate``.
 
-    Example: 1 M accesses at R = 0.01 run the exact algorithm on about 10 k accesses.
+    With ``offsets`` (request r = accesses offsets[r]:offsets[r+1]) the sampled accesses keep
+    their requests, and a request looks its blocks up before touching any
+    (kvplan.plan.stackdist). Example: 1 M accesses at R = 0.01 run the exact algorithm on about
+    10 k accesses.
     """
     if not 0.0 < sample_rate <= 1.0:
         raise ValueError(f"sample_rate must be in (0, 1], got {sample_rate}")
-    sampled, rate = sampled_keys(keys, sample_rate, seed)
+    pos, rate = sampled_positions(keys, sample_rate, seed)
+    sampled = np.asarray(keys, dtype=np.uint64)[pos]
     uniq, inverse = np.unique(sampled, return_inverse=True)
-    sd = stack_distances(inverse.reshape(-1), int(uniq.size))
+    sub = None if offsets is None else np.searchsorted(pos, offsets)
+    sd = stack_distances(inverse.reshape(-1), int(uniq.size), sub)
     warm = sd[sd != COLD]
     scaled, counts = np.unique(np.floor(warm / rate).astype(np.int64), return_counts=True)
     weights = counts.astype(np.float64) / rate

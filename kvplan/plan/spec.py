@@ -76,6 +76,11 @@ class PlanSpec:
     """Maximum running sequences."""
     seed: int = 0
     """Seed of every random choice."""
+    exact_max_accesses: int = 20_000_000
+    """Longest block-access stream given exact stack distances; longer ones are sampled
+    (SHARDS, kvplan.plan.sampling)."""
+    sample_rate: float | None = None
+    """SHARDS rate in (0, 1] for sampled streams; None = about 2 M sampled accesses."""
 
 
 def load_spec(path: Path) -> PlanSpec:
@@ -107,6 +112,13 @@ def spec_from_dict(raw: dict[str, Any], path: Path | str = "<spec>") -> PlanSpec
     if not isinstance(replicas, (list, tuple)) or not all(
             isinstance(r, int) and not isinstance(r, bool) and r >= 1 for r in replicas):
         raise InputError(path, "expected a list of whole numbers >= 1", field="space.replicas")
+    limit = kw.get("exact_max_accesses", 0)
+    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 0:
+        raise InputError(path, "expected a whole number >= 0", field="exact_max_accesses")
+    rate = kw.get("sample_rate")
+    if rate is not None and (not isinstance(rate, (int, float)) or isinstance(rate, bool)
+                             or not 0 < rate <= 1):
+        raise InputError(path, "expected a number in (0, 1]", field="sample_rate")
     if kw.get("objective", "usd_per_h") not in OBJECTIVES:
         raise InputError(path, f"expected one of {', '.join(OBJECTIVES)}", field="objective")
     return PlanSpec(**kw)

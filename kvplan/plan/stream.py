@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pyarrow.compute as pc
 
 from kvplan.sim.blocks import BlockStream
 from kvplan.workload import Workload
@@ -62,3 +63,9 @@ def tail_first(blocks: BlockStream) -> AccessStream:
 def access_stream(workload: Workload) -> AccessStream:
     """The workload's block accesses in arrival order, tail first within each request."""
     return tail_first(BlockStream.from_workload(workload))
+
+
+def num_accesses(workload: Workload) -> int:
+    """Full prompt blocks over all requests (the stream's length) without building it."""
+    col = workload.table.column("block_hashes")
+    return int(pc.sum(pc.list_value_length(col)).as_py() or 0)

@@ -30,7 +30,7 @@ def summary_dict(res: PlanResult) -> dict:
             "routing": ROUTING_RULE, "slo": slo_words(res.spec.slo), "best": _clean(rec.best),
             "sim": _clean(_sim_row(res)), "runner_up": _clean(rec.runner_up),
             "runner_up_differs_in": rec.runner_up_diff, "reasons": rec.reasons,
-            "what_would": rec.what_would, "notes": res.notes,
+            "what_would": rec.what_would, "curve_method": res.curve_method, "notes": res.notes,
             "engines": [{"engine": e.engine, "settings": e.settings, "command": e.command,
                          "checks": [c.__dict__ for c in e.checks]} for e in res.engines]}
 
@@ -52,7 +52,7 @@ def _clean(row: dict | None) -> dict | None:
 
 def write_plan(res: PlanResult, out: Path) -> list[Path]:
     """Write every output file atomically; returns the paths written."""
-    meta = {"kvplan.plan": spec_to_toml(res.spec)}
+    meta = {"kvplan.plan": spec_to_toml(res.spec), "kvplan.curve_method": res.curve_method}
     tables = {"candidates": res.candidates, "pareto_ttft": res.pareto_ttft,
               "pareto_goodput": res.pareto_goodput, "curves": res.curves,
               "verified": verified_table(res), "verified_requests": res.verified_requests,
