@@ -53,7 +53,7 @@ def prepare(workload: Workload, duration_s: float | None = None,
                           "a plan needs an arrival rate")
     columns = {"input_tokens": workload.table.column("input_tokens").to_numpy().astype(
         np.float64), "output_tokens": workload.table.column("output_tokens").to_numpy().astype(
-        np.float64), "duration_s": span}
+        np.float64), "arrival_s": arrivals.astype(np.float64), "duration_s": span}
     if sample_rate is not None:
         sc = shards_curve(stream.ids.astype(np.uint64), sample_rate, seed, stream.offsets)
         return Trace(stream=stream, pd=None, curve=sc.curve, warm_blocks=warm_prefix_blocks(
