@@ -10,6 +10,7 @@ import typer
 from kvplan.cli.options import JsonOpt, OutDirOpt, SeedOpt
 from kvplan.cli.output import console, print_json, rich_table, write_frame
 from kvplan.trace import ArrivalSpec, Dist, ReadOptions, TraceInfo, read_trace, trace_info
+from kvplan.trace.arrivals import DEFAULT_THINK_TIME, DEFAULT_TOOL_TIME
 from kvplan.trace.convert import convert_trace
 from kvplan.workload import Workload, write_workload
 
@@ -52,8 +53,8 @@ def convert(
     tokenizer: TokenizerOpt = None,
     rate: RateOpt = 1.0,
     cv: CvOpt = None,
-    think_time: ThinkOpt = "lognormal:10,1.0",
-    tool_time: ToolOpt = "lognormal:1.5,1.0",
+    think_time: ThinkOpt = DEFAULT_THINK_TIME,
+    tool_time: ToolOpt = DEFAULT_TOOL_TIME,
     seed: SeedOpt = 0,
 ) -> None:
     """Convert a trace to the canonical workload Parquet (docs/workload.md)."""
@@ -140,8 +141,8 @@ def synth(
         "--set", help="Override a generator parameter, name=value (docs/workload.md).")] = None,
     rate: RateOpt = 1.0,
     cv: CvOpt = None,
-    think_time: ThinkOpt = "lognormal:10,1.0",
-    tool_time: ToolOpt = "lognormal:1.5,1.0",
+    think_time: ThinkOpt = DEFAULT_THINK_TIME,
+    tool_time: ToolOpt = DEFAULT_TOOL_TIME,
     seed: SeedOpt = 0,
 ) -> None:
     """Generate a seeded synthetic workload in the canonical table."""

@@ -27,6 +27,7 @@ import pyarrow as pa
 from numba import njit
 
 from kvplan.errors import KvplanError
+from kvplan.plan.mix import splitmix64
 from kvplan.workload import Workload
 
 AFFINITY_SLACK = 0.1
@@ -76,23 +77,12 @@ def route(workload: Workload, replicas: int) -> list[Workload]:
 
 
 @njit(cache=True)
-def _mix(x: np.uint64) -> np.uint64:
-    """splitmix64 finaliser."""
-    x ^= x >> np.uint64(30)
-    x *= np.uint64(0xBF58476D1CE4E5B9)
-    x ^= x >> np.uint64(27)
-    x *= np.uint64(0x94D049BB133111EB)
-    x ^= x >> np.uint64(31)
-    return x
-
-
-@njit(cache=True)
 def _pick(key: np.uint64, load: np.ndarray, slack: float) -> int:
     """Highest rendezvous weight among replicas with load <= (1 + slack) x mean."""
     limit = max((1.0 + slack) * load.mean(), load.min())
     best, best_w = -1, np.uint64(0)
     for r in range(load.size):
-        w = _mix(key ^ _mix(np.uint64(r + 1) * np.uint64(0x9E3779B97F4A7C15)))
+        w = splitmix64(key ^ splitmix64(np.uint64(r + 1) * np.uint64(0x9E3779B97F4A7C15)))
         if load[r] <= limit and (best < 0 or w > best_w):
             best, best_w = r, w
     return best

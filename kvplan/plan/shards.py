@@ -19,6 +19,7 @@ import numpy as np
 from numba import njit
 
 from kvplan.plan.curves import HitCurve
+from kvplan.plan.mix import splitmix64
 from kvplan.plan.stackdist import COLD, stack_distances
 
 MODULUS = 1 << 24
@@ -54,12 +55,7 @@ def _sample(keys: np.ndarray, threshold: np.uint64, salt: np.uint64) -> np.ndarr
     m = 0
     mask = np.uint64(MODULUS - 1)
     for i in range(keys.size):
-        x = keys[i] + salt * np.uint64(0x9E3779B97F4A7C15)
-        x ^= x >> np.uint64(30)
-        x *= np.uint64(0xBF58476D1CE4E5B9)
-        x ^= x >> np.uint64(27)
-        x *= np.uint64(0x94D049BB133111EB)
-        x ^= x >> np.uint64(31)
+        x = splitmix64(keys[i] + salt * np.uint64(0x9E3779B97F4A7C15))
         if (x & mask) < threshold:
             out[m] = i
             m += 1

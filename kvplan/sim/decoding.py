@@ -64,13 +64,7 @@ class Decoders:
 
     def pop_due(self) -> list[Req]:
         """Members needing a new block for the next token, in running order (still members)."""
-        due, out = self._due, []
-        while due and due[0][0] <= self.tick:
-            _, mid, req = heapq.heappop(due)
-            if req.member_id == mid:
-                out.append(req)
-        out.sort(key=_run_order)
-        return out
+        return _pop_until(self._due, self.tick)
 
     def crossing_within(self, k: int) -> list[tuple[int, Req]]:
         """``(slack, req)`` of members needing a new block within ``k`` iterations, slack =
@@ -98,19 +92,25 @@ class Decoders:
     def advance(self, iters: int) -> list[Req]:
         """Run ``iters`` iterations; the members that finished, in running order."""
         self.tick += iters
-        fin, out = self._fin, []
-        while fin and fin[0][0] <= self.tick:
-            _, mid, req = heapq.heappop(fin)
-            if req.member_id == mid:
-                out.append(req)
-        out.sort(key=_run_order)
-        return out
+        return _pop_until(self._fin, self.tick)
 
     @staticmethod
     def _live(heap: list[tuple[int, int, Req]]) -> list[tuple[int, int, Req]]:
         live = [e for e in heap if e[2].member_id == e[1]]
         heapq.heapify(live)
         return live
+
+
+def _pop_until(heap: list[tuple[int, int, Req]], tick: int) -> list[Req]:
+    """Pop the entries due at or before ``tick``; the live ones (member id still current),
+    in running order."""
+    out = []
+    while heap and heap[0][0] <= tick:
+        _, mid, req = heapq.heappop(heap)
+        if req.member_id == mid:
+            out.append(req)
+    out.sort(key=_run_order)
+    return out
 
 
 def _run_order(req: Req) -> int:

@@ -63,6 +63,12 @@ class Dist:
         return f"{self.kind}:{','.join(f'{p:g}' for p in self.params)}"
 
 
+DEFAULT_THINK_TIME = "lognormal:10,1.0"
+"""User think time between chat turns (seconds; the module docstring says why)."""
+DEFAULT_TOOL_TIME = "lognormal:1.5,1.0"
+"""Agent tool time when a log records none (seconds)."""
+
+
 @dataclass(frozen=True)
 class ArrivalSpec:
     """How arrivals are synthesized; every random draw comes from ``seed``."""
@@ -71,9 +77,9 @@ class ArrivalSpec:
     """New sessions per second (mean)."""
     cv: float | None = None
     """Coefficient of variation of session inter-arrival gaps; None = Poisson (cv 1)."""
-    think_time: Dist = field(default_factory=lambda: Dist("lognormal", (10.0, 1.0)))
+    think_time: Dist = field(default_factory=lambda: Dist.parse(DEFAULT_THINK_TIME))
     """Pause between a response and the user's next turn (chat)."""
-    tool_time: Dist = field(default_factory=lambda: Dist("lognormal", (1.5, 1.0)))
+    tool_time: Dist = field(default_factory=lambda: Dist.parse(DEFAULT_TOOL_TIME))
     """Tool run time between two LLM calls of an agent, when the log does not record it."""
     response_s_per_token: float = 0.02
     """Nominal streaming time of a response per output token (50 tok/s)."""
