@@ -31,6 +31,7 @@ def _run(*args: str):
 
 @pytest.fixture(scope="module")
 def cpu_run(tmp_path_factory):
+    pytest.importorskip("torch")
     out = tmp_path_factory.mktemp("cal")
     res = _run("--quick", "--ssd-bytes", "4MiB", "-o", str(out / "run"), "--name", "cpu-box")
     return res, out / "run"
@@ -146,3 +147,16 @@ def test_help_does_not_import_torch():
             "r = CliRunner().invoke(app, ['calibrate', '--help']); "
             "assert r.exit_code == 0; assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_without_torch_the_torch_families_say_what_to_install(tmp_path, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "torch" else real(name, *a))
+    res = _run("--quick", "--ssd-bytes", "4MiB", "-o", str(tmp_path / "run"))
+    assert res.exit_code == 2
+    line = res.output.strip()
+    assert "\n" not in line and "need PyTorch" in line and "--only host,ssd" in line
+    assert not (tmp_path / "run").exists()

@@ -21,6 +21,7 @@ def _tiny(name: str):
 
 @pytest.mark.parametrize("name", ["llama-3.1-8b", "deepseek-v2", "mixtral-8x7b"])
 def test_random_layer_runs_on_cpu_with_exact_work(name):
+    pytest.importorskip("torch")
     spec = _tiny(name)
     layer = RandomLayer(spec, "cpu", seed=0)
     pre, dec = layer.prefill_op(32), layer.decode_op(3, 40)

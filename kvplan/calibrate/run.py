@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import errno
+import importlib.util
 import json
 import platform
 import sys
@@ -93,6 +94,11 @@ def check_config(cfg: CalibrateConfig) -> None:
     if unknown:
         raise KvplanError(f"--only: unknown family '{unknown[0]}' (expected a comma-separated "
                           f"subset of {', '.join(FAMILIES)})")
+    needs_torch = [f for f in cfg.only if f in (*GPU_FAMILIES, "compute")]
+    if needs_torch and importlib.util.find_spec("torch") is None:
+        raise KvplanError(f"families {', '.join(needs_torch)} need PyTorch, which is not "
+                          "installed: pip install 'kvplan[calibrate]', or measure the host "
+                          "alone with --only host,ssd")
     if not 0 < cfg.max_gpu_mem_frac <= 1:
         raise KvplanError(f"--max-gpu-mem-frac: expected a fraction in (0, 1], "
                           f"got {cfg.max_gpu_mem_frac}")
