@@ -94,16 +94,21 @@ def check_config(cfg: CalibrateConfig) -> None:
     if unknown:
         raise KvplanError(f"--only: unknown family '{unknown[0]}' (expected a comma-separated "
                           f"subset of {', '.join(FAMILIES)})")
-    needs_torch = [f for f in cfg.only if f in (*GPU_FAMILIES, "compute")]
-    if needs_torch and importlib.util.find_spec("torch") is None:
-        raise KvplanError(f"families {', '.join(needs_torch)} need PyTorch, which is not "
-                          "installed: pip install 'kvplan[calibrate]', or measure the host "
-                          "alone with --only host,ssd")
     if not 0 < cfg.max_gpu_mem_frac <= 1:
         raise KvplanError(f"--max-gpu-mem-frac: expected a fraction in (0, 1], "
                           f"got {cfg.max_gpu_mem_frac}")
     if cfg.ssd_bytes < 1 << 20:
         raise KvplanError(f"--ssd-bytes: expected at least 1 MiB, got {cfg.ssd_bytes}")
+
+
+def require_torch(families: tuple[str, ...]) -> None:
+    """Fail in one line when a family that needs PyTorch is asked for and torch is missing
+    (called after every flag is checked, so a wrong flag is reported first)."""
+    needs_torch = [f for f in families if f in (*GPU_FAMILIES, "compute")]
+    if needs_torch and importlib.util.find_spec("torch") is None:
+        raise KvplanError(f"families {', '.join(needs_torch)} need PyTorch, which is not "
+                          "installed: pip install 'kvplan[calibrate]', or measure the host "
+                          "alone with --only host,ssd")
 
 
 def gpu_name() -> str:
@@ -228,6 +233,7 @@ def run_calibration(
     out_dir = cfg.out_dir or Path("calibration") / name
     ssd_folder = cfg.ssd_path or out_dir
     _prepare(out_dir, ssd_folder if "ssd" in cfg.only else None)
+    require_torch(cfg.only)
     for line in ceilings(base, device):
         say(line)
     sweep = SWEEPS[cfg.mode]
