@@ -42,13 +42,13 @@ def test_split_index():
 
 @pytest.fixture(scope="module")
 def synthetic_run(tmp_path_factory):
-    """The bundled run's first 120 requests, 'measured' on a profile with TRUTH constants."""
+    """The bundled run's first 80 requests, 'measured' on a profile with TRUTH constants."""
     folder = tmp_path_factory.mktemp("truth")
     truth = folder / "truth.toml"
     write_profile(with_values(load_profile("rtx-4090"), free_params(load_profile("rtx-4090")),
                               TRUTH), truth)
     run = read_run(default_run_path())
-    run = dataclasses.replace(run, requests=run.requests.head(120))
+    run = dataclasses.replace(run, requests=run.requests.head(80))
     settings = resolve(run, Overrides())
     measured = run_validation(run, settings, profile=str(truth)).requests
     csv = folder / "measured.csv"
@@ -68,7 +68,7 @@ def test_fit_recovers_a_known_engine(synthetic_run):
             assert abs(part.row(m).error_frac) < 0.02, (m, part.row(m))
     assert result.profile.name == "rtx-4090-fit"
     assert "fitted by kvplan validate --fit" in result.profile.sources["gpu.step_overhead_us"]
-    assert result.fit_requests == 60 and result.held_out_requests == 60
+    assert result.fit_requests == 40 and result.held_out_requests == 40
 
 
 def test_fit_cli_is_deterministic_and_loadable(synthetic_run, tmp_path, monkeypatch):
