@@ -101,8 +101,11 @@ def test_missing_field_and_zero_successful(tmp_path):
     assert not (tmp_path / "o1").exists() and not (tmp_path / "o2").exists()
 
 
-def test_out_path_that_is_a_file(tmp_path):
+@pytest.mark.parametrize("flags", [["-o", "{f}"], ["-o", "{f}/sub"], ["--fit", "--fit-out",
+                                                                      "{f}/x.toml"]])
+def test_output_path_under_a_file(tmp_path, flags):
     f = tmp_path / "file"
     f.write_text("x")
-    res = _run("-o", str(f))
-    assert res.exit_code == 2 and "--out" in res.output
+    res = _run(*[a.format(f=f) for a in flags])
+    assert res.exit_code == 2 and f"{f} exists and is not a folder" in res.output
+    assert res.output.count("\n") == 1

@@ -64,8 +64,11 @@ def validate(
     as_json: JsonOpt = False,
 ) -> None:
     """Replay a real engine run under its settings and compare every latency metric."""
-    if out is not None and out.exists() and not out.is_dir():
-        raise KvplanError(f"--out: {out} exists and is not a folder")
+    _check_writable_dir(out, "--out")
+    if fit_out is not None:
+        if fit_out.is_dir():
+            raise KvplanError(f"--fit-out: {fit_out} is a folder, expected a file path")
+        _check_writable_dir(fit_out.parent, "--fit-out")
     engine_run = read_run(run, seed=seed)
     settings = resolve(engine_run, Overrides(model, profile, tp, dp, ep, max_seqs,
                                              max_batched_tokens, block_size, kv_pool_tokens))
@@ -122,6 +125,17 @@ def _print(result, fitted, title, tolerance, as_json, out, written, fit_path) ->
     if written:
         console.print(f"wrote {', '.join(written)} to {out}", soft_wrap=True, markup=False,
                       highlight=False)
+
+
+def _check_writable_dir(path: Path | None, flag: str) -> None:
+    """``path`` is, or can be created as, a folder: its nearest existing ancestor is one."""
+    if path is None:
+        return
+    for candidate in (path, *path.parents):
+        if candidate.exists():
+            if not candidate.is_dir():
+                raise KvplanError(f"{flag}: {candidate} exists and is not a folder")
+            return
 
 
 def _display(run: EngineRun) -> str:
