@@ -21,7 +21,12 @@ from kvplan.hardware.profile import profile_to_toml
 from kvplan.validate.fit import MAX_EVALUATIONS, FitResult, fit_profile, split_index
 from kvplan.validate.read import read_run
 from kvplan.validate.run import EngineRun
-from kvplan.validate.runner import check_replayable, replay_workload, run_validation
+from kvplan.validate.runner import (
+    Validation,
+    check_replayable,
+    replay_workload,
+    run_validation,
+)
 from kvplan.validate.settings import Overrides, ReplaySettings, resolve
 
 
@@ -70,8 +75,10 @@ def validate(
             raise KvplanError(f"--fit-out: {fit_out} is a folder, expected a file path")
         _check_writable_dir(fit_out.parent, "--fit-out")
     engine_run = read_run(run, seed=seed)
-    settings = resolve(engine_run, Overrides(model, profile, tp, dp, ep, max_seqs,
-                                             max_batched_tokens, block_size, kv_pool_tokens))
+    flags = Overrides(model=model, profile=profile, tp=tp, dp=dp, ep=ep, max_seqs=max_seqs,
+                      max_batched_tokens=max_batched_tokens, block_size=block_size,
+                      kv_pool_tokens=kv_pool_tokens)
+    settings = resolve(engine_run, flags)
     workload = replay_workload(engine_run, settings)
     check_replayable(engine_run, settings, workload)
     if fit:
@@ -104,11 +111,15 @@ def _fit(run: EngineRun, settings: ReplaySettings, fit_frac: float, quiet: bool)
                            on_eval=lambda n: bar.update(task, completed=n))
 
 
-def _print(result, fitted, title, tolerance, as_json, out, written, fit_path) -> None:
+def _print(result: Validation, fitted: FitResult | None, title: str, tolerance: float,
+           as_json: bool, out: Path | None, written: list[str], fit_path: Path | None) -> None:
     from kvplan.report import validation_tables as tables
 
     if as_json:
-        print_json(tables.validation_dict(result, tolerance, fitted))
+        doc = tables.validation_dict(result, tolerance, fitted)
+        if fit_path is not None:
+            doc["fit"]["written_to"] = str(fit_path)
+        print_json(doc)
         return
     console.print(title, soft_wrap=True, markup=False, highlight=False)
     console.print(tables.validation_table(result, tolerance))
