@@ -136,7 +136,7 @@ def test_vllm_bench_bad_fields(tmp_path, content, field):
 def test_zero_successful_requests(tmp_path):
     p = tmp_path / "r.json"
     p.write_text(json.dumps({**VLLM, "errors": ["e"] * 4}))
-    with pytest.raises(InputError, match="no successful request"):
+    with pytest.raises(InputError, match="field 'errors': no successful request"):
         read_run(p)
 
 

@@ -100,10 +100,11 @@ def measured_frame(path: Path, source_id: list[str], arrival_s: np.ndarray,
 
     Arrivals are shifted so the first is 0. TPOT is (e2e - ttft) / (output_tokens - 1), null
     for one-token outputs: a 3-token request with TTFT 0.2 s and e2e 0.6 s has TPOT 0.2 s.
-    Raises InputError when no successful request is left.
+    Raises InputError when no successful request is left (naming the field that marks
+    failures, ``errors`` in a benchmark client's file).
     """
     if len(arrival_s) == 0:
-        raise InputError(path, "no successful request: nothing to replay")
+        raise InputError(path, "no successful request: nothing to replay", field="errors")
     order = np.argsort(arrival_s, kind="stable")
     out = np.asarray(output_tokens, dtype=np.int64)[order]
     ttft, e2e = np.asarray(ttft_s, dtype=np.float64)[order], np.asarray(e2e_s)[order]

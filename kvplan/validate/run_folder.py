@@ -73,7 +73,7 @@ def read_run_folder(path: Path) -> EngineRun:
     rows, failed, tokens = _requests(req_path)
     if not rows:
         raise InputError(req_path, "no successful request (every line lacks first/last token "
-                         "stamps): nothing to replay")
+                         "stamps): nothing to replay", field="first_token_ts")
     ids, arrival, inp, out, ttft, e2e, client = (list(c) for c in zip(*rows, strict=True))
     frame, order = measured_frame(req_path, ids, np.array(arrival), np.array(inp),
                                   np.array(out), np.array(ttft), np.array(e2e))
