@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
 from kvplan.errors import KvplanError
 from kvplan.trace.arrivals import ArrivalSpec
 from kvplan.trace.tokenizers import check_name
