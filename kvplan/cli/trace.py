@@ -17,8 +17,8 @@ from kvplan.workload import Workload, write_workload
 app = typer.Typer(no_args_is_help=True, help="Convert, inspect and synthesize workload traces.")
 
 FormatOpt = Annotated[str, typer.Option(
-    "--format", "-f", help="auto (by content), sharegpt, agent, mooncake, azure, burstgpt or "
-    "parquet.")]
+    "--format", "-f", help="auto (by content), sharegpt, agent, mooncake, token-ids, azure, "
+    "burstgpt or parquet.")]
 BlockSizeOpt = Annotated[int | None, typer.Option(
     "--block-size", help="Tokens per KV block (default: the trace's own; 16 for text). "
     "Mooncake/Parquet blocks can only be merged to a coarser multiple.")]
