@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -111,7 +112,7 @@ def test_framing_matches_the_chat_template_the_package_ships(name, config):
         pytest.skip(f"needs kvplan[{NAMED[name].extra}]")
     spec = importlib.util.find_spec(config[0])
     path = next(iter(spec.submodule_search_locations))
-    cfg = json.loads(open("/".join([path, *config[1:]]), encoding="utf-8").read())
+    cfg = json.loads(Path(path, *config[1:]).read_text(encoding="utf-8"))
     bos = cfg.get("bos_token") or ""
     bos = bos["content"] if isinstance(bos, dict) else bos
     backend, _ = load_named(name)
