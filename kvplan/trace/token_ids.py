@@ -121,14 +121,19 @@ def _prompt_ids(path: Path, line: int, obj: dict) -> tuple[str, object]:
 
 
 def _id_array(path: Path, line: int, key: str, raw: object) -> np.ndarray:
-    """The ids as uint64; every id an integer 0 <= id < 2**64."""
+    """The ids as uint64; every id an integer 0 <= id < 2**64 (JSON true/false among integers
+    reads as 1/0, as numpy converts it)."""
     if not isinstance(raw, list):
         raise InputError(path, f"expected a list of token ids, got {type(raw).__name__}",
                          line=line, field=key)
     if not raw:
         return np.zeros(0, dtype=np.uint64)
-    arr = np.asarray(raw) if all(type(x) is int for x in raw) else None
-    if arr is None or arr.dtype.kind not in "iu" or (arr.dtype.kind == "i" and arr.min() < 0):
+    try:
+        arr = np.asarray(raw)
+    except (ValueError, OverflowError):  # ragged nesting
+        arr = None
+    if (arr is None or arr.ndim != 1 or arr.dtype.kind not in "iu"
+            or (arr.dtype.kind == "i" and arr.min() < 0)):
         bad = next((x for x in raw if type(x) is not int or not 0 <= x < 2**64), raw[0])
         raise InputError(path, f"expected token ids, integers 0 <= id < 2**64, got "
                          f"{json.dumps(bad)[:40]}", line=line, field=key)
