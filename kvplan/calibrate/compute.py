@@ -106,7 +106,7 @@ def ffn_width(spec: ModelSpec) -> int:
     """
     if not spec.is_moe:
         return spec.intermediate_size
-    return (spec.experts_per_token + spec.num_shared_experts) * spec.moe_intermediate_size
+    return spec.experts_per_token * spec.moe_intermediate_size + spec.shared_intermediate_size
 
 
 class RandomLayer:
