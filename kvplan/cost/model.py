@@ -143,18 +143,18 @@ class CostModel:
         bit: the first iterations are summed as floats (most runs are short), the rest in
         one array call.
         """
-        total, j, step = 0.0, 0, self.steps.step
-        n = float(seqs)
+        steps, n = self.steps, float(seqs)
+        fixed, step = steps.decode_fixed(n), steps.decode_step
+        total, j = 0.0, 0
         for j in range(min(max_iters, _SCALAR_RUN_ITERS)):
-            total += step(0.0, 0.0, n, float(ctx0 + seqs * j))
+            total += step(n, float(ctx0 + seqs * j), fixed)
             if total >= horizon_s:
                 return j + 1, total
         j += 1
         if j >= max_iters:
             return max_iters, total
         ctx = (ctx0 + seqs * np.arange(j, max_iters)).astype(np.float64)
-        times = step(np.zeros_like(ctx), np.zeros_like(ctx), np.full_like(ctx, n), ctx)
-        cum = np.cumsum(np.concatenate(([total], times)))[1:]
+        cum = np.cumsum(np.concatenate(([total], step(n, ctx, fixed))))[1:]
         k = min(int(np.searchsorted(cum, horizon_s)) + 1, len(cum))
         return j + k, float(cum[k - 1])
 
@@ -186,11 +186,12 @@ class CostModel:
                                        tuple[float, float, float] | None]:
         """Measured ranges the simulator checks every step against, as (lo, hi, scale):
         tokens per step (the ``gemm`` grid) and ``step_read_bytes`` (the ``attn_decode``
-        curve's KV bytes per layer and GPU); None where the profile has no such curve."""
+        curve's KV bytes per layer and GPU, from 0: below its first point a decode kernel is
+        held at that point's time, its floor); None where the profile has no such curve."""
         ranges = self.steps.ops.measured_ranges()
         tokens = ranges.get("gemm")
         read = ranges.get("attn_decode")
-        return ((*tokens, 1.0) if tokens else None, (*read, 1.0) if read else None)
+        return ((*tokens, 1.0) if tokens else None, (0.0, read[1], 1.0) if read else None)
 
     def step_covered(self, prefill_tokens, decode_seqs, decode_context_tokens) -> bool | np.ndarray:
         """False where a step's token count or the KV its decodes read fall outside the

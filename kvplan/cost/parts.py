@@ -215,6 +215,23 @@ class StepModel:
             t = t + np.where(seqs > 0, layers * self.decode(seqs * kept * self.kv_layer_bytes), 0.0)
         return np.where(tokens > 0, t, 0.0)
 
+    def decode_fixed(self, seqs: float) -> float:
+        """The context-free share of a decode-only step of ``seqs`` sequences (``step`` adds
+        the decode attention to exactly this sum)."""
+        return self.tokens(seqs) + self.lm_head(seqs) + self.overhead_s + self.per_seq_s * seqs
+
+    def decode_step(self, seqs: float, ctx, fixed: float):
+        """A decode-only step: ``fixed`` (decode_fixed) plus the decode attention of ``seqs``
+        sequences over ``ctx`` context tokens in all (a float or an array), added group by
+        group in ``step``'s order, so the result is the same to the last bit."""
+        mean = ctx / seqs
+        t = fixed
+        for w, layers in self.window_counts:
+            kept = mean if w == 0 else (np.minimum(mean, w) if isinstance(mean, np.ndarray)
+                                        else min(mean, w))
+            t = t + layers * self.decode(seqs * kept * self.kv_layer_bytes)
+        return t
+
     def parts(self, pt: float, pp: float, seqs: float, ctx: float) -> dict[str, float]:
         """The named parts of one step (floats); they sum to ``step`` up to rounding."""
         tokens = pt + seqs

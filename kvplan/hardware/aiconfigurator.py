@@ -168,8 +168,7 @@ def import_profile(src: Source, base: HardwareProfile | None = None, name: str |
             raise KvplanError(f"no bundled profile to take {src.system}'s host, link and SSDs "
                               f"from; pass --base PROFILE")
         base = load_profile(BASE_PROFILES[src.system])
-    gpu, node = spec["gpu"], spec["node"]
-    peaks = _peaks(gpu)
+    peaks = _peaks(spec["gpu"])
     data = src.systems_dir / "data" / src.system
     curves = {
         "gemm": gemm_grid(_table(data, "gemm", src, "gemm_perf.parquet"), *peaks),
