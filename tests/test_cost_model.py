@@ -319,3 +319,24 @@ def test_measured_curves_set_the_ranges_that_flag_extrapolation():
     assert not cm.step_covered(16384, 0, 0)          # 16,384 tokens > 8,192 measured
     assert not cm.step_covered(0, 64, 64 * 100_000)  # 26 GB of KV per layer > 10 GB
     assert CM8.coverage_ranges() == (None, None) and CM8.step_covered(1 << 20, 1, 1 << 30)
+
+
+def test_free_parameters_and_replacing_them():
+    from kvplan.cost.params import free_parameters, with_parameters
+
+    free = free_parameters(H100)
+    assert free["gpu.step_overhead_us"].value == 500.0
+    assert set(free) >= {"gpu.compute_efficiency_frac", "ops.attn_decode_frac",
+                         "ops.overhead_per_seq_us"}
+    fitted = with_parameters(H100, {"gpu.step_overhead_us": 900.0,
+                                    "ops.overhead_per_seq_us": 10.0}, source="test fit")
+    cm = CostModel.build(LLAMA8, fitted)
+    assert cm.step_parts(0, 0, 10, 10_000)["overhead"] == pytest.approx(900e-6 + 10 * 10e-6)
+    assert fitted.sources["gpu.step_overhead_us"] == "test fit"
+    measured = free_parameters(_measured(H100))
+    assert "gpu.compute_efficiency_frac" not in measured   # the gemm curve replaces it
+    assert "gpu.step_overhead_us" in measured
+    with pytest.raises(KvplanError, match="not a free constant"):
+        with_parameters(_measured(H100), {"gpu.compute_efficiency_frac": 0.9})
+    with pytest.raises(KvplanError, match="outside"):
+        with_parameters(H100, {"ops.attn_decode_frac": 1.5})

@@ -11,11 +11,21 @@ import typer
 
 from kvplan.cli.options import JsonOpt, OutDirOpt
 from kvplan.cli.output import console, print_json, rich_table, write_frame
+from kvplan.errors import KvplanError
 from kvplan.hardware.prices import PRICE_FIELDS, load_prices
-from kvplan.hardware.profile import LINK_NAMES, SECTIONS, list_profiles, load_profile
+from kvplan.hardware.profile import (
+    LINK_NAMES,
+    SECTIONS,
+    list_profiles,
+    load_profile,
+    write_profile,
+)
 from kvplan.hardware.validate import read_toml
 
 app = typer.Typer(no_args_is_help=True, help="Hardware profiles (hwprofiles/*.toml) and prices.")
+import_app = typer.Typer(no_args_is_help=True,
+                         help="Build a profile from another tool's measured per-operation data.")
+app.add_typer(import_app, name="import")
 
 PROBE_SIZES = (4096, 65536, 1 << 20, 16 << 20, 256 << 20)
 """Transfer sizes at which `show` evaluates each link's bandwidth curve."""
@@ -107,3 +117,61 @@ def prices_cmd(
         print_json(rows)
     else:
         console.print(rich_table("Prices", rows))
+
+
+@import_app.command("aiconfigurator")
+def import_aiconfigurator(
+    system: Annotated[str | None, typer.Option("--system", help="AIConfigurator system, e.g. "
+                                               "h100_sxm (see --list).")] = None,
+    backend: Annotated[str, typer.Option("--backend", help="vllm, sglang or trtllm.")] = "vllm",
+    version: Annotated[str | None, typer.Option("--version", help="Backend version folder "
+                                                "(default: the package's current one).")] = None,
+    base: Annotated[str | None, typer.Option("--base", help="Profile whose host, host link, SSDs "
+                                             "and framework overhead are kept.")] = None,
+    name: Annotated[str | None, typer.Option("--name", help="Profile name (default: "
+                                             "<system>-aic-<backend>).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Profile TOML to write (with "
+                                             "--all: a folder); default ./<name>.toml.")] = None,
+    all_systems: Annotated[bool, typer.Option("--all", help="Every system and backend the "
+                                              "package holds (into the --out folder).")] = False,
+    list_only: Annotated[bool, typer.Option("--list", help="List systems, backends and "
+                                            "versions with tables.")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Import AIConfigurator's measured kernel tables (pip install 'kvplan[import]')."""
+    from kvplan.hardware import aiconfigurator as aic
+
+    root = aic.systems_dir()
+    if list_only:
+        rows = [{"system": s, "backend": b, "versions": ", ".join(v),
+                 "base_profile": aic.BASE_PROFILES.get(s, "(needs --base)")}
+                for s, backends in aic.available(root).items() for b, v in backends.items()]
+        print_json(rows) if json_out else console.print(rich_table(
+            f"aiconfigurator-core {aic.package_version()} measured tables", rows))
+        return
+    if all_systems:
+        jobs = [(s, b) for s, backends in aic.available(root).items() for b in backends]
+        folder = out or Path(".")
+    elif system is None:
+        raise KvplanError("--system: name one (see --list) or pass --all")
+    else:
+        jobs, folder = [(system, backend)], None
+    written, skipped = [], []
+    for sys_name, back in jobs:
+        src = aic.resolve(sys_name, back, version, root)
+        if base is None and sys_name not in aic.BASE_PROFILES:
+            skipped.append(f"{sys_name}/{back}: no bundled base profile (pass --base)")
+            continue
+        profile = aic.import_profile(src, load_profile(base) if base else None,
+                                     name if len(jobs) == 1 else None)
+        path = (folder / f"{profile.name}.toml") if folder is not None else (
+            out or Path(f"{profile.name}.toml"))
+        write_profile(profile, path)
+        written.append({"profile": profile.name, "path": str(path), "system": sys_name,
+                        "backend": back, "tables": profile.provenance["run"]})
+    if json_out:
+        print_json({"written": written, "skipped": skipped})
+        return
+    console.print(rich_table("Imported profiles", written))
+    for line in skipped:
+        console.print(f"skipped: {line}", markup=False, highlight=False)

@@ -25,8 +25,9 @@ from kvplan.model.spec import ModelSpec
 class Layout:
     """Parallel sizes of one serving configuration."""
 
-    tp: int = 1
-    """GPUs per replica (tensor parallel), all in one node."""
+    tp: int | None = None
+    """GPUs per replica (tensor parallel), all in one node; None = the fewest (1, 2, 4, ...)
+    that hold the weights with room left for KV (CostModel.build resolves it)."""
     dp: int = 1
     """Replicas (data parallel)."""
     ep: int = 1
@@ -37,25 +38,27 @@ class Layout:
 
     @property
     def gpus(self) -> int:
-        """GPUs of all replicas."""
-        return self.tp * self.dp
+        """GPUs of all replicas (tp resolved)."""
+        return (self.tp or 1) * self.dp
 
     def describe(self) -> str:
-        """'tp 2 x dp 1 (2 GPUs)'; with experts parallel: '..., ep 2'."""
+        """'tp 2 x dp 1 (2 GPUs)'; with experts parallel: 'tp 2 x dp 1, ep 2 (2 GPUs)'."""
         ep = f", ep {self.ep}" if self.ep > 1 else ""
-        imb = f" (expert imbalance {self.expert_imbalance:g})" if self.expert_imbalance != 1 \
+        imb = f", expert imbalance {self.expert_imbalance:g}" if self.expert_imbalance != 1 \
             else ""
-        return f"tp {self.tp} x dp {self.dp}{ep} ({self.gpus} GPUs){imb}"
+        gpus = "GPU" if self.gpus == 1 else "GPUs"
+        return f"tp {self.tp} x dp {self.dp}{ep} ({self.gpus} {gpus}{imb})"
 
 
 def check_layout(layout: Layout, spec: ModelSpec, profile: HardwareProfile) -> None:
     """Raise a one-line KvplanError naming why ``layout`` cannot run ``spec`` on ``profile``."""
     for name in ("tp", "dp", "ep"):
-        if getattr(layout, name) < 1:
-            raise KvplanError(f"--{name} must be >= 1, got {getattr(layout, name)}")
+        value = getattr(layout, name)
+        if value is not None and value < 1:
+            raise KvplanError(f"--{name} must be >= 1, got {value}")
     if not 1.0 <= layout.expert_imbalance <= 64.0:
         raise KvplanError(f"expert imbalance must be in [1, 64], got {layout.expert_imbalance}")
-    tp, count = layout.tp, profile.gpu.count
+    tp, count = layout.tp or 1, profile.gpu.count
     if tp > count:
         raise KvplanError(f"--tp {tp} needs {tp} GPUs in one node; {profile.name} has {count} "
                           f"x {profile.gpu.model}")
@@ -67,7 +70,7 @@ def check_layout(layout: Layout, spec: ModelSpec, profile: HardwareProfile) -> N
 
 
 def _check_ep(layout: Layout, spec: ModelSpec) -> None:
-    ep, tp = layout.ep, layout.tp
+    ep, tp = layout.ep, layout.tp or 1
     if not spec.is_moe:
         raise KvplanError(f"--ep {ep}: {spec.name} has no experts (use --ep 1)")
     if ep % tp or (tp * layout.dp) % ep:

@@ -12,7 +12,7 @@ calibrated or imported profile, whose ranges ``step_covered`` / ``coverage_range
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 
 import numpy as np
@@ -63,11 +63,13 @@ class CostModel:
     def build(cls, spec: ModelSpec, profile: HardwareProfile, kv_dtype: str = "bf16", *,
               tp: int | None = None, layout: Layout | None = None,
               max_batched_tokens: int = 8192, max_seqs: int = 256) -> CostModel:
-        """Derive every table once. ``layout`` wins over ``tp``; with neither, the replica is
-        the fewest GPUs (1, 2, 4, ...) that hold the weights with room left for KV."""
-        if layout is None:
-            layout = Layout(tp=tp or smallest_tp(spec, profile, max_batched_tokens, max_seqs))
+        """Derive every table once. ``layout`` wins over ``tp``; a layout without tp gets the
+        fewest GPUs (1, 2, 4, ...) that hold the weights with room left for KV."""
+        layout = layout or Layout(tp=tp)
         check_layout(layout, spec, profile)
+        if layout.tp is None:
+            layout = replace(layout, tp=smallest_tp(spec, profile, max_batched_tokens, max_seqs,
+                                                    layout))
         return cls(
             spec=spec, profile=profile, kv_dtype=kv_dtype, layout=layout,
             kv_bytes_per_token=kv_bytes_per_token(spec, kv_dtype),
@@ -245,15 +247,19 @@ def activation_reserve(spec: ModelSpec, profile: HardwareProfile, tp: int = 1,
 
 
 def smallest_tp(spec: ModelSpec, profile: HardwareProfile, max_batched_tokens: int = 8192,
-                max_seqs: int = 256) -> int:
-    """Fewest GPUs (a power of two up to gpu.count) whose HBM holds weights + reserve + >= 10 %
-    of HBM for KV; raises KvplanError when even the whole node is too small."""
+                max_seqs: int = 256, layout: Layout | None = None) -> int:
+    """Fewest GPUs (a power of two up to gpu.count, dividing the heads, compatible with the
+    layout's ep) whose HBM holds weights + reserve + >= 10 % of HBM for KV; raises
+    KvplanError when even the whole node is too small."""
+    layout = layout or Layout()
     wbytes, tp = weight_bytes(spec), 1
     while tp <= profile.gpu.count:
         per_gpu = profile.gpu.hbm_gib * GIB
         reserve = activation_reserve(spec, profile, tp, max_batched_tokens, max_seqs)
-        weights = weights_per_gpu(spec, Layout(tp=tp))
-        if spec.num_heads % tp == 0 and per_gpu - reserve - weights >= 0.1 * per_gpu:
+        trial = replace(layout, tp=tp)
+        ep_ok = layout.ep == 1 or (layout.ep % tp == 0 and (tp * layout.dp) % layout.ep == 0)
+        if spec.num_heads % tp == 0 and ep_ok and \
+                per_gpu - reserve - weights_per_gpu(spec, trial) >= 0.1 * per_gpu:
             return tp
         tp *= 2
     raise KvplanError(f"{spec.name} weights ({wbytes / 1e9:.1f} GB) do not fit on "

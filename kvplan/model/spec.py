@@ -183,7 +183,7 @@ def _moe_fields(cfg: dict[str, Any], layers: int, get: _Getter) -> dict[str, Any
     that shows any MoE key or model type but lacks the expert count or top-k is an error.
     """
     marks = [k for k in MOE_KEYS if cfg.get(k)] or (
-        [cfg["model_type"]] if cfg.get("model_type") in _MOE_MODEL_TYPES else [])
+        ["model_type"] if cfg.get("model_type") in _MOE_MODEL_TYPES else [])
     if not marks:
         return {}
     count_key = next((k for k in _EXPERT_COUNT_KEYS if cfg.get(k) is not None), None)
@@ -191,9 +191,9 @@ def _moe_fields(cfg: dict[str, Any], layers: int, get: _Getter) -> dict[str, Any
     if count_key is None or top_key is None:
         missing = "the expert count (" + " / ".join(_EXPERT_COUNT_KEYS) + ")" if count_key is None \
             else "the experts per token (" + " / ".join(_TOP_K_KEYS) + ")"
-        raise InputError(get.path, f"looks like a mixture-of-experts config ({marks[0]!r}) but "
-                         f"{missing} is missing; kvplan will not read it as a dense model",
-                         field=marks[0])
+        raise InputError(get.path, f"looks like a mixture-of-experts config ({marks[0]} = "
+                         f"{cfg[marks[0]]!r}) but {missing} is missing; kvplan will not read it "
+                         "as a dense model", field=marks[0])
     experts, top_k = get.integer(count_key), get.integer(top_key)
     if top_k > experts:
         raise InputError(get.path, f"{top_k} experts per token exceed the {experts} experts",
