@@ -340,3 +340,16 @@ def test_free_parameters_and_replacing_them():
         with_parameters(_measured(H100), {"gpu.compute_efficiency_frac": 0.9})
     with pytest.raises(KvplanError, match="outside"):
         with_parameters(H100, {"ops.attn_decode_frac": 1.5})
+
+
+def test_docstring_worked_examples_of_the_h100_forms():
+    ops = CM8.steps.ops
+    assert float(ops.gemm_s(1, 28672, 4096)) * 1e6 == pytest.approx(86.5, abs=0.05)
+    assert float(ops.gemm_s(64, 28672, 4096)) * 1e6 == pytest.approx(87.9, abs=0.05)
+    assert float(ops.attn_prefill_tflops(2048, 32)) == pytest.approx(449.2, abs=0.05)
+    assert float(ops.attn_decode_s(1 << 30)) * 1e6 == pytest.approx(381.1, abs=0.05)
+    assert float(ops.allreduce_s(8 << 20, 2)) * 1e6 == pytest.approx(32.9, abs=0.05)
+    parts = CM8.step_parts(0, 0, 64, 64 * 4096)
+    assert {k: round(v * 1e6, 1) for k, v in parts.items() if v} == {
+        "gemm": 5503.5, "elementwise": 403.8, "lm_head": 379.2, "attn_decode": 12195.6,
+        "overhead": 500.0}

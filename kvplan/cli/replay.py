@@ -43,7 +43,7 @@ from kvplan.workload import Workload
 _COMPARE_KEYS = {"eviction": "eviction", "prefetch": "prefetch", "write": "write",
                  "dram-gib": "dram_gib", "ssd-gib": "ssd_gib", "hbm-kv-gib": "hbm_kv_gib",
                  "lookahead": "lookahead_iters", "session-ttl-s": "session_ttl_s",
-                 "mode": "mode"}
+                 "mode": "mode", "tp": "tp", "dp": "dp"}
 _SUMMARY = (
     ("finished", "finished"), ("stop", "stop_reason"), ("bound", "bound"),
     ("simulated s", "sim_duration_s"), ("output tok/s", "throughput_tok_s"),
@@ -140,6 +140,8 @@ def replay(
         return
     title = f"kvplan replay: {workload.meta.source_file}, {model} on {profile}"
     console.print(rich_table(title, summary_rows(results), ["metric", *(n for n, _ in results)]))
+    if compare is not None and compare.split("=")[0] in ("tp", "dp"):
+        layout_text = f"{layout_text} (the variants change {compare.split('=')[0]})"
     console.print(f"layout: {layout_text}", soft_wrap=True, markup=False, highlight=False)
     for name, r in results:
         if r.run.get("extrapolated"):
@@ -209,6 +211,8 @@ def _variants(base: ReplayConfig, compare: str | None) -> list[tuple[str, Replay
             changes = {field: _number(key, v, float)}
         elif field == "lookahead_iters":
             changes = {field: _number(key, v, int)}
+        elif field in ("tp", "dp"):
+            changes = {"layout": dataclasses.replace(base.layout, **{field: _number(key, v, int)})}
         else:
             changes = {field: v}
         out.append((f"{key}={v}", dataclasses.replace(base, **changes)))

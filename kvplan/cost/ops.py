@@ -51,8 +51,9 @@ class OpTimes:
         """One GEMM of ``m`` tokens (array) against an (n x k) weight of ``weight_bytes``
         bytes per element.
 
-        Datasheet, llama-3.1-8b gate/up (n 28,672, k 4,096) at m = 1 on an H100 (e_w 0.9,
-        launch 4 us): 4 us + 2 x 117.4 MB / 3,015 GB/s = 81.9 us.
+        Datasheet, llama-3.1-8b gate/up (n 28,672, k 4,096) at m = 1 on an H100 (e_w 0.849,
+        launch 3.87 us): 3.87 us + ((4,096 + 28,672) x 2 + 28,672 x 4,096 x 2) B / 2,844 GB/s
+        = 86.5 us.
         """
         m = np.asarray(m, dtype=np.float64)
         flops = 2.0 * m * n * k
@@ -69,7 +70,7 @@ class OpTimes:
     def attn_prefill_tflops(self, seq_tokens, heads: float) -> np.ndarray:
         """Achieved TFLOP/s of prefill attention at sequence length ``seq_tokens`` (array)
         with ``heads`` query heads per GPU (measured grid) or the datasheet saturation form
-        P x e_a x s / (s + s_half): H100, e_a 0.7, s_half 1,024, s 2,048 -> 461.5."""
+        P x e_a x s / (s + s_half): H100, e_a 0.658, s_half 919, s 2,048 -> 449.2."""
         s = np.asarray(seq_tokens, dtype=np.float64)
         grid = self.profile.curves.get("attn_prefill")
         if isinstance(grid, Grid):
@@ -81,8 +82,8 @@ class OpTimes:
     def attn_decode_s(self, kv_bytes) -> np.ndarray:
         """One layer's decode attention reading ``kv_bytes`` of KV on one GPU (array).
 
-        Datasheet, H100 (e_d 0.9, launch 12 us), 64 x 4,096 tokens x 4 KiB = 1 GiB:
-        12 us + 1,073,741,824 / 3,015 GB/s = 368.1 us. A measured curve is held at its
+        Datasheet, H100 (e_d 0.870, launch 12.7 us), 64 x 4,096 tokens x 4 KiB = 1 GiB:
+        12.7 us + 1,073,741,824 B / 2,914.5 GB/s = 381.1 us. A measured curve is held at its
         first point below it (a kernel's floor).
         """
         b = np.asarray(kv_bytes, dtype=np.float64)
@@ -109,8 +110,9 @@ class OpTimes:
     def allreduce_s(self, nbytes, gpus: int) -> np.ndarray:
         """All-reduce of ``nbytes`` (array) over ``gpus`` GPUs; 0 for one GPU.
 
-        Datasheet ring: latency + 2 (g - 1) / g x bytes / (link x e_c). H100 NVLink 450 GB/s,
-        e_c 0.7, 10 us, g 2, 8 MiB: 10 us + 8,388,608 / 315 GB/s = 36.6 us.
+        Datasheet ring: latency + 2 (g - 1) / g x bytes / (link x e_comm). H100 NVLink
+        450 GB/s, e_comm 0.668, 4.95 us, g 2, 8 MiB: 4.95 us + 8,388,608 B / 300.6 GB/s
+        = 32.9 us.
         """
         b = np.asarray(nbytes, dtype=np.float64)
         if gpus <= 1:
