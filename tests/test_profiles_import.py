@@ -130,3 +130,11 @@ def test_bundled_imports_load_and_flag_what_they_did_not_measure(name):
     assert cm.step_covered(2048, 0, 0)
     top = p.curves["gemm"].x[-1]
     assert not cm.step_covered(int(top) * 2, 0, 0)
+
+
+def test_profiles_show_lists_the_measured_curves_and_ops():
+    res = CliRunner().invoke(app, ["profiles", "show", "h100-sxm-aic-vllm"],
+                             env={"COLUMNS": "160"})
+    assert res.exit_code == 0, res.output
+    assert "Measured curves" in res.output and "attn_decode" in res.output
+    assert "ops.attn_prefill_extra_us" in res.output

@@ -16,6 +16,7 @@ from kvplan.hardware.prices import PRICE_FIELDS, load_prices
 from kvplan.hardware.profile import (
     LINK_NAMES,
     SECTIONS,
+    Grid,
     list_profiles,
     load_profile,
     write_profile,
@@ -50,7 +51,18 @@ def list_cmd(json_out: JsonOpt = False) -> None:
 def _field_rows(profile) -> list[dict]:
     return [{"field": f"{section}.{key}", "value": value,
              "source": profile.sources.get(f"{section}.{key}", "")}
-            for section in SECTIONS for key, value in asdict(getattr(profile, section)).items()]
+            for section in (*SECTIONS, "ops")
+            for key, value in asdict(getattr(profile, section)).items()]
+
+
+def _curve_rows(profile) -> list[dict]:
+    """Each measured curve: its axes and measured ranges (predictions outside are flagged)."""
+    rows = []
+    for name, c in profile.curves.items():
+        y = f", {len(c.y)} rows {c.y[0]:g}..{c.y[-1]:g}" if isinstance(c, Grid) else ""
+        rows.append({"curve": name, "points": len(c.x) * (len(c.y) if isinstance(c, Grid) else 1),
+                     "x_range": f"{c.x[0]:g}..{c.x[-1]:g}{y}"})
+    return rows
 
 
 def _link_rows(profile) -> list[dict]:
@@ -83,6 +95,9 @@ def show_cmd(
                     "provenance": profile.provenance})
         return
     console.print(rich_table(f"{profile.name} ({profile.kind}): {profile.description}", fields))
+    if profile.curves:
+        console.print(rich_table("Measured curves (docs/hardware-profiles.md)",
+                                 _curve_rows(profile)))
     console.print(rich_table("Links: bandwidth by transfer size", links))
 
 
