@@ -100,7 +100,12 @@ def _content_text(content: object, path: Path, place: str, line: int | None) -> 
     if content is None or isinstance(content, str):
         return content or ""
     if isinstance(content, list):
-        return "".join(p.get("text", "") for p in content if isinstance(p, dict))
+        texts = [p.get("text") if isinstance(p, dict) else None for p in content]
+        for i, t in enumerate(texts):
+            if t is not None and not isinstance(t, str):
+                raise InputError(path, f"{place}: expected a string, got {type(t).__name__}",
+                                 line=line, field=f"content[{i}].text")
+        return "".join(t for t in texts if t)
     raise InputError(path, f"{place}: expected a string or a list of parts, got "
                      f"{type(content).__name__}", line=line, field="content")
 
