@@ -2,28 +2,52 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 
 import typer
 from typer.core import TyperGroup
 
 from kvplan import __version__
+from kvplan.atomic import forget_written, written_files
 from kvplan.cli import calibrate, models, plan, profiles, replay, trace, validate
 from kvplan.errors import KvplanError
 
 
+class Terminated(BaseException):
+    """Raised in the main thread on SIGTERM, so cleanup (temporary files, workers) runs."""
+
+
 class _Group(TyperGroup):
-    """Turns a KvplanError anywhere below into one line on stderr and exit code 2."""
+    """Turns a KvplanError anywhere below into one line on stderr and exit code 2; Ctrl-C
+    (130) and SIGTERM (143) into one line saying which outputs were kept complete."""
 
     def invoke(self, ctx):  # type: ignore[override]
+        forget_written()
         try:
             return super().invoke(ctx)
         except KvplanError as exc:
             typer.echo(f"Error: {exc}", err=True)
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
-            typer.echo("Interrupted.", err=True)
+            typer.echo(f"Interrupted; {_kept()}", err=True)
             raise typer.Exit(130) from None
+        except Terminated:
+            typer.echo(f"Terminated; {_kept()}", err=True)
+            raise typer.Exit(143) from None
+
+
+def _kept() -> str:
+    """What an interrupted command leaves: its complete files (never a partial one)."""
+    files = written_files()
+    if not files:
+        return "no output was written."
+    names = ", ".join(str(f) for f in files[:6]) + (", ..." if len(files) > 6 else "")
+    return f"kept {len(files)} complete file(s): {names}; no partial file left."
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise Terminated()
 
 
 app = typer.Typer(
@@ -60,4 +84,5 @@ def _root(
 
 def main() -> None:
     """Console-script entry point."""
+    signal.signal(signal.SIGTERM, _on_sigterm)
     sys.exit(app())
