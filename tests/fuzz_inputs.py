@@ -449,17 +449,22 @@ def _independent_checks(w: Any) -> None:
 
 def check_case(case: Case, path: Path) -> str | None:
     """None when the property holds for this case; else what went wrong."""
+    return classify_case(case, path)[1]
+
+
+def classify_case(case: Case, path: Path) -> tuple[str, str | None]:
+    """("read" | "refused" | "unexpected", what went wrong or None)."""
     try:
         read_case(case, path)
     except KvplanError as exc:
         msg = str(exc)
         if "\n" in msg:
-            return f"error spans lines: {msg[:300]!r}"
+            return "unexpected", f"error spans lines: {msg[:300]!r}"
         if len(msg) > 600:
-            return f"error longer than 600 characters: {msg[:300]!r}"
+            return "unexpected", f"error longer than 600 characters: {msg[:300]!r}"
         if path.name not in msg:
-            return f"error does not name the file: {msg!r}"
-        return None
+            return "unexpected", f"error does not name the file: {msg!r}"
+        return "refused", None
     except (AssertionError, Exception) as exc:  # noqa: B902 - the fuzzer's job is to catch any
-        return f"{type(exc).__name__}: {str(exc)[:300]}"
-    return None
+        return "unexpected", f"{type(exc).__name__}: {str(exc)[:300]}"
+    return "read", None

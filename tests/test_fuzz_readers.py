@@ -8,9 +8,6 @@ keep this file well under a minute on 2 cores.
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-
 import fuzz_inputs as F
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -24,8 +21,8 @@ SETTINGS = settings(max_examples=150, deadline=None, derandomize=True,
 
 
 @pytest.mark.parametrize("kind", F.KINDS)
-def test_any_input_reads_or_fails_with_a_one_line_error_naming_the_file(kind):
-    folder = Path(tempfile.mkdtemp(prefix=f"fuzz-{kind}-"))
+def test_any_input_reads_or_fails_with_a_one_line_error_naming_the_file(kind, tmp_path):
+    folder = tmp_path
 
     @SETTINGS
     @given(st.data())
@@ -41,11 +38,11 @@ def test_any_input_reads_or_fails_with_a_one_line_error_naming_the_file(kind):
 @settings(max_examples=25, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(st.data())
-def test_through_the_cli_a_bad_trace_exits_2_never_1(data):
+def test_through_the_cli_a_bad_trace_exits_2_never_1(tmp_path_factory, data):
     """The CLI turns every reader error into exit 2 and one line; no output file is left."""
     kind = data.draw(st.sampled_from(list(F.TRACE_FORMATS) + ["parquet"]))
     case = F.make_case(kind, F.Chooser.from_hypothesis(data))
-    folder = Path(tempfile.mkdtemp(prefix="fuzz-cli-"))
+    folder = tmp_path_factory.mktemp("fuzz-cli")
     src = F.write_case(case, folder)
     out = folder / "out.parquet"
     r = CliRunner().invoke(app, ["trace", "convert", str(src), "-o", str(out), "--format",
