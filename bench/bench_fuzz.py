@@ -9,7 +9,7 @@ valid result or fail with kvplan's one-line error naming the file; every ``--cli
 trace case also runs ``kvplan trace convert`` through typer's runner, which must exit 0 or 2
 and leave no output or temporary file on failure. The address space is capped at 8 GiB, so a
 runaway allocation shows as a MemoryError (an unexpected exception) instead of hurting the
-machine. Failing inputs are saved under ``bench_fuzz_failures/`` for reproduction.
+machine. Failing inputs are saved in a temporary folder (printed) for reproduction.
 
 Printed: cases per kind (read / refused / unexpected), wall time, the slowest case, peak RSS,
 and the load average (a loaded machine slows every figure). ``--huge`` (default) then converts,
@@ -171,7 +171,10 @@ def main() -> None:
     if not args.no_huge:
         huge(Path(tempfile.mkdtemp(prefix="kvplan-huge-")))
     resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE, ADDRESS_SPACE))
-    bad = fuzz(args.cases, args.seed, args.cli_every, ROOT / "bench_fuzz_failures")
+    failures = Path(tempfile.gettempdir()) / "kvplan-fuzz-failures"
+    bad = fuzz(args.cases, args.seed, args.cli_every, failures)
+    if bad:
+        print(f"failing inputs saved in {failures}")
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     sys.exit(1 if bad else 0)
 

@@ -359,7 +359,7 @@ def parquet_bytes(ch: Chooser) -> bytes:
         elif op == 2:
             cols = {k: v[:0] for k, v in cols.items()}
         elif op == 3 and name == "block_hashes":
-            cols[name] = [h[:-1] for h in cols[name]]
+            cols[name] = [h[:-1] if isinstance(h, list) else h for h in cols[name]]
         else:
             i = ch.integer(0, len(cols[name]) - 1) if cols[name] else 0
             if cols[name]:

@@ -70,7 +70,7 @@ def parse_profile(data: dict[str, Any], path: Path | str) -> HardwareProfile:
     """Validate parsed TOML and build the profile (InputError naming file and field)."""
     version = data.get("schema_version")
     if version != SCHEMA_VERSION:
-        raise InputError(path, f"schema_version {version!r} is not supported "
+        raise InputError(path, f"schema_version {version!r:.40} is not supported "
                          f"(this kvplan reads schema_version = {SCHEMA_VERSION})",
                          field="schema_version")
     check_keys(path, "", data, set(TOP_LEVEL) | TABLES, required=set(TOP_LEVEL))

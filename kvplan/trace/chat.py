@@ -15,6 +15,7 @@ from pathlib import Path
 
 from kvplan.errors import InputError
 from kvplan.trace.conversation import ROLES, Conversation
+from kvplan.trace.inputs import echo
 
 ROLE_NAMES = {
     "system": "system", "human": "user", "user": "user", "gpt": "assistant",
@@ -40,7 +41,7 @@ def record_to_conversation(rec: dict, path: Path, place: str, line: int | None) 
                              field="turns")
         return _build([p for t in turns for p in (("user", t), ("assistant", None))])
     raise InputError(path, f"{place}: expected a 'conversations', 'messages' or 'turns' field, "
-                     f"got keys {sorted(rec)[:6]}", line=line)
+                     f"got keys {echo(sorted(rec)[:6])}", line=line)
 
 
 def messages_to_conversation(msgs: list, path: Path, place: str, line: int | None,

@@ -48,7 +48,7 @@ def validate_workload(table: pa.Table, meta: WorkloadMeta, path: str | Path | No
     """
     bs = meta.block_size
     if isinstance(bs, bool) or not isinstance(bs, int) or not 1 <= bs <= MAX_BLOCK_SIZE:
-        raise InputError(path, f"expected an integer in 1..{MAX_BLOCK_SIZE:,}, got {bs!r}",
+        raise InputError(path, f"expected an integer in 1..{MAX_BLOCK_SIZE:,}, got {bs!r:.40}",
                          field="block_size")
     if table.num_rows == 0:
         raise InputError(path, "no requests, expected at least one row")
