@@ -31,13 +31,14 @@ _written: list[Path] = []
 """Targets renamed into place by this process since :func:`forget_written` (CLI reports)."""
 
 
-def check_output_file(target: str | Path, flag: str = "--out", suffix: str = ".parquet"
+def check_output_file(target: str | Path, flag: str = "--out", suffix: str | None = ".parquet"
                       ) -> Path:
-    """``target`` if a ``suffix`` file can be written there, else a one-line KvplanError."""
+    """``target`` if a file (named ``*<suffix>`` unless None) can be written there, else a
+    one-line KvplanError."""
     target = Path(target)
     if target.is_dir():
         raise KvplanError(f"{flag}: '{target}' is a folder, expected a file name")
-    if target.suffix.lower() != suffix:
+    if suffix is not None and target.suffix.lower() != suffix:
         raise KvplanError(f"{flag}: expected a file name ending in {suffix}, got '{target}' "
                           f"(kvplan writes {suffix.lstrip('.').capitalize()} only)")
     _check_can_create_in(target.parent, target, flag)

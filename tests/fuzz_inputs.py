@@ -120,6 +120,10 @@ def _seeds() -> dict[str, Any]:
         "toolcalls": _short(_jsonl_lines("openai_tool_calls_sample.jsonl", 1)),
         "traj": _short({"environment": traj["environment"], "history": traj["history"][:5],
                         "info": {"model_stats": traj["info"]["model_stats"]}}),
+        "token_ids": [{"prompt_token_ids": list(range(40)), "expected_output_len": 5},
+                      {"input_tok_ids": [1, 2, 3, 4, 5, 6, 7, 0] * 4, "output_tok_ids": [1, 2],
+                       "session_id": "s"},
+                      {"prompt": {"prompt_token_ids": [1, 2, 3] * 9}, "output_tokens": 1}],
         "azure": [["TIMESTAMP", "ContextTokens", "GeneratedTokens"],
                   ["2023-11-16 18:17:03.9799600", "4808", "10"],
                   ["2023-11-16 18:17:04.0319600", "3180", "8"],
@@ -141,7 +145,8 @@ def _seeds() -> dict[str, Any]:
 SEEDS = _seeds()
 TRACE_FORMATS = {"mooncake": "mooncake", "dynamo": "agent", "sharegpt": "sharegpt",
                  "openai": "sharegpt", "mtbench": "sharegpt", "toolcalls": "agent",
-                 "traj": "agent", "azure": "azure", "burstgpt": "burstgpt"}
+                 "traj": "agent", "token_ids": "token-ids", "azure": "azure",
+                 "burstgpt": "burstgpt"}
 KINDS = (*TRACE_FORMATS, "parquet", "profile", "prices", "model", "model_mla")
 EXTRA_KEYS = ["timestamp", "input_length", "output_length", "hash_ids", "session_id",
               "tool_wait_ms", "messages", "conversations", "turns", "question_id", "content",
@@ -149,7 +154,9 @@ EXTRA_KEYS = ["timestamp", "input_length", "output_length", "hash_ids", "session
               "tokens_sent", "text_config", "num_key_value_heads", "sliding_window",
               "sliding_window_pattern", "layer_types", "model_type", "quantization_config",
               "head_dim", "num_hidden_layers", "curves", "gpu", "prices", "sources", "h2d",
-              "sizes_bytes", "bw_gbps", "from", "value", "use_sliding_window", "torch_dtype"]
+              "sizes_bytes", "bw_gbps", "from", "value", "use_sliding_window", "torch_dtype",
+              "prompt_token_ids", "input_tok_ids", "expected_output_len", "arrival_time_ns",
+              "output_tok_ids", "prompt_len"]
 
 
 # ---- tree mutations -------------------------------------------------------------------------
