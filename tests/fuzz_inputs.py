@@ -134,10 +134,14 @@ def _seeds() -> dict[str, Any]:
                      ["1.5", "GPT-4", "461", "200", "661", "API log"],
                      ["3.25", "ChatGPT", "40", "0", "40", "Conversation log"]],
         "profile": tomllib.loads((ROOT / "hwprofiles" / "h100-sxm.toml").read_text()),
+        "profile_measured": tomllib.loads((ROOT / "hwprofiles" / "h100-sxm-aic-vllm.toml")
+                                          .read_text()),
         "prices": tomllib.loads((ROOT / "hwprofiles" / "prices.toml").read_text()),
         "model": json.loads((ROOT / "kvplan" / "model" / "presets" / "gemma-2-27b.json")
                             .read_text()),
         "model_mla": json.loads((ROOT / "kvplan" / "model" / "presets" / "deepseek-v2.json")
+                                .read_text()),
+        "model_moe": json.loads((ROOT / "kvplan" / "model" / "presets" / "gpt-oss-20b.json")
                                 .read_text()),
     }
 
@@ -147,7 +151,8 @@ TRACE_FORMATS = {"mooncake": "mooncake", "dynamo": "agent", "sharegpt": "sharegp
                  "openai": "sharegpt", "mtbench": "sharegpt", "toolcalls": "agent",
                  "traj": "agent", "token_ids": "token-ids", "azure": "azure",
                  "burstgpt": "burstgpt"}
-KINDS = (*TRACE_FORMATS, "parquet", "profile", "prices", "model", "model_mla")
+KINDS = (*TRACE_FORMATS, "parquet", "profile", "profile_measured", "prices", "model",
+         "model_mla", "model_moe")
 EXTRA_KEYS = ["timestamp", "input_length", "output_length", "hash_ids", "session_id",
               "tool_wait_ms", "messages", "conversations", "turns", "question_id", "content",
               "role", "tool_calls", "tools", "text", "history", "info", "model_stats",
@@ -299,7 +304,7 @@ def make_case(kind: str, ch: Chooser) -> Case:
         data = _trace_bytes(kind, ch)
     elif kind == "parquet":
         data = parquet_bytes(ch)
-    elif kind in ("profile", "prices"):
+    elif kind in ("profile", "profile_measured", "prices"):
         doc = SEEDS[kind]
         if ch.chance(85):
             doc = mutate_tree(doc, ch, TOML_AWKWARD)
@@ -400,7 +405,8 @@ def parquet_bytes(ch: Chooser) -> bytes:
 
 # ---- the property ---------------------------------------------------------------------------
 
-SUFFIX = {"traj": ".traj.json", "parquet": ".parquet", "profile": ".toml", "prices": ".toml",
+SUFFIX = {"traj": ".traj.json", "parquet": ".parquet", "profile": ".toml",
+          "profile_measured": ".toml", "prices": ".toml", "model_moe": ".json",
           "model": ".json", "model_mla": ".json", "azure": ".csv", "burstgpt": ".csv"}
 
 
@@ -412,11 +418,13 @@ def write_case(case: Case, folder: Path, index: int = 0) -> Path:
 
 def read_case(case: Case, path: Path) -> object:
     """Run the entry point that reads this kind of file; returns what it built."""
-    if case.kind in ("profile",):
+    if case.kind.startswith("profile"):
         from kvplan.hardware.profile import load_profile
         profile = load_profile(str(path))
         for name in ("h2d", "d2h", "ssd_read", "ssd_write"):
-            profile.link(name).transfer_time_s(1 << 20)
+            link = profile.link(name)
+            if link.peak_gbps > 0 or link.measured is not None:  # 0: no such link
+                assert link.transfer_time_s(1 << 20) > 0
         return profile
     if case.kind == "prices":
         from kvplan.hardware.prices import load_prices
