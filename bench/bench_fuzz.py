@@ -75,10 +75,10 @@ def fuzz(n: int, seed: int, cli_every: int, failures: Path) -> int:
         if (i + 1) % 10_000 == 0:
             print(f"  {i + 1:,} cases, {time.perf_counter() - t0:.0f} s", flush=True)
     wall = time.perf_counter() - t0
-    print(f"\n{'kind':<12}{'cases':>9}{'read':>9}{'refused':>9}{'unexpected':>12}")
+    print(f"\n{'kind':<18}{'cases':>9}{'read':>9}{'refused':>9}{'unexpected':>12}")
     for kind in F.KINDS:
         c = tally[kind]
-        print(f"{kind:<12}{sum(c.values()):>9,}{c['read']:>9,}{c['refused']:>9,}"
+        print(f"{kind:<18}{sum(c.values()):>9,}{c['read']:>9,}{c['refused']:>9,}"
               f"{c['unexpected']:>12,}")
     print(f"\ncases: {n:,}  wall: {wall:.1f} s ({n / wall:,.0f} cases/s)  unexpected: "
           f"{unexpected}  slowest case: {slowest[0]:.2f} s ({slowest[1]})  peak RSS: "
