@@ -107,5 +107,5 @@ def test_output_path_under_a_file(tmp_path, flags):
     f = tmp_path / "file"
     f.write_text("x")
     res = _run(*[a.format(f=f) for a in flags])
-    assert res.exit_code == 2 and f"{f} exists and is not a folder" in res.output
+    assert res.exit_code == 2 and f"'{f}' is a file" in res.output
     assert res.output.count("\n") == 1

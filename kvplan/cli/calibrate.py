@@ -12,6 +12,7 @@ import polars as pl
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from kvplan.atomic import check_output_dir
 from kvplan.cli.options import JsonOpt, OutDirOpt, SeedOpt
 from kvplan.cli.output import console, err_console, print_json, rich_table, write_frame
 from kvplan.errors import KvplanError
@@ -69,6 +70,10 @@ def calibrate(
     import sys
 
     from kvplan.calibrate.run import CalibrateConfig
+
+    for flag, folder in (("--out", out), ("--ssd-path", ssd_path)):
+        if folder is not None:
+            check_output_dir(folder, flag)
 
     cfg = CalibrateConfig(
         name=name, base=base, model=model, mode="quick" if quick else "full",

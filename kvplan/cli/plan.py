@@ -14,9 +14,12 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
+from kvplan.atomic import check_output_dir
 from kvplan.cli.options import JsonOpt, OutDirOpt, SeedOpt, TraceOpt
 from kvplan.cli.output import console, err_console, print_json
-from kvplan.hardware.prices import load_prices
+from kvplan.hardware.prices import PriceTable, load_prices
+from kvplan.hardware.profile import load_profile
+from kvplan.model.spec import load_model
 from kvplan.plan.planner import PlanResult, run_plan
 from kvplan.plan.routing import ROUTING_RULE
 from kvplan.plan.spec import PlanSpec, load_spec, spec_from_dict
@@ -24,7 +27,7 @@ from kvplan.plan.verify import verification_pool
 from kvplan.report import plan_tables as tables
 from kvplan.report.plan_files import summary_dict, verified_table
 from kvplan.report.plan_files import write_plan as write_files
-from kvplan.trace import load_workload
+from kvplan.trace import detect_format, load_workload
 
 Floats = Annotated[list[float] | None, typer.Option(help="Grid value (repeat the flag).")]
 
@@ -79,9 +82,9 @@ def plan(
 ) -> None:
     """Recommend replicas, KV tier sizes and policies that meet an SLO at least cost."""
     spec = _resolve(spec_file, locals())
+    price_table = _check_inputs(spec, out)
     with verification_pool(spec.jobs, spec.verify_top > 0) as pool:  # workers start now
         workload = load_workload(Path(spec.trace) if spec.trace else None)
-        price_table = load_prices(spec.prices)
         result = _run(workload, spec, price_table, quiet=json_out, pool=pool)
     if out is not None:
         write_files(result, out)
@@ -89,6 +92,19 @@ def plan(
         print_json(summary_dict(result))
     else:
         _render(result, out)
+
+
+def _check_inputs(spec: PlanSpec, out: Path | None) -> PriceTable:
+    """Fail on a missing or unreadable input, or an unwritable --out, before the worker pool
+    starts (a pool takes seconds to start and to stop); returns the price table."""
+    if out is not None:
+        check_output_dir(out)
+    if spec.trace:
+        detect_format(Path(spec.trace))
+    load_model(spec.model)
+    for name in spec.profiles:
+        load_profile(name)
+    return load_prices(spec.prices)
 
 
 def _resolve(spec_file: Path | None, flags: dict) -> PlanSpec:

@@ -15,6 +15,7 @@ import polars as pl
 import typer
 
 from kvplan import __version__
+from kvplan.atomic import check_output_dir
 from kvplan.cli.options import (
     DpOpt,
     EpOpt,
@@ -115,6 +116,8 @@ def replay(
     as_json: JsonOpt = False,
 ) -> None:
     """Replay a workload through a serving replica with tiered KV (docs/simulation.md)."""
+    if out is not None:
+        check_output_dir(out)
     if mode not in ("event", "cache"):
         raise KvplanError(f"--mode: expected event or cache, got '{mode}'")
     layout = Layout(tp=tp, dp=dp, ep=ep, expert_imbalance=expert_imbalance)

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from kvplan.atomic import check_output_dir, check_output_file
 from kvplan.cli.options import JsonOpt, OutDirOpt, SeedOpt
 from kvplan.cli.output import console, print_json, rich_table, write_frame
 from kvplan.trace import ArrivalSpec, Dist, ReadOptions, TraceInfo, read_trace, trace_info
@@ -48,7 +49,8 @@ def _options(block_size: int | None, tokenizer: str | None, rate: float, cv: flo
 @app.command("convert")
 def convert(
     input: Annotated[Path, typer.Argument(help="Trace file (any supported format).")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output canonical Parquet file.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output canonical Parquet file "
+                                      "(name ending in .parquet).")],
     fmt: FormatOpt = "auto",
     block_size: BlockSizeOpt = None,
     tokenizer: TokenizerOpt = None,
@@ -59,6 +61,7 @@ def convert(
     seed: SeedOpt = 0,
 ) -> None:
     """Convert a trace to the canonical workload Parquet (docs/workload.md)."""
+    check_output_file(out)
     opts = _options(block_size, tokenizer, rate, cv, think_time, tool_time, seed)
     with console.status(f"reading {input}"):
         workload = convert_trace(input, out, fmt, opts)
@@ -80,6 +83,8 @@ def info(
     out: OutDirOpt = None,
 ) -> None:
     """Requests, sessions, rates, token percentiles, unique blocks and prefix reuse."""
+    if out is not None:
+        check_output_dir(out)
     workload = read_trace(file, fmt, ReadOptions(block_size=block_size))
     result = _info(workload, model, kv_dtype)
     if out is not None:
@@ -133,7 +138,8 @@ def _five(*xs: float) -> str:
 @app.command("synth")
 def synth(
     kind: Annotated[str, typer.Argument(help="chat, agent, shared-prefix or long-doc-qa.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output canonical Parquet file.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output canonical Parquet file "
+                                      "(name ending in .parquet).")],
     sessions: Annotated[int | None, typer.Option(
         "--sessions", help="Sessions (requests for shared-prefix); default 200.")] = None,
     block_size: Annotated[int | None, typer.Option(
@@ -148,6 +154,8 @@ def synth(
 ) -> None:
     """Generate a seeded synthetic workload in the canonical table."""
     from kvplan.trace.synth import default_spec, synth_workload
+
+    check_output_file(out)
 
     overrides = list(set_ or [])
     overrides += [f"sessions={sessions}"] if sessions is not None else []

@@ -13,10 +13,10 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from kvplan.atomic import check_output_dir, check_output_file
 from kvplan.bundled import bundled_dir
 from kvplan.cli.options import JsonOpt, OutDirOpt, SeedOpt
 from kvplan.cli.output import console, err_console, print_json
-from kvplan.errors import KvplanError
 from kvplan.hardware.profile import profile_to_toml
 from kvplan.validate.fit import MAX_EVALUATIONS, FitResult, fit_profile, split_index
 from kvplan.validate.read import read_run
@@ -69,11 +69,10 @@ def validate(
     as_json: JsonOpt = False,
 ) -> None:
     """Replay a real engine run under its settings and compare every latency metric."""
-    _check_writable_dir(out, "--out")
+    if out is not None:
+        check_output_dir(out)
     if fit_out is not None:
-        if fit_out.is_dir():
-            raise KvplanError(f"--fit-out: {fit_out} is a folder, expected a file path")
-        _check_writable_dir(fit_out.parent, "--fit-out")
+        check_output_file(fit_out, "--fit-out", suffix=None)
     engine_run = read_run(run, seed=seed)
     flags = Overrides(model=model, profile=profile, tp=tp, dp=dp, ep=ep, max_seqs=max_seqs,
                       max_batched_tokens=max_batched_tokens, block_size=block_size,
@@ -136,17 +135,6 @@ def _print(result: Validation, fitted: FitResult | None, title: str, tolerance: 
     if written:
         console.print(f"wrote {', '.join(written)} to {out}", soft_wrap=True, markup=False,
                       highlight=False)
-
-
-def _check_writable_dir(path: Path | None, flag: str) -> None:
-    """``path`` is, or can be created as, a folder: its nearest existing ancestor is one."""
-    if path is None:
-        return
-    for candidate in (path, *path.parents):
-        if candidate.exists():
-            if not candidate.is_dir():
-                raise KvplanError(f"{flag}: {candidate} exists and is not a folder")
-            return
 
 
 def _display(run: EngineRun) -> str:

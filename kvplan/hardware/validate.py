@@ -52,9 +52,11 @@ RANGES = {
 def read_toml(path: Path) -> dict[str, Any]:
     """Parse a TOML file; syntax and read errors become one-line InputErrors."""
     try:
-        return tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError(path, f"not valid TOML ({exc})") from None
+        return tomllib.loads(path.read_text(encoding="utf-8-sig"))
+    except ValueError as exc:  # TOMLDecodeError, or an integer of over 4,300 digits
+        raise InputError(path, f"not valid TOML ({str(exc)[:200]})") from None
+    except RecursionError:
+        raise InputError(path, "not valid TOML (nested too deeply)") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(path, f"cannot read ({exc})") from None
 
@@ -68,7 +70,7 @@ def parse_profile(data: dict[str, Any], path: Path | str) -> HardwareProfile:
     """Validate parsed TOML and build the profile (InputError naming file and field)."""
     version = data.get("schema_version")
     if version != SCHEMA_VERSION:
-        raise InputError(path, f"schema_version {version!r} is not supported "
+        raise InputError(path, f"schema_version {version!r:.40} is not supported "
                          f"(this kvplan reads schema_version = {SCHEMA_VERSION})",
                          field="schema_version")
     check_keys(path, "", data, set(TOP_LEVEL) | TABLES, required=set(TOP_LEVEL))
@@ -89,8 +91,11 @@ def parse_profile(data: dict[str, Any], path: Path | str) -> HardwareProfile:
     return profile
 
 
-def check_keys(path, where: str, table: dict, allowed: set[str], required: set[str]) -> None:
-    """Raise on the first unknown key (with a unit-suffix hint) or missing required key."""
+def check_keys(path, where: str, table: Any, allowed: set[str], required: set[str]) -> None:
+    """Raise unless ``table`` is a table; then on the first unknown key (with a unit-suffix
+    hint) or missing required key."""
+    if not isinstance(table, dict):
+        raise InputError(path, f"expected a table, got {type(table).__name__}", field=where)
     prefix = f"{where}." if where else ""
     for key in table:
         if key not in allowed:
@@ -111,9 +116,13 @@ def _unknown_hint(key: str, allowed: set[str]) -> str:
 def typed_value(path, name: str, value: Any, kind: type) -> Any:
     """``value`` as ``kind`` (ints widen to float), or an InputError naming the field."""
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
+        try:
+            value = float(value)
+        except OverflowError:
+            raise InputError(path, f"an integer of {value.bit_length()} bits is beyond the "
+                             "range of a float", field=name) from None
     if not isinstance(value, kind) or isinstance(value, bool):
-        raise InputError(path, f"expected {kind.__name__}, got {value!r}", field=name)
+        raise InputError(path, f"expected {kind.__name__}, got {value!r:.40}", field=name)
     return value
 
 
@@ -137,7 +146,7 @@ def _check_range(path, name: str, key: str, value: float) -> None:
     if suffix == "frac":
         lo, hi = 1e-6, 1.0
     if not math.isfinite(value) or not lo <= value <= hi:
-        raise InputError(path, f"{value!r} is out of range (expected {lo:g} to {hi:g}"
+        raise InputError(path, f"{value!r:.40} is out of range (expected {lo:g} to {hi:g}"
                          f"{' ' + UNITS[suffix] if suffix in UNITS else ''})", field=name)
 
 

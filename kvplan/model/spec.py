@@ -121,9 +121,12 @@ def load_model(name_or_path: str) -> ModelSpec:
 
 def _read_json(path: Path) -> dict[str, Any]:
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_bytes().decode("utf-8-sig"))
     except json.JSONDecodeError as exc:
         raise InputError(path, f"not valid JSON ({exc.msg})", line=exc.lineno) from None
+    except (ValueError, RecursionError) as exc:  # not UTF-8, nested too deeply, huge integer
+        raise InputError(path, f"not valid UTF-8 JSON ({str(exc)[:80] or 'nested too deeply'})"
+                         ) from None
     except OSError as exc:
         raise InputError(path, f"cannot read ({exc.strerror})") from None
     if not isinstance(data, dict):
@@ -133,19 +136,24 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 def spec_from_config(cfg: dict[str, Any], *, name: str, path: Path | str) -> ModelSpec:
     """Build a ModelSpec from a parsed Hugging Face config.json (multimodal: its text_config)."""
-    cfg = cfg.get("text_config", cfg) if "num_hidden_layers" not in cfg else cfg
+    meta = _object(cfg, "_kvplan", path)
+    if "num_hidden_layers" not in cfg:
+        cfg = _object(cfg, "text_config", path) or cfg
     get = _Getter(cfg, path)
-    layers = get.integer("num_hidden_layers")
+    layers = get.integer("num_hidden_layers", limit=MAX_LAYERS)
     heads = get.integer("num_attention_heads")
     hidden = get.integer("hidden_size")
-    meta = cfg.get("_kvplan", {})
+    head_dim = get.integer("head_dim", hidden // heads)
+    if head_dim == 0 and not cfg.get("kv_lora_rank"):
+        raise InputError(path, f"hidden_size {hidden} // num_attention_heads {heads} is 0; "
+                         "expected a head_dim >= 1", field="head_dim")
     return ModelSpec(
         name=name,
         num_layers=layers,
         hidden_size=hidden,
         num_heads=heads,
-        num_kv_heads=get.integer("num_key_value_heads", heads),
-        head_dim=get.integer("head_dim", hidden // heads),
+        num_kv_heads=get.integer("num_key_value_heads", heads, lowest=1),
+        head_dim=head_dim,
         intermediate_size=get.integer("intermediate_size"),
         vocab_size=get.integer("vocab_size"),
         tie_word_embeddings=bool(cfg.get("tie_word_embeddings", False)),
@@ -156,7 +164,7 @@ def spec_from_config(cfg: dict[str, Any], *, name: str, path: Path | str) -> Mod
         qk_nope_head_dim=get.integer("qk_nope_head_dim", 0),
         qk_rope_head_dim=get.integer("qk_rope_head_dim", 0),
         v_head_dim=get.integer("v_head_dim", 0),
-        source=str(meta.get("source", path)),
+        source=str(meta.get("source", path))[:500],
         **_moe_fields(cfg, layers, get),
     )
 
@@ -192,7 +200,7 @@ def _moe_fields(cfg: dict[str, Any], layers: int, get: _Getter) -> dict[str, Any
         missing = "the expert count (" + " / ".join(_EXPERT_COUNT_KEYS) + ")" if count_key is None \
             else "the experts per token (" + " / ".join(_TOP_K_KEYS) + ")"
         raise InputError(get.path, f"looks like a mixture-of-experts config ({marks[0]} = "
-                         f"{cfg[marks[0]]!r}) but {missing} is missing; kvplan will not read it "
+                         f"{cfg[marks[0]]!r:.40}) but {missing} is missing; kvplan will not read it "
                          "as a dense model", field=marks[0])
     experts, top_k = get.integer(count_key), get.integer(top_key)
     if top_k > experts:
@@ -215,7 +223,7 @@ def _dense_layers(cfg: dict[str, Any], layers: int, get: _Getter) -> tuple[int, 
     only = cfg.get("mlp_only_layers") or []
     if not isinstance(only, list) or not all(isinstance(i, int) and not isinstance(i, bool)
                                              for i in only):
-        raise InputError(get.path, f"expected a list of layer indices, got {only!r}",
+        raise InputError(get.path, f"expected a list of layer indices, got {only!r:.40}",
                          field="mlp_only_layers")
     return tuple(i for i in range(layers)
                  if i < first or (i - first) % freq or (i + 1) % step or i in only)
@@ -227,33 +235,52 @@ def _expert_bytes(cfg: dict[str, Any]) -> float:
     return 4.25 / 8 if isinstance(quant, dict) and quant.get("quant_method") == "mxfp4" else 0.0
 
 
+MAX_LAYERS = 10_000
+"""Most layers a config may declare (the largest models have about 130)."""
+MAX_DIMENSION = 1 << 24
+"""Largest value of any other integer field (widths, heads, experts, vocabulary)."""
+
+
+def _object(cfg: dict[str, Any], key: str, path: Path | str) -> dict[str, Any]:
+    """An optional sub-object of the config (absent or null: empty)."""
+    value = cfg.get(key)
+    if value is not None and not isinstance(value, dict):
+        raise InputError(path, f"expected a JSON object, got {type(value).__name__}", field=key)
+    return value or {}
+
+
 class _Getter:
     """Typed reads from a config dict with one-line errors naming the file and field."""
 
     def __init__(self, cfg: dict[str, Any], path: Path | str) -> None:
         self.cfg, self.path = cfg, path
 
-    def integer(self, key: str, default: int | None = None) -> int:
+    def integer(self, key: str, default: int | None = None, *, lowest: int | None = None,
+                limit: int = MAX_DIMENSION) -> int:
+        """``key`` as an integer in lowest..limit; required when ``default`` is None, and
+        then at least 1 (else at least 0) unless ``lowest`` says otherwise."""
         value = self.cfg.get(key)
         if value is None:
             if default is None:
                 raise InputError(self.path, "missing (a positive integer is required)", field=key)
             return default
-        lowest = 1 if default is None else 0
+        if lowest is None:
+            lowest = 1 if default is None else 0
         if isinstance(value, bool) or not isinstance(value, int) or value < lowest:
             kind = "a positive" if lowest else "a non-negative"
-            raise InputError(self.path, f"expected {kind} integer, got {value!r}", field=key)
+            raise InputError(self.path, f"expected {kind} integer, got {value!r:.40}", field=key)
+        if value > limit:
+            raise InputError(self.path, f"expected at most {limit:,}, got {value:,}", field=key)
         return value
 
 
 def _weight_bytes(cfg: dict[str, Any], path: Path | str) -> float:
-    quant = cfg.get("quantization_config") or {}
-    if quant.get("quant_method") == "fp8":
+    if _object(cfg, "quantization_config", path).get("quant_method") == "fp8":
         return 1.0
     dtype = cfg.get("torch_dtype") or cfg.get("dtype") or "bfloat16"
-    if dtype not in DTYPE_BYTES:
-        raise InputError(path, f"unknown dtype {dtype!r} (expected one of {sorted(DTYPE_BYTES)})",
-                         field="torch_dtype")
+    if not isinstance(dtype, str) or dtype not in DTYPE_BYTES:
+        raise InputError(path, f"unknown dtype {dtype!r:.40} (expected one of "
+                         f"{sorted(DTYPE_BYTES)})", field="torch_dtype")
     return DTYPE_BYTES[dtype]
 
 
@@ -270,11 +297,15 @@ def _layer_windows(cfg: dict[str, Any], layers: int, get: _Getter) -> tuple[int,
         return ()
     window = get.integer("sliding_window")
     if "layer_types" in cfg:
-        return tuple(window if t == "sliding_attention" else 0 for t in cfg["layer_types"])
+        types = cfg["layer_types"]
+        if not isinstance(types, list) or len(types) != layers:
+            raise InputError(get.path, f"expected a list of num_hidden_layers ({layers}) "
+                             "layer types", field="layer_types")
+        return tuple(window if t == "sliding_attention" else 0 for t in types)
     if cfg.get("model_type") == "gemma2":
         return tuple(window if i % 2 == 0 else 0 for i in range(layers))
     if cfg.get("model_type") == "gemma3_text":
-        every = get.integer("sliding_window_pattern", 6)
+        every = get.integer("sliding_window_pattern", 6, lowest=1)
         return tuple(0 if (i + 1) % every == 0 else window for i in range(layers))
     if cfg.get("use_sliding_window"):
         first = get.integer("max_window_layers", 0)

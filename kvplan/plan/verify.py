@@ -14,6 +14,8 @@ beside the analytic ones so the screen's error is visible (docs/plan.md, "verifi
 from __future__ import annotations
 
 import multiprocessing
+import signal
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor, TimeoutError, as_completed
 from contextlib import contextmanager
@@ -68,18 +70,41 @@ def _warm_up() -> None:
 
 @contextmanager
 def verification_pool(processes: int, enabled: bool = True) -> Iterator[Executor | None]:
-    """A spawn process pool with every worker already starting up; None when not ``enabled``."""
+    """A spawn process pool with every worker already starting up; None when not ``enabled``.
+
+    Workers ignore Ctrl-C (SIGINT goes to the whole terminal process group): the parent gets
+    KeyboardInterrupt and, on that or any other exception, terminates them at once instead of
+    letting them finish their runs, so an interrupted plan stops within a second and quietly.
+    """
     if not enabled:
         yield None
         return
     ctx = multiprocessing.get_context("spawn")  # fork deadlocks polars' thread pool
     pool = ProcessPoolExecutor(max_workers=max(1, processes), mp_context=ctx)
     try:
-        for _ in range(max(1, processes)):
-            pool.submit(_warm_up)
+        with _sigint_ignored():  # a spawned worker inherits the ignored disposition
+            for _ in range(max(1, processes)):
+                pool.submit(_warm_up)
         yield pool
+    except BaseException:
+        for proc in list((getattr(pool, "_processes", None) or {}).values()):
+            proc.terminate()  # no public API before Python 3.14's terminate_workers()
+        raise
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
+
+
+@contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """SIGINT ignored while the block runs (main thread only; elsewhere a no-op)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def simulate(job: VerifyJob) -> RunOutput:

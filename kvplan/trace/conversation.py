@@ -15,13 +15,15 @@ conversations that open with the same system prompt share its blocks.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from kvplan.trace.framing import ROLES, ChatFraming
 from kvplan.trace.hashing import block_positions, chain_units
+from kvplan.trace.inputs import check_lengths
 from kvplan.trace.tokens import TextTokenizer
 
 __all__ = ["ROLES", "Conversation", "Requests", "conversations_to_requests"]
@@ -76,6 +78,16 @@ def conversations_to_requests(convs: Iterable[Conversation], tokenizer: TextToke
                        "output_tokens", "hashes")), hash_offsets=offsets)
 
 
+def check_request_lengths(req: Requests, path: Path, record: Callable[[int], str]) -> None:
+    """Every prompt and answer within the per-request token limit, else an InputError naming
+    the record (``record(conversation index)``) and the message."""
+    def place(i: int) -> tuple[None, str]:
+        return None, f"{record(int(req.conversation[i]))}, message {req.message[i]}: "
+
+    check_lengths(path, req.input_tokens, "prompt tokens", place)
+    check_lengths(path, req.output_tokens, "output tokens", place)
+
+
 def _batches(convs: Iterable[Conversation]) -> Iterator[list[Conversation]]:
     batch: list[Conversation] = []
     chars = 0
@@ -95,16 +107,18 @@ def _batch_requests(batch: list[Conversation], first_conv: int, tokenizer: TextT
     texts = [t for c in batch for t in c.texts]
     n_msgs = np.fromiter((len(c.roles) for c in batch), dtype=np.int64, count=len(batch))
     unknown = np.fromiter((t is None for t in texts), dtype=bool, count=len(texts))
-    ids, counts = tokenizer.encode([t or "" for t in texts])
+    ids, counts = _encode(tokenizer, [t or "" for t in texts])
     counts = np.where(unknown, unknown_answer_tokens, counts)
     conv_first = np.r_[0, np.cumsum(n_msgs)]
     conv_of_msg = np.repeat(np.arange(len(batch)), n_msgs)
     msg_key = ((conv_of_msg + first_conv) << 16) + np.arange(len(roles)) - conv_first[conv_of_msg]
     content = _content_ids(ids, counts, unknown, msg_key)
+    del ids  # token arrays take 8 B per token: hold one at a time
     framing = tokenizer.framing
     stream, msg_start, seg_start = _stream(content, counts, roles, conv_first, framing)
+    del content
     conv_bounds = np.r_[seg_start, len(stream)][conv_first]
-    chain = chain_units(stream, conv_bounds)
+    chain = chain_units(stream, conv_bounds, out=stream)  # the stream is not needed after
     asst = np.flatnonzero(roles == ROLES.index("assistant"))
     start = conv_bounds[conv_of_msg[asst]]
     prompt = msg_start[asst] + framing.lengths("header")[roles[asst]] - start
@@ -123,6 +137,24 @@ def _batch_requests(batch: list[Conversation], first_conv: int, tokenizer: TextT
     )
 
 
+def _encode(tokenizer: TextTokenizer, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """``tokenizer.encode`` over runs of about _BATCH_CHARS characters of text, so its working
+    memory (8 bytes per input byte for the estimator) stays bounded by the run, not the batch:
+    one 200 MB conversation is one batch."""
+    ids, counts = [], []
+    start = chars = 0
+    for i, t in enumerate(texts):
+        chars += len(t)
+        if chars >= _BATCH_CHARS or i == len(texts) - 1:
+            run_ids, run_counts = tokenizer.encode(texts[start:i + 1])
+            ids.append(run_ids)
+            counts.append(run_counts)
+            start, chars = i + 1, 0
+    if not ids:
+        return tokenizer.encode([])
+    return np.concatenate(ids), np.concatenate(counts)
+
+
 def _content_ids(ids: np.ndarray, counts: np.ndarray, unknown: np.ndarray, msg_key: np.ndarray
                  ) -> np.ndarray:
     """Token ids of every message's content; unknown answers get ids no other message has.
@@ -130,7 +162,7 @@ def _content_ids(ids: np.ndarray, counts: np.ndarray, unknown: np.ndarray, msg_k
     An unknown answer's k-th id is ``TAG | msg_key << 16 | k`` with ``msg_key`` unique per
     (conversation, message), so the hash chain breaks at the first block that holds it.
     """
-    starts = np.r_[0, np.cumsum(counts)[:-1]].astype(np.int64)
+    starts = (np.cumsum(counts) - counts).astype(np.int64)
     content = np.empty(int(counts.sum()), dtype=np.uint64)
     content[block_positions(starts[~unknown], counts[~unknown], 1)] = ids
     pos = block_positions(starts[unknown], counts[unknown], 1)
@@ -154,7 +186,7 @@ def _stream(content: np.ndarray, counts: np.ndarray, roles: np.ndarray, conv_fir
     firsts = np.unique(conv_first[:-1][np.diff(conv_first) > 0])
     begin[firsts] = len(framing.begin)
     lengths = begin + head + counts + tail
-    seg_start = np.r_[0, np.cumsum(lengths)[:-1]].astype(np.int64)
+    seg_start = (np.cumsum(lengths) - lengths).astype(np.int64)
     msg_start = seg_start + begin
     stream = np.empty(int(lengths.sum()), dtype=np.uint64)
     stream[block_positions(seg_start[firsts], begin[firsts], 1)] = np.tile(

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from kvplan.errors import KvplanError
 from kvplan.trace.arrivals import ArrivalSpec
 from kvplan.trace.tokenizers import check_name
+from kvplan.workload.validate import MAX_BLOCK_SIZE
 
 TEXT_BLOCK_SIZE = 16
 """Default tokens per block for text traces, as vLLM's default block size."""
@@ -25,8 +26,9 @@ class ReadOptions:
     """Arrival synthesis for traces without timestamps."""
 
     def __post_init__(self) -> None:
-        if self.block_size is not None and self.block_size < 1:
-            raise KvplanError(f"--block-size must be >= 1, got {self.block_size}")
+        if self.block_size is not None and not 1 <= self.block_size <= MAX_BLOCK_SIZE:
+            raise KvplanError(f"--block-size must be in 1..{MAX_BLOCK_SIZE:,}, got "
+                              f"{self.block_size}")
         if self.tokenizer is not None:
             object.__setattr__(self, "tokenizer", str(self.tokenizer))
             check_name(self.tokenizer)

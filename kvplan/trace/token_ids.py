@@ -34,10 +34,11 @@ import numpy as np
 from kvplan.errors import InputError
 from kvplan.trace.arrivals import synthesize
 from kvplan.trace.hashing import block_positions, chain_units
-from kvplan.trace.inputs import check_file, json_lines
+from kvplan.trace.inputs import check_file, check_lengths, check_span, json_lines
 from kvplan.trace.options import ReadOptions
 from kvplan.trace.table import Columns, StagedWorkload, stage
 from kvplan.workload import Workload, WorkloadMeta
+from kvplan.workload.validate import MAX_TOKENS
 
 IDS_KEYS = ("prompt_token_ids", "input_tok_ids")
 OUTPUT_KEYS = ("expected_output_len", "output_toks", "output_len", "output_length",
@@ -45,7 +46,7 @@ OUTPUT_KEYS = ("expected_output_len", "output_toks", "output_len", "output_lengt
 OUTPUT_ID_KEYS = ("output_tok_ids", "output_token_ids")
 PROMPT_LEN_KEYS = ("prompt_len", "input_toks", "input_length")
 ARRIVAL_KEYS = {"arrival_time_ns": 1e-9, "timestamp": 1e-3, "arrival_s": 1.0}
-_MAX_COUNT = 2**31 - 1  # input_tokens / output_tokens are int32 in the canonical table
+_MAX_COUNT = MAX_TOKENS  # the per-request limit (docs/workload.md, "Limits")
 
 
 def is_token_ids_record(record: dict) -> bool:
@@ -80,6 +81,7 @@ def stage_token_ids(path: Path, opts: ReadOptions | None = None) -> StagedWorklo
         raise InputError(path, "no records, expected JSONL lines with prompt_token_ids")
     block_size = opts.text_block_size
     n_tokens = np.array([len(r.ids) for r in rows], dtype=np.int64)
+    check_lengths(path, n_tokens, "prompt token ids", lambda i: (lines[i], ""))
     offsets = np.zeros(len(rows) + 1, dtype=np.int64)
     np.cumsum(n_tokens, out=offsets[1:])
     chain = chain_units(np.concatenate([r.ids for r in rows]), offsets)
@@ -198,6 +200,7 @@ def _arrivals(path: Path, rows: list[_Row], lines: list[int], session: np.ndarra
     given = [r.arrival_s is not None for r in rows]
     if all(given):
         t = np.array([r.arrival_s for r in rows], dtype=np.float64)
+        check_span(path, t, "arrival", lambda i: (lines[i], ""))
         return t - t.min(), None, None
     if any(given):
         raise InputError(path, f"no arrival time ({', '.join(ARRIVAL_KEYS)}) while other "

@@ -42,7 +42,7 @@ def detect_run_format(path: Path) -> str:
         head = f.read(1 << 16).decode("utf-8", errors="replace").lstrip("\ufeff \t\r\n")
     if is_generic_csv(head.split("\n", 1)[0]):
         return "csv"
-    record = first_record(path, head) if head.startswith(("{", "[")) else None
+    record = first_record(path) if head.startswith(("{", "[")) else None
     if isinstance(record, dict):
         if "queued_ts" in record or "first_token_ts" in record:
             return "run-folder"
