@@ -2,9 +2,9 @@
 
 Facts (file:line in the lmcache 0.5.6 wheel unless named; docs/engines.md has the table):
 
-- the connector is wired with ``LMCACHE_CONFIG_FILE`` (``v1/config.py:1093``) and
+- the connector is wired with ``LMCACHE_CONFIG_FILE`` (``v1/config.py:1094``) and
   ``--kv-transfer-config '{"kv_connector":"LMCacheConnectorV1","kv_role":"kv_both"}'``
-  (vllm ``distributed/kv_transfer/kv_connector/factory.py:188``). ``--kv-offloading-backend
+  (vllm ``distributed/kv_transfer/kv_connector/factory.py:188-192``). ``--kv-offloading-backend
   lmcache`` means a separate LMCache server process instead (vllm ``config/vllm.py:1097-1103``);
 - ``chunk_size`` 256 tokens (``v1/config.py:90``); only full chunks are saved
   (``save_unfull_chunk`` false, ``:385``), prompt only (``save_decode_cache`` false, ``:126``);

@@ -71,7 +71,7 @@ CAPS = Capabilities(
              "vllm/v1/kv_offload/cpu/manager.py:290-299"),
     ),
     prefetches=(Mode("none", "", "a request's CPU / disk hits load when it is scheduled",
-                     "vllm/v1/core/sched/scheduler.py:1176-1190"),),
+                     "vllm/v1/core/sched/scheduler.py:1176-1190, 1576-1600"),),
     inclusive=True)
 
 
