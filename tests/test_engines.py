@@ -15,9 +15,8 @@ import pytest
 import yaml
 
 from kvplan.engines import ENGINES, TierChoice, engine, engine_settings
-from kvplan.engines.base import GB, GIB
+from kvplan.engines.base import GB, GIB, model_id
 from kvplan.errors import InputError, KvplanError
-from kvplan.plan.engines import model_id
 from kvplan.plan.spec import spec_from_dict
 from kvplan.report.engine_files import write_engine_files
 
@@ -219,3 +218,24 @@ def test_model_id_comes_from_the_preset_source():
     src = "https://huggingface.co/meta-llama/Llama-3.1-8B/blob/main/config.json"
     assert model_id("llama-3.1-8b", src) == "meta-llama/Llama-3.1-8B"
     assert model_id("/models/x/config.json", "/models/x/config.json") == "/models/x"
+
+
+def test_replay_writes_engine_settings_for_one_configuration(tmp_path):
+    from event_helpers import make_workload
+    from typer.testing import CliRunner
+
+    from kvplan.cli.main import app
+    from kvplan.workload import write_workload
+
+    trace = tmp_path / "t.parquet"
+    write_workload(make_workload([(0.0, 1024, 4, [1, 2]), (0.5, 1024, 4, [1, 3])]), trace)
+    r = CliRunner().invoke(app, ["replay", "-t", str(trace), "--dram-gib", "8", "-o",
+                                 str(tmp_path / "one")], env={"COLUMNS": "100"})
+    assert r.exit_code == 0, r.output
+    cfg = yaml.safe_load((tmp_path / "one/engines/vllm+lmcache/lmcache.yaml").read_text())
+    assert cfg["max_local_cpu_size"] == 8 and cfg["chunk_size"] == 256
+    env = (tmp_path / "one/engines/dynamo-kvbm/engine.env").read_text()
+    assert "DYN_KVBM_CPU_CACHE_GB=9\n" in env  # 8 GiB = 8.6 GB, rounded up
+    r = CliRunner().invoke(app, ["replay", "-t", str(trace), "--compare", "dram-gib=0,8", "-o",
+                                 str(tmp_path / "two")], env={"COLUMNS": "100"})
+    assert r.exit_code == 0 and not (tmp_path / "two/engines").exists()

@@ -17,10 +17,15 @@ import typer
 from kvplan import __version__
 from kvplan.cli.options import JsonOpt, ModelOpt, OutDirOpt, ProfileOpt, SeedOpt, TraceOpt
 from kvplan.cli.output import console, print_json, rich_table, write_frame
+from kvplan.cost.model import GIB
+from kvplan.engines import TierChoice, engine_settings
+from kvplan.engines.base import model_id
 from kvplan.errors import KvplanError
+from kvplan.report.engine_files import write_engine_files
 from kvplan.sim.config import ReplayConfig
 from kvplan.sim.replay import run_replay
 from kvplan.sim.results import ReplayResult
+from kvplan.sim.setup import build_cost
 from kvplan.trace import load_workload
 from kvplan.workload import Workload
 
@@ -110,6 +115,7 @@ def replay(
     results = [(name, run_replay(workload, cfg, progress=progress)) for name, cfg in variants]
     if out is not None:
         write_results(out, workload, results)
+        engines_note = _write_engine_files(out, base, workload.block_size, compare)
     if as_json:
         print_json([{"variant": n, "config": dataclasses.asdict(r.config), "run": r.run}
                     for n, r in results])
@@ -122,7 +128,28 @@ def replay(
             console.print(f"warning: {label}outside the calibrated ranges (curves clamped): "
                           f"{r.run['extrapolated']}", soft_wrap=True, markup=False, highlight=False)
     if out is not None:
-        console.print(f"wrote requests.parquet, run.parquet, timeseries.parquet to {out}")
+        console.print(f"wrote requests.parquet, run.parquet, timeseries.parquet to {out}"
+                      + engines_note, highlight=False)
+
+
+def _write_engine_files(out: Path, config: ReplayConfig, block_size: int,
+                        compare: str | None) -> str:
+    """Each engine's settings for the replayed configuration under ``out/engines``
+    (docs/engines.md); none for ``--compare`` runs or per-tier eviction policies."""
+    evictions = {config.eviction_hbm, config.eviction_dram, config.eviction_ssd}
+    if compare is not None or len(evictions) > 1 or config.mode != "event":
+        return ""
+    cost = build_cost(config)
+    choice = TierChoice(
+        model=model_id(config.model, cost.spec.source), block_size=block_size,
+        kv_bytes_per_token=cost.kv_bytes_per_token,
+        hbm_kv_bytes=cost.hbm_kv_capacity_bytes(config.hbm_kv_gib),
+        dram_bytes=int(config.dram_gib * GIB), ssd_bytes=int(config.ssd_gib * GIB),
+        eviction=config.eviction_hbm, write=config.write, prefetch=config.prefetch,
+        inclusive=config.inclusive, store_threshold=config.store_threshold,
+        max_batched_tokens=config.max_batched_tokens, max_seqs=config.max_seqs)
+    write_engine_files(engine_settings(choice), out / "engines")
+    return " and engine settings to engines/"
 
 
 def _eviction_fields(spec: str) -> dict[str, str]:

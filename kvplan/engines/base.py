@@ -15,6 +15,7 @@ sizes are rounded *up* to the knob's unit, so an engine never caches less than p
 from __future__ import annotations
 
 import math
+import re
 import shlex
 from dataclasses import dataclass
 from typing import Literal
@@ -310,3 +311,18 @@ def policy_checks(caps: Capabilities, choice: TierChoice) -> tuple[Check, ...]:
 def _evictions(caps: Capabilities, tier: str) -> str:
     t = caps.tier(tier)  # type: ignore[arg-type]
     return "/".join(k for k, _ in t.evictions) if t else "none"
+
+
+_HF_URL = re.compile(r"https://huggingface\.co/([\w.-]+/[\w.-]+)/")
+
+
+def model_id(model: str, source: str) -> str:
+    """What the engine loads: the Hugging Face repo a preset cites, else ``model`` as given.
+
+    Example: ("llama-3.1-8b", "https://huggingface.co/meta-llama/Llama-3.1-8B/blob/main/
+    config.json") -> "meta-llama/Llama-3.1-8B"; ("/models/x/config.json", ...) -> "/models/x".
+    """
+    m = _HF_URL.match(source)
+    if m:
+        return m.group(1)
+    return model.removesuffix("/config.json") if model.endswith("/config.json") else model

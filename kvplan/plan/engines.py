@@ -5,30 +5,14 @@ What each engine runs and how it is told lives in :mod:`kvplan.engines` (docs/en
 
 from __future__ import annotations
 
-import re
-
 from kvplan.cost.model import GIB
 from kvplan.engines import EngineSettings, TierChoice, engine_settings
+from kvplan.engines.base import model_id
 from kvplan.model.kv import kv_bytes_per_token
 from kvplan.model.spec import load_model
 from kvplan.plan.spec import PlanSpec
 
 __all__ = ["EngineSettings", "TierChoice", "engine_settings", "model_id", "tier_choice"]
-
-_HF_URL = re.compile(r"https://huggingface\.co/([\w.-]+/[\w.-]+)/")
-
-
-def model_id(model: str, source: str) -> str:
-    """What the engine loads: the Hugging Face repo a preset cites, else ``model`` as given.
-
-    Example: ("llama-3.1-8b", "https://huggingface.co/meta-llama/Llama-3.1-8B/blob/main/
-    config.json") -> "meta-llama/Llama-3.1-8B"; ("/models/x/config.json", ...) -> "/models/x".
-    """
-    m = _HF_URL.match(source)
-    if m:
-        return m.group(1)
-    return model.removesuffix("/config.json") if model.endswith("/config.json") else model
-
 
 def tier_choice(best: dict, block_size: int, spec: PlanSpec) -> TierChoice:
     """The recommended candidate (one replica) as the engines must be told it."""
