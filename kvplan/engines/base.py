@@ -281,35 +281,33 @@ def largest_dividing(choices: tuple[int, ...], block_size: int) -> int | None:
 
 
 def policy_checks(caps: Capabilities, choice: TierChoice) -> tuple[Check, ...]:
-    """The planned eviction on every present tier, the write and prefetch policy, inclusion."""
-    present = [t for t, n in (("hbm", 1), ("dram", choice.dram_bytes), ("ssd", choice.ssd_bytes))
-               if n > 0]
-    bounded = [caps.tier(t) for t in present]  # type: ignore[arg-type]
-    missing = [t.tier for t in bounded if t is not None and t.size is not None
-               and caps.eviction_value(t.tier, choice.eviction) is None]
-    lower = choice.dram_bytes > 0 or choice.ssd_bytes > 0
-    checks = [Check(f"every tier evicts {choice.eviction}", not missing,
-                    "runs on every tier" if not missing else "not available on " + ", ".join(
-                        f"{t} (runs {_evictions(caps, t)})" for t in missing))]
-    if lower:
+    """The planned eviction on every present tier that evicts, the write and prefetch policy
+    and inclusion (the last three only when there is a lower tier)."""
+    sizes: tuple[tuple[TierName, int], ...] = (("hbm", 1), ("dram", choice.dram_bytes),
+                                               ("ssd", choice.ssd_bytes))
+    present = [name for name, n in sizes if n > 0]
+    checks = [Check(f"{name} tier", False, "the engine has no such tier")
+              for name in present if caps.tier(name) is None]
+    missing = [name for name in present if (t := caps.tier(name)) is not None
+               and t.size is not None and caps.eviction_value(name, choice.eviction) is None]
+    checks.insert(0, Check(f"every tier evicts {choice.eviction}", not missing,
+                           "runs on every tier" if not missing else "not available on " + ", ".join(
+                               f"{name} (runs {_evictions(caps, name)})" for name in missing)))
+    if len(present) > 1:
+        write, prefetch = caps.write_mode(choice.write), caps.prefetch_mode(choice.prefetch)
         checks += [
-            Check(f"write policy {choice.write}", caps.write_mode(choice.write) is not None,
-                  "offered" if caps.write_mode(choice.write) else
+            Check(f"write policy {choice.write}", write is not None, "offered" if write else
                   "offers " + ", ".join(m.kvplan for m in caps.writes if m.kvplan)),
-            Check(f"prefetch {choice.prefetch}", caps.prefetch_mode(choice.prefetch) is not None,
-                  "offered" if caps.prefetch_mode(choice.prefetch) else
-                  "offers " + ", ".join(m.kvplan for m in caps.prefetches if m.kvplan)),
+            Check(f"prefetch {choice.prefetch}", prefetch is not None, "offered" if prefetch
+                  else "offers " + ", ".join(m.kvplan for m in caps.prefetches if m.kvplan)),
             Check("inclusive tiers", choice.inclusive or not caps.inclusive,
                   "inclusive" if choice.inclusive else
                   "the engine keeps a copy in every lower tier: exclusive tiers cannot run")]
-    for t in present:
-        if caps.tier(t) is None:  # type: ignore[arg-type]
-            checks.append(Check(f"{t} tier", False, "the engine has no such tier"))
     return tuple(checks)
 
 
-def _evictions(caps: Capabilities, tier: str) -> str:
-    t = caps.tier(tier)  # type: ignore[arg-type]
+def _evictions(caps: Capabilities, tier: TierName) -> str:
+    t = caps.tier(tier)
     return "/".join(k for k, _ in t.evictions) if t else "none"
 
 

@@ -85,12 +85,12 @@ def config(choice: TierChoice) -> dict[str, object]:
     max_local_cpu_size 100, local_disk file:///mnt/kvcache, max_local_disk_size 400,
     cache_policy LRU.
     """
-    cpu = ceil_gib(choice.dram_bytes // choice.tp) if choice.dram_bytes else 0
+    cpu = ceil_gib(-(-choice.dram_bytes // choice.tp))
     out: dict[str, object] = {"chunk_size": chunk_size(choice), "local_cpu": cpu > 0,
                               "max_local_cpu_size": cpu or STAGING_GIB}
     if choice.ssd_bytes:
         out |= {"local_disk": "file://" + choice.disk_dir,
-                "max_local_disk_size": ceil_gib(choice.ssd_bytes // choice.tp)}
+                "max_local_disk_size": ceil_gib(-(-choice.ssd_bytes // choice.tp))}
     out["cache_policy"] = dict(POLICIES).get(choice.eviction, "LRU")
     out |= {"save_decode_cache": False, "enable_async_loading": False}
     return out

@@ -114,9 +114,10 @@ def settings(choice: TierChoice) -> EngineSettings:
                      f"its own {ceil_gib(choice.ssd_bytes)} GiB file system, or it grows "
                      "without bound")
     checks = block_checks(choice, block) + policy_checks(CAPS, choice) + (
-        Check("SSD tier is staged through a CPU tier", not choice.ssd_bytes or choice.dram_bytes > 0,
-              "no SSD tier" if not choice.ssd_bytes else
-              f"CPU tier {ceil_gib(choice.dram_bytes)} GiB"),
+        Check("an SSD tier sits below a CPU tier", not choice.ssd_bytes or choice.dram_bytes > 0,
+              "no SSD tier" if not choice.ssd_bytes else f"CPU tier {ceil_gib(choice.dram_bytes)} "
+              "GiB" if choice.dram_bytes else "the fs tier is fed by the CPU tier, which needs "
+              "cpu_bytes_to_use > 0 (v1/kv_offload/cpu/spec.py:99-103): plan a DRAM tier"),
         Check("selective offload only without an SSD tier",
               choice.write != "write-through-selective" or not choice.ssd_bytes,
               "store_threshold is refused by TieringOffloadingSpec (tiering/spec.py:400)"
