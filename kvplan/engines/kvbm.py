@@ -50,7 +50,7 @@ CONNECTOR = {"kv_connector": "DynamoConnector",
              "kv_connector_module_path": "kvbm.vllm_integration.connector",
              "kv_role": "kv_both"}
 HBM = TierCaps("hbm", Knob("--kv-cache-memory-bytes", "bytes", "unset",
-                           "vllm/config/cache.py (vLLM 0.31.0)", "per GPU"), (("lru", ""),))
+                           "vllm/config/cache.py:247 (vLLM 0.31.0)", "per GPU"), (("lru", ""),))
 
 CAPS = Capabilities(
     engine="dynamo-kvbm", label=f"Dynamo {VERSION} KVBM (vLLM {VLLM_VERSION})",
