@@ -107,7 +107,7 @@ def test_bad_input_is_one_line_exit_2_and_no_output(tmp_path, content, fmt, expe
 
 
 @pytest.mark.parametrize("args,expected", [
-    (["--block-size", "256"], "multiple of 512"),
+    (["--block-size", "384"], "must divide 512"),
     (["--block-size", "0"], "--block-size must be >= 1"),
 ])
 def test_bad_block_size_on_mooncake(tmp_path, args, expected):

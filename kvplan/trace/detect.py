@@ -2,7 +2,8 @@
 
 Looks at the first bytes: Parquet magic; a CSV header naming Azure or BurstGPT columns; the
 first JSON record of a JSONL file or of a JSON array; or the keys of a single JSON document
-(SWE-agent ``.traj``). The record's keys decide: ``hash_ids`` -> mooncake (agent with
+(SWE-agent ``.traj``). The record's keys decide: prompt token ids (``prompt_token_ids``,
+``input_tok_ids``) -> token-ids; ``hash_ids`` -> mooncake (agent with
 Dynamo's ``tool_wait_ms``/``wait_for``); ``conversations``
 or ``question_id``/``turns`` -> sharegpt; ``messages`` -> agent when a message has
 ``tool_calls`` or ``role: tool``, else sharegpt; ``history``/``trajectory`` -> agent.
@@ -15,8 +16,9 @@ from pathlib import Path
 
 from kvplan.errors import InputError
 from kvplan.trace.inputs import check_file
+from kvplan.trace.token_ids import is_token_ids_record
 
-FORMATS = ("parquet", "sharegpt", "agent", "mooncake", "azure", "burstgpt")
+FORMATS = ("parquet", "sharegpt", "agent", "mooncake", "azure", "burstgpt", "token-ids")
 _PREFIX_BYTES = 1 << 16
 _MAX_PROBE_BYTES = 1 << 26
 
@@ -39,7 +41,7 @@ def detect_format(path: Path) -> str:
         if fmt:
             return fmt
     raise InputError(path, "unknown trace format: expected Parquet, ShareGPT/MT-Bench JSON(L), "
-                     "agent JSON(L) or .traj, Mooncake JSONL, Azure CSV or BurstGPT CSV")
+                     "agent JSON(L) or .traj, Mooncake JSONL, token-id JSONL, Azure CSV or BurstGPT CSV")
 
 
 def _csv_format(header: str) -> str | None:
@@ -72,6 +74,8 @@ def first_record(path: Path, text: str) -> object:
 
 
 def _json_format(record: dict) -> str | None:
+    if is_token_ids_record(record):
+        return "token-ids"
     if "hash_ids" in record:
         return "agent" if "tool_wait_ms" in record or "wait_for" in record else "mooncake"
     if "conversations" in record or ("turns" in record and "question_id" in record):

@@ -11,7 +11,8 @@ agentic_mooncake rows; its ``wait_for``, ``delay`` and ``branches`` are kept onl
 ``timestamp``, which already places each request after its dependencies).
 
 The ids are chained (:mod:`kvplan.trace.hashing`), the partial-tail id is dropped, and the
-table keeps the trace's block size of 512 unless a coarser multiple is asked for.
+table keeps the trace's block size of 512 unless a coarser multiple, or a finer divisor
+(derived sub-block hashes, :func:`kvplan.trace.hashing.refine`), is asked for.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import numpy as np
 import polars as pl
 
 from kvplan.errors import InputError
-from kvplan.trace.hashing import block_positions, chain_units, coarsen
+from kvplan.trace.hashing import block_positions, chain_units, reblock_hashes
 from kvplan.trace.inputs import check_file, raise_first_bad_line
 from kvplan.trace.mooncake_scan import scan_mooncake
 from kvplan.trace.table import Columns, StagedWorkload, stage
@@ -35,7 +36,8 @@ REQUIRED = {"timestamp": (int, float), "input_length": int, "output_length": int
 
 
 def read_mooncake(path: Path, *, block_size: int | None = None) -> Workload:
-    """Read a Mooncake JSONL trace; ``block_size`` (a multiple of 512) merges blocks."""
+    """Read a Mooncake JSONL trace; ``block_size`` a multiple of 512 merges blocks, a divisor
+    of 512 splits them."""
     return stage_mooncake(path, block_size=block_size).workload()
 
 
@@ -46,8 +48,8 @@ def stage_mooncake(path: Path, *, block_size: int | None = None) -> StagedWorklo
     hashes, offsets = chain_units(rows.ids, rows.id_offsets, out=rows.ids), rows.id_offsets
     target = block_size or MOONCAKE_BLOCK_SIZE
     if target != MOONCAKE_BLOCK_SIZE:
-        hashes, offsets = coarsen(hashes, offsets, rows.input_length, MOONCAKE_BLOCK_SIZE,
-                                  target)
+        hashes, offsets = reblock_hashes(hashes, offsets, rows.input_length,
+                                         MOONCAKE_BLOCK_SIZE, target)
     ts = rows.timestamp_ms
     cols = Columns(
         session_key=rows.session_key,
@@ -62,7 +64,9 @@ def stage_mooncake(path: Path, *, block_size: int | None = None) -> StagedWorklo
         source_format="mooncake", source_file=path.name, block_size=target, tokenizer="none",
         notes="hash_ids chained; partial-tail block id dropped"
               + (f"; merged {target // MOONCAKE_BLOCK_SIZE} blocks of 512 per block"
-                 if target != MOONCAKE_BLOCK_SIZE else ""),
+                 if target > MOONCAKE_BLOCK_SIZE else "")
+              + (f"; each 512-token block split into {MOONCAKE_BLOCK_SIZE // target} derived "
+                 "sub-blocks" if target < MOONCAKE_BLOCK_SIZE else ""),
         extra={"source_block_size": str(MOONCAKE_BLOCK_SIZE)},
     )
     return stage(cols, meta)

@@ -51,6 +51,9 @@ def stage_trace(path: Path | None = None, fmt: str = "auto",
     if fmt == "agent":
         from kvplan.trace.agent import stage_agent
         return stage_agent(path, opts)
+    if fmt == "token-ids":
+        from kvplan.trace.token_ids import stage_token_ids
+        return stage_token_ids(path, opts)
     if fmt == "azure":
         from kvplan.trace.azure import stage_azure
         return stage_azure(path, opts)
