@@ -164,7 +164,8 @@ def test_planner_adds_a_replica_when_one_saturates():
 
 def test_cli_states_replicas_and_routing():
     """The console names the replica count and the routing rule, without raw column names or
-    'inf' (saturated rows say so), and stays readable at 80 columns."""
+    'inf' (saturated rows say so), and stays readable at 80 columns; engine commands are
+    printed whole on one line, so they can be pasted."""
     import tempfile
     from pathlib import Path
 
@@ -180,7 +181,11 @@ def test_cli_states_replicas_and_routing():
             assert "2 replicas of h100-sxm" in r.output and "Routing: prefix affinity" in r.output
             assert "saturated" in r.output and "inf " not in r.output
             assert "ttft_" not in r.output and "True" not in r.output
-            assert max(len(line) for line in r.output.splitlines()) <= int(width)
+            commands = [line for line in r.output.splitlines() if " --max-num-seqs 256" in line
+                        or " --max-running-requests 256" in line]
+            assert len(commands) == 4 and all(len(c) > int(width) for c in commands)
+            assert max(len(line) for line in r.output.splitlines() if line not in commands
+                       ) <= int(width)
         data = json.loads(CliRunner().invoke(app, args + ["--json"], env=ENV).stdout)
         assert data["replicas"] == 2 and data["routing"].startswith("prefix affinity")
 

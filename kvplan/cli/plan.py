@@ -76,6 +76,8 @@ def plan(
              "SHARDS sampling (default 20,000,000).")] = None,
     sample_rate: Annotated[float | None, typer.Option(
         help="SHARDS sample rate in (0, 1] (default: about 2 M sampled accesses).")] = None,
+    disk_dir: Annotated[str | None, typer.Option(
+        help="Directory of the SSD tier in the engine settings (default /mnt/kvcache).")] = None,
     out: OutDirOpt = None,
     json_out: JsonOpt = False,
     seed: SeedOpt = 0,
@@ -118,7 +120,7 @@ def _resolve(spec_file: Path | None, flags: dict) -> PlanSpec:
               "verify_top": flags["verify_top"], "jobs": flags["jobs"],
               "verify_wall_s": flags["verify_wall_s"],
               "exact_max_accesses": flags["exact_max_accesses"],
-              "sample_rate": flags["sample_rate"]}
+              "sample_rate": flags["sample_rate"], "disk_dir": flags["disk_dir"]}
     raw |= {k: v for k, v in simple.items() if v is not None}
     raw["seed"] = flags["seed"]
     if flags["profile"]:
@@ -176,17 +178,30 @@ def _render(res: PlanResult, out: Path | None) -> None:
         console.print(_table("Verified in the event simulator (screen vs simulation)", ver,
                              tables.verified_table_columns(ver, slo)))
     console.print()
-    console.print("[bold]Engine settings[/bold] (per replica; each engine's rules checked)")
-    for e in res.engines:
-        console.print(f"[bold]{e.engine}[/bold]", highlight=False)
-        console.print(*(f"   {line}" for line in e.command.splitlines()), sep="\n",
-                      highlight=False, markup=False)
-        for c in e.checks:
-            mark = "ok" if c.ok else "[red]VIOLATED[/red]"
-            console.print(f"   {mark}: {c.rule}" + ("" if c.ok else f" ({c.detail})"),
-                          highlight=False)
+    _render_engines(res.engines, out)
     if out is not None:
         console.print(f"Wrote results to {out}/")
+
+
+def _render_engines(engines: list, out: Path | None) -> None:
+    """Each engine's command on one unwrapped line (pasteable even when piped), its config
+    files, and every rule that fails."""
+    where = f" (files in {out}/engines/)" if out is not None else " (-o writes launch scripts)"
+    console.print(f"[bold]Engine settings[/bold], per replica{where}:", highlight=False)
+    for e in engines:
+        console.print(f"[bold]{e.label}[/bold]: "
+                      + ("every rule holds" if e.ok else "[red]a rule is VIOLATED[/red]"),
+                      highlight=False)
+        console.print(e.command(), soft_wrap=True, highlight=False, markup=False)
+        for f in e.files:
+            console.print(f"{f.name}:", highlight=False, markup=False)
+            console.print(f.text.rstrip("\n"), soft_wrap=True, highlight=False, markup=False)
+        for c in e.checks:
+            if not c.ok:
+                console.print(f"   VIOLATED: {c.rule} ({c.detail})", highlight=False,
+                              markup=False)
+        for n in e.notes:
+            console.print(f"   note: {n}", highlight=False, markup=False)
 
 
 def _figures(res: PlanResult, b: dict) -> str:

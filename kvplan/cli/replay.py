@@ -30,14 +30,18 @@ from kvplan.cli.options import (
 )
 from kvplan.cli.output import console, print_json, rich_table, write_frame
 from kvplan.cost.layout import Layout
-from kvplan.cost.model import CostModel
+from kvplan.cost.model import GIB, CostModel
+from kvplan.engines import TierChoice, engine_settings
+from kvplan.engines.base import model_id
 from kvplan.errors import KvplanError
 from kvplan.hardware.profile import load_profile
 from kvplan.model.spec import load_model
 from kvplan.plan.replicas import replay_replicas
+from kvplan.report.engine_files import write_engine_files
 from kvplan.sim.config import ReplayConfig
 from kvplan.sim.replay import run_replay
 from kvplan.sim.results import ReplayResult
+from kvplan.sim.setup import build_cost
 from kvplan.trace import load_workload
 from kvplan.workload import Workload
 
@@ -137,6 +141,7 @@ def replay(
                for item in _replay(workload, cfg, name, progress, per_replica=compare is None)]
     if out is not None:
         write_results(out, workload, [(n, r) for n, r in results if not n.startswith("replica")])
+        engines_note = _write_engine_files(out, base, workload.block_size, compare)
     if as_json:
         print_json([{"variant": n, "config": dataclasses.asdict(r.config),
                      "layout": dataclasses.asdict(resolved), "run": r.run} for n, r in results])
@@ -152,7 +157,28 @@ def replay(
             console.print(f"warning: {label}outside the calibrated ranges (curves clamped): "
                           f"{r.run['extrapolated']}", soft_wrap=True, markup=False, highlight=False)
     if out is not None:
-        console.print(f"wrote requests.parquet, run.parquet, timeseries.parquet to {out}")
+        console.print(f"wrote requests.parquet, run.parquet, timeseries.parquet to {out}"
+                      + engines_note, highlight=False)
+
+
+def _write_engine_files(out: Path, config: ReplayConfig, block_size: int,
+                        compare: str | None) -> str:
+    """Each engine's settings for one replica of the replayed configuration under
+    ``out/engines`` (docs/engines.md); none for ``--compare`` runs or per-tier eviction."""
+    evictions = {config.eviction_hbm, config.eviction_dram, config.eviction_ssd}
+    if compare is not None or len(evictions) > 1 or config.mode != "event":
+        return ""
+    cost = build_cost(config)
+    choice = TierChoice(
+        model=model_id(config.model, cost.spec.source), block_size=block_size,
+        kv_bytes_per_token=cost.kv_bytes_per_token,
+        hbm_kv_bytes=cost.hbm_kv_capacity_bytes(config.hbm_kv_gib),
+        dram_bytes=int(config.dram_gib * GIB), ssd_bytes=int(config.ssd_gib * GIB),
+        eviction=config.eviction_hbm, write=config.write, prefetch=config.prefetch,
+        inclusive=config.inclusive, store_threshold=config.store_threshold, tp=cost.layout.tp,
+        max_batched_tokens=config.max_batched_tokens, max_seqs=config.max_seqs)
+    write_engine_files(engine_settings(choice), out / "engines")
+    return " and engine settings to engines/"
 
 
 def resolve_layout(cfg: ReplayConfig) -> tuple[Layout, str]:

@@ -17,7 +17,7 @@ from kvplan.hardware.profile import load_profile
 from kvplan.model.spec import load_model
 from kvplan.plan.candidates import ProfileContext, context, screen_profile, space_for
 from kvplan.plan.curves import HitCurve, pooled_curve
-from kvplan.plan.engines import EngineSettings, TierChoice, engine_settings
+from kvplan.plan.engines import EngineSettings, recommended_settings
 from kvplan.plan.policies import policy_scales
 from kvplan.plan.prepare import prepare, scale_load
 from kvplan.plan.recommend import ASCENDING, Recommendation, pareto, rank, recommend
@@ -200,11 +200,7 @@ def _screen(routes: Routes, ctxs: list[ProfileContext], spaces: list[SearchSpace
 
 def _engines(best: dict, whole: Trace, spec: PlanSpec) -> list[EngineSettings]:
     """Engine settings for one replica of the chosen configuration."""
-    return engine_settings(TierChoice(
-        block_size=whole.stream.block_size, hbm_kv_bytes=int(best["hbm_kv_gib"] * GIB),
-        dram_bytes=int(best["dram_gib"] * GIB), ssd_bytes=int(best["ssd_gib"] * GIB),
-        write=spec.space.get("write", "write-through"),
-        prefetch=spec.space.get("prefetch", "none")))
+    return recommended_settings(best, whole.stream.block_size, spec)
 
 
 class Routes:

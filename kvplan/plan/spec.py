@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kvplan.engines.base import disk_dir_problem
 from kvplan.errors import InputError
 from kvplan.plan.costing import OBJECTIVES
 from kvplan.plan.screen import Slo
@@ -81,6 +82,8 @@ class PlanSpec:
     (SHARDS, kvplan.plan.sampling)."""
     sample_rate: float | None = None
     """SHARDS rate in (0, 1] for sampled streams; None = about 2 M sampled accesses."""
+    disk_dir: str = "/mnt/kvcache"
+    """Directory of the SSD tier's files in the engine settings."""
 
 
 def load_spec(path: Path) -> PlanSpec:
@@ -123,6 +126,9 @@ def spec_from_dict(raw: dict[str, Any], path: Path | str = "<spec>") -> PlanSpec
     if rate is not None and (not isinstance(rate, (int, float)) or isinstance(rate, bool)
                              or not 0 < rate <= 1):
         raise InputError(path, "expected a number in (0, 1]", field="sample_rate")
+    problem = disk_dir_problem(kw.get("disk_dir", "/"))
+    if problem:
+        raise InputError(path, problem, field="disk_dir")
     if kw.get("objective", "usd_per_h") not in OBJECTIVES:
         raise InputError(path, f"expected one of {', '.join(OBJECTIVES)}", field="objective")
     return PlanSpec(**kw)
