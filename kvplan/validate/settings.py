@@ -13,7 +13,7 @@ from kvplan.cost.model import GIB
 from kvplan.errors import InputError, KvplanError
 from kvplan.hardware.profile import HardwareProfile, list_profiles, load_profile
 from kvplan.model.kv import kv_bytes_per_token
-from kvplan.model.spec import ModelSpec, list_models, load_model
+from kvplan.model.spec import ModelSpec, list_models, load_model, preset_for
 from kvplan.sim.config import ReplayConfig
 from kvplan.validate.kvpool import PoolTerm, derive_vllm_pool
 from kvplan.validate.run import EngineRun
@@ -154,10 +154,10 @@ def _model(run: EngineRun, flags: Overrides, sources: dict[str, str]) -> str:
     where = run.settings.sources.get("model", "model")
     if name is None:
         raise KvplanError(f"--model is required: {run.path} does not name its model")
-    for candidate in (name, name.rstrip("/").rsplit("/", 1)[-1].lower()):
-        if candidate in list_models():
-            sources["model"] = f"{where} ({name})"
-            return candidate
+    preset = preset_for(name)
+    if preset is not None:
+        sources["model"] = f"{where} ({name})"
+        return preset
     raise InputError(run.path, f"model '{name}' has no bundled preset (presets: "
                      f"{', '.join(list_models())}); pass --model NAME or a config.json path",
                      field=where)
