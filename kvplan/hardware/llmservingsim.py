@@ -51,6 +51,8 @@ STEP_EXTRAS = ("embedding", "final_layernorm")
 COLUMNS = {"dense.csv": ("layer", "tokens", "time_us"),
            "per_sequence.csv": ("layer", "sequences", "time_us"),
            "attention.csv": ("prefill_chunk", "kv_prefill", "n_decode", "kv_decode", "time_us")}
+MINIMUM = {"tokens": 1.0, "sequences": 1.0}
+"""Smallest value of a column (others: >= 0; time_us: > 0)."""
 INSTALL_HINT = "pip install pyyaml (or 'kvplan[import]')"
 
 
@@ -160,10 +162,11 @@ def _number(path: Path, line: int, column: str, text: str) -> float:
     except ValueError:
         raise InputError(path, f"'{text.strip()}' is not a number", line=line,
                          field=column) from None
-    low = 0.0 if column != "time_us" else math.ulp(0.0)
-    if not math.isfinite(value) or value < low:
-        raise InputError(path, f"{value!r} is not a finite number "
-                         f"{'> 0' if column == 'time_us' else '>= 0'}", line=line, field=column)
+    low = MINIMUM.get(column, 0.0)
+    if not math.isfinite(value) or value < low or (column == "time_us" and value == 0):
+        bound = "> 0" if column == "time_us" else f">= {low:g}"
+        raise InputError(path, f"{text.strip()!r} is not a finite number {bound}", line=line,
+                         field=column)
     return value
 
 
