@@ -55,6 +55,12 @@ def test_derived_pool_as_vllm_sizes_it(run):
     user_set = dataclasses.replace(bare, settings=dataclasses.replace(
         bare.settings, kv_cache_memory_bytes=2**30))
     assert resolve(user_set, Overrides()).kv_blocks == 512
+    # tp 2 on the same memory: half the weights and half of each token's KV per GPU, the
+    # activations of a forward pass with the MLP split in two (the cost model's reserve)
+    tp2 = {t.name: t.bytes for t in resolve(bare, Overrides(tp=2)).pool_terms}
+    assert tp2["weights"] == -16_060_522_496 // 2
+    assert tp2["activation peak"] == -(2048 * (4 * 4096 + 14336) * 2 + 256 * 128256 * 4)
+    assert resolve(bare, Overrides(tp=2)).kv_blocks == sum(tp2.values()) // (16 * 65536) == 13769
 
 
 def test_vllm_defaults_by_gpu():

@@ -7,7 +7,7 @@ imported profile measures most operations, so only what its curves do not replac
 curve. Each constant belongs to a group (GROUPS: compute, memory, link, fixed, shape), the kind
 of time it sets; ``kvplan validate --fit`` searches one factor per group::
 
-    params = free_parameters(profile)        # name -> Parameter(value, lo, hi)
+    params = free_parameters(profile)        # name -> Parameter(value, lo, hi, group)
     fitted = with_parameters(profile, {"gpu.step_overhead_us": 850.0,
                                        "ops.overhead_per_seq_us": 12.0},
                              source="fitted by kvplan validate --fit to run X")
