@@ -322,7 +322,7 @@ def test_measured_curves_set_the_ranges_that_flag_extrapolation():
 
 
 def test_free_parameters_and_replacing_them():
-    from kvplan.cost.params import free_parameters, with_parameters
+    from kvplan.cost.params import Parameter, free_parameters, with_parameters
 
     free = free_parameters(H100)
     assert free["gpu.step_overhead_us"].value == 500.0
@@ -336,6 +336,12 @@ def test_free_parameters_and_replacing_them():
     measured = free_parameters(_measured(H100))
     assert "gpu.compute_efficiency_frac" not in measured   # the gemm curve replaces it
     assert "gpu.step_overhead_us" in measured
+    assert measured["curves.gemm.scale"] == Parameter(1.0, 0.1, 10.0, "compute")
+    assert free["ops.attn_decode_launch_us"].group == "fixed"
+    doubled = with_parameters(_measured(H100), {"curves.gemm.scale": 2.0}, source="test fit")
+    assert np.allclose(np.asarray(doubled.curves["gemm"].z),
+                       2 * np.asarray(_measured(H100).curves["gemm"].z))
+    assert "curves.gemm.scale" not in doubled.sources       # not a field: provenance says it
     with pytest.raises(KvplanError, match="not a free constant"):
         with_parameters(_measured(H100), {"gpu.compute_efficiency_frac": 0.9})
     with pytest.raises(KvplanError, match="outside"):

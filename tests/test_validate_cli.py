@@ -76,7 +76,7 @@ def test_self_replay_validates_at_zero_error(tmp_path):
 
 @pytest.mark.parametrize("args,message", [
     (["--model", "llama-3.1-70b"], "field '--model': cannot replay llama-3.1-70b on rtx-4090"),
-    (["--dp", "2"], "--dp: data parallel size 2"),
+    (["--tp", "2"], "--tp 2 needs 2 GPUs in one node; rtx-4090 has 1"),
     (["--fit-frac", "1.5", "--fit"], "--fit-frac must be between 0 and 1"),
     (["--profile", "nope"], "unknown hardware profile 'nope'"),
 ])

@@ -7,32 +7,37 @@ import pytest
 from typer.testing import CliRunner
 
 from kvplan.cli.main import app
-from kvplan.hardware.profile import Curve, load_profile, profile_to_toml, write_profile
+from kvplan.cost.params import with_parameters
+from kvplan.hardware.profile import load_profile, profile_to_toml, write_profile
 from kvplan.validate import fit as fit_module
-from kvplan.validate.fit import fit_profile, split_index
-from kvplan.validate.params import free_params, with_values
+from kvplan.validate.fit import Groups, fit_profile, split_index
 from kvplan.validate.read import default_run_path, read_run
 from kvplan.validate.runner import run_validation
 from kvplan.validate.settings import Overrides, resolve
 
 ENV = {"COLUMNS": "120"}
-TRUTH = (0.75, 0.9, 250.0)
-"""compute efficiency, HBM efficiency, step overhead (us) of the synthetic 'real' engine."""
+TRUTH = (0.8, 1.1, 0.5)
+"""compute, memory and fixed-cost factors of the synthetic 'real' engine over rtx-4090."""
 
 
-def test_free_params_of_datasheet_and_calibrated_profiles():
+def test_groups_of_datasheet_and_imported_profiles():
     base = load_profile("rtx-4090")
-    params = free_params(base)
-    assert [p.name for p in params] == ["gpu.compute_efficiency_frac", "gpu.hbm_efficiency_frac",
-                                        "gpu.step_overhead_us"]
-    assert tuple(p.get(base) for p in params) == (0.6, 0.8, 500.0)
-    moved = with_values(base, params, TRUTH)
-    assert (moved.gpu.compute_efficiency_frac, moved.gpu.step_overhead_us) == (0.75, 250.0)
-    curved = dataclasses.replace(base, kind="calibrated",
-                                 curves={"hbm": Curve((1.0, 2.0), (500.0, 800.0))})
-    params = free_params(curved)
-    assert params[1].name == "curves.hbm.scale" and params[1].get(curved) == 1.0
-    assert with_values(curved, params, (0.6, 0.5, 500.0)).curves["hbm"].y == (250.0, 400.0)
+    groups = Groups.of(base)
+    assert list(groups.members) == ["compute", "memory", "fixed"]      # no link at tp 1
+    assert set(groups.members["compute"]) == {"gpu.compute_efficiency_frac",
+                                              "ops.attn_prefill_frac"}
+    assert "ops.attn_prefill_half_tokens" not in groups.all            # a shape: held
+    assert list(Groups.of(base, link=True).members)[-1] == "link"
+    moved = groups.values((1.2, 0.5, 2.0))
+    assert moved["gpu.compute_efficiency_frac"] == 1.0                 # 0.943 x 1.2, clipped
+    assert moved["ops.attn_prefill_frac"] == pytest.approx(1.2 * base.ops.attn_prefill_frac)
+    assert moved["gpu.hbm_efficiency_frac"] == pytest.approx(base.gpu.hbm_efficiency_frac / 2)
+    assert moved["gpu.step_overhead_us"] == pytest.approx(base.gpu.step_overhead_us / 2)
+    imported = Groups.of(load_profile("h100-sxm-aic-vllm"))
+    assert {"curves.gemm.scale", "curves.attn_prefill.scale"} == set(imported.members["compute"])
+    scaled = with_parameters(load_profile("h100-sxm-aic-vllm"), {"curves.attn_decode.scale": 2.0})
+    assert scaled.curves["attn_decode"].y[0] == 2 * load_profile(
+        "h100-sxm-aic-vllm").curves["attn_decode"].y[0]
 
 
 def test_split_index():
@@ -45,8 +50,8 @@ def synthetic_run(tmp_path_factory):
     """The bundled run's first 80 requests, 'measured' on a profile with TRUTH constants."""
     folder = tmp_path_factory.mktemp("truth")
     truth = folder / "truth.toml"
-    write_profile(with_values(load_profile("rtx-4090"), free_params(load_profile("rtx-4090")),
-                              TRUTH), truth)
+    base = load_profile("rtx-4090")
+    write_profile(with_parameters(base, Groups.of(base).values(TRUTH)), truth)
     run = read_run(default_run_path())
     run = dataclasses.replace(run, requests=run.requests.head(80))
     settings = resolve(run, Overrides())

@@ -11,7 +11,7 @@ from kvplan.errors import InputError, KvplanError
 from kvplan.hardware.profile import load_profile
 from kvplan.validate.read import default_run_path, read_run
 from kvplan.validate.run import RunSettings
-from kvplan.validate.runner import check_replayable, replay_workload
+from kvplan.validate.runner import check_replayable, replay_workload, run_validation
 from kvplan.validate.settings import Overrides, resolve, vllm_batch_defaults
 
 
@@ -55,6 +55,12 @@ def test_derived_pool_as_vllm_sizes_it(run):
     user_set = dataclasses.replace(bare, settings=dataclasses.replace(
         bare.settings, kv_cache_memory_bytes=2**30))
     assert resolve(user_set, Overrides()).kv_blocks == 512
+    # tp 2 on the same memory: half the weights and half of each token's KV per GPU, the
+    # activations of a forward pass with the MLP split in two (the cost model's reserve)
+    tp2 = {t.name: t.bytes for t in resolve(bare, Overrides(tp=2)).pool_terms}
+    assert tp2["weights"] == -16_060_522_496 // 2
+    assert tp2["activation peak"] == -(2048 * (4 * 4096 + 14336) * 2 + 256 * 128256 * 4)
+    assert resolve(bare, Overrides(tp=2)).kv_blocks == sum(tp2.values()) // (16 * 65536) == 13769
 
 
 def test_vllm_defaults_by_gpu():
@@ -83,21 +89,45 @@ def test_model_is_required_or_must_be_known(tmp_path, run):
         resolve(odd, Overrides())
 
 
-def test_unreplayable_layouts_are_refused(run):
+def test_layouts_the_profile_cannot_hold_are_refused(run):
     s = resolve(run, Overrides())
     w = replay_workload(run, s)
-    with pytest.raises(KvplanError, match="--dp: data parallel size 2"):
-        check_replayable(run, dataclasses.replace(s, dp=2, sources={**s.sources, "dp": "--dp"}),
-                         w)
-    with pytest.raises(KvplanError, match="--tp: tensor parallel size 2"):
+    with pytest.raises(KvplanError, match=r"--tp 2 needs 2 GPUs in one node; rtx-4090 has 1 .*"
+                                          r"\(tp from --tp, dp from meta.json"):
         check_replayable(run, dataclasses.replace(s, tp=2, sources={**s.sources, "tp": "--tp"}),
                          w)
+    flagged = resolve(run, Overrides(ep=2))
+    with pytest.raises(KvplanError, match="--ep 2: llama-3.1-8b has no experts"):
+        check_replayable(run, flagged, w)
+
+
+def test_expert_parallel_flag_of_a_dense_run_is_replayed_at_ep_1(run):
+    ep_run = dataclasses.replace(run, settings=dataclasses.replace(run.settings,
+                                                                   expert_parallel_size=2))
+    s = resolve(ep_run, Overrides())
+    assert s.ep == 1 and "llama-3.1-8b has no experts, replayed at 1" in s.sources["ep"]
+
+
+def test_tp_and_dp_runs_replay_under_their_layout(run):
+    s = resolve(run, Overrides())
+    one = run_validation(run, s)
+    dp2 = dataclasses.replace(s, dp=2)
+    assert dp2.replay_config().layout.dp == 2
+    two = run_validation(run, dp2)
+    assert two.comparison.per_request.requests_compared == 300          # every replica's
+    assert two.comparison.row("ttft_mean_ms").sim < one.comparison.row("ttft_mean_ms").sim
+    assert set(two.sim_timeseries.columns) == {"t_s", "running", "waiting"}
+    assert "prefix-affinity" in resolve(run, Overrides(dp=2)).sources["dp"]
+    tp2 = dataclasses.replace(s, tp=2, profile="h100-sxm")
+    check_replayable(run, tp2, replay_workload(run, tp2))
+    assert run_validation(run, tp2).comparison.row("tpot_mean_ms").sim < \
+        run_validation(run, dataclasses.replace(tp2, tp=1)).comparison.row("tpot_mean_ms").sim
 
 
 def test_model_that_does_not_fit_names_the_field(run):
     s = resolve(run, Overrides(model="llama-3.1-70b"))
     with pytest.raises(InputError, match=r"field '--model': cannot replay llama-3.1-70b on "
-                                         r"rtx-4090.*do not fit"):
+                                         r"rtx-4090.*leave no KV room"):
         check_replayable(run, s, replay_workload(run, s))
 
 

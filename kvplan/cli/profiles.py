@@ -190,3 +190,38 @@ def import_aiconfigurator(
     console.print(rich_table("Imported profiles", written))
     for line in skipped:
         console.print(f"skipped: {line}", markup=False, highlight=False)
+
+
+@import_app.command("llmservingsim")
+def import_llmservingsim(
+    bundle: Annotated[Path, typer.Argument(help="LLMServingSim profile folder "
+                                           "profiler/perf/<HW>/<model>/<variant>/ (or a tp<N>/ "
+                                           "in it).")],
+    model: Annotated[str | None, typer.Option("--model", help="Model preset or config.json of "
+                                              "the bundle (default: its meta.yaml model).")] = None,
+    base: Annotated[str | None, typer.Option("--base", help="Profile whose GPU peaks, host, "
+                                             "link and SSDs are kept (default: the bundled "
+                                             "profile of the bundle's GPU).")] = None,
+    name: Annotated[str | None, typer.Option("--name", help="Profile name (default: "
+                                             "<base>-lss).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Profile TOML to write; "
+                                             "default ./<name>.toml.")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Import LLMServingSim's measured per-layer kernel times (MIT; needs PyYAML)."""
+    from kvplan.hardware import llmservingsim as lss
+
+    data = lss.read_bundle(bundle)
+    spec = lss.model_of(data, model)
+    profile = lss.import_profile(data, spec, lss.base_profile(data, base), name)
+    path = out or Path(f"{profile.name}.toml")
+    write_profile(profile, path)
+    row = {"profile": profile.name, "path": str(path), "model": spec.name,
+           "tables": profile.provenance["run"],
+           "elementwise_frac": profile.ops.elementwise_frac,
+           "step_overhead_us": profile.gpu.step_overhead_us,
+           "overhead_per_seq_us": profile.ops.overhead_per_seq_us}
+    if json_out:
+        print_json({"written": [row]})
+    else:
+        console.print(rich_table("Imported profile", [row]))

@@ -103,6 +103,16 @@ def list_models() -> list[str]:
     return sorted(p.stem for p in PRESETS_DIR.glob("*.json"))
 
 
+def preset_for(model_id: str) -> str | None:
+    """The bundled preset of a model name or Hugging Face id: the name itself, else the id's
+    last part lower-cased (``meta-llama/Llama-3.1-8B`` -> ``llama-3.1-8b``); None if neither."""
+    presets = list_models()
+    for candidate in (model_id, model_id.rstrip("/").rsplit("/", 1)[-1].lower()):
+        if candidate in presets:
+            return candidate
+    return None
+
+
 def load_model(name_or_path: str) -> ModelSpec:
     """A bundled preset by name, or a Hugging Face ``config.json`` (file or its folder)."""
     path = Path(name_or_path)

@@ -6,9 +6,19 @@ held-out part. Every evaluation replays the *whole* run (the held-out requests' 
 lengths are inputs that load the engine), but the objective reads only the fit part's measured
 latencies; the held-out part's are read once, to score the result.
 
+What moves: every free constant of the profile (kvplan.cost.params.free_parameters), through
+one factor per group of constants that set the same kind of time: compute, memory streaming,
+fixed costs, and (tp or ep > 1) the GPU-to-GPU link. A factor f makes its group's work f times
+faster: speeds (efficiencies, curve scales) x f, times (launches, overheads) / f, each clipped
+to its own range (then flagged as at a bound). The three means the objective reads (TTFT, TPOT,
+e2e) identify about three such quantities and no more: a fit of a dozen constants to them
+would be underdetermined and would not land twice on the same values. ``shape`` constants
+(prefill attention's half-speed length) are held: means of a few hundred requests cannot see
+a curve's shape.
+
 Objective: the sum of squared relative errors of the fit part's mean TTFT, TPOT and e2e.
-Search: Nelder-Mead (scipy.optimize) over the parameters mapped to their bounds by a logistic
-function, from the profile's own values, with a fixed initial simplex and evaluation budget:
+Search: Nelder-Mead (scipy.optimize) over the log factors mapped into [1/32, 32] by a logistic
+function, from 1 (the profile as it is), with a fixed initial simplex and evaluation budget:
 the same run and profile always give the same fitted profile. The replay is a discrete-event
 simulation, so the objective is piecewise constant in the small: a derivative-free search fits.
 """
@@ -25,10 +35,10 @@ import numpy as np
 import polars as pl
 from scipy.optimize import minimize
 
+from kvplan.cost.params import Parameter, free_parameters, with_parameters
 from kvplan.errors import KvplanError
 from kvplan.hardware.profile import HardwareProfile, load_profile, write_profile
 from kvplan.validate.metrics import HEADLINE, Comparison, compare
-from kvplan.validate.params import FreeParam, free_params, with_values
 from kvplan.validate.run import EngineRun
 from kvplan.validate.runner import Validation, replay_workload, run_validation
 from kvplan.validate.settings import ReplaySettings
@@ -36,7 +46,11 @@ from kvplan.validate.settings import ReplaySettings
 MAX_EVALUATIONS = 120
 """Replays one fit may run (each about 0.25 s on the bundled run)."""
 SIMPLEX_STEP = 0.5
-"""Initial simplex edge, in logistic units (about +-12 % of a parameter's range mid-way)."""
+"""Initial simplex edge, in logistic units (about x1.9 on a factor mid-way)."""
+FACTOR_RANGE = 32.0
+"""A group's factor is searched in [1 / FACTOR_RANGE, FACTOR_RANGE]."""
+FITTED_GROUPS = ("compute", "memory", "fixed", "link")
+"""Groups of kvplan.cost.params.GROUPS the fit moves (``link`` only for tp or ep > 1)."""
 
 
 @dataclass(frozen=True)
@@ -54,6 +68,7 @@ class FitResult:
     profile: HardwareProfile
     """The fitted profile (name ``<profile>-fit``), ready to write."""
     params: tuple[FittedParam, ...]
+    """Every constant the fit moved (``factor.<group>`` first: each group's factor)."""
     fit_requests: int
     held_out_requests: int
     split_arrival_s: float
@@ -63,6 +78,39 @@ class FitResult:
     evaluations: int
     validation: Validation
     """The whole run replayed on the fitted profile."""
+
+
+@dataclass(frozen=True)
+class Groups:
+    """The fit's search axes: per group, its constants (name -> Parameter)."""
+
+    members: dict[str, dict[str, Parameter]]
+
+    @classmethod
+    def of(cls, profile: HardwareProfile, link: bool = False) -> Groups:
+        """The groups of ``profile``'s free constants the fit moves (``link``: the layout
+        moves data between GPUs, tp or ep > 1)."""
+        free = free_parameters(profile)
+        wanted = [g for g in FITTED_GROUPS if g != "link" or link]
+        members = {g: {n: p for n, p in free.items() if p.group == g} for g in wanted}
+        return cls({g: m for g, m in members.items() if m})
+
+    def values(self, factors: tuple[float, ...]) -> dict[str, float]:
+        """Each constant with its group's factor applied (speeds x f, times / f: f > 1 makes
+        the group's work faster), clipped to its own range."""
+        return {n: min(max(v, self.all[n].lo), self.all[n].hi)
+                for n, v in self.unclipped(factors).items()}
+
+    def unclipped(self, factors: tuple[float, ...]) -> dict[str, float]:
+        out = {}
+        for f, params in zip(factors, self.members.values(), strict=True):
+            out |= {n: p.value / f if n.endswith("_us") else p.value * f
+                    for n, p in params.items()}
+        return out
+
+    @property
+    def all(self) -> dict[str, Parameter]:
+        return {n: p for params in self.members.values() for n, p in params.items()}
 
 
 def split_index(n: int, fit_frac: float) -> int:
@@ -78,51 +126,60 @@ def fit_profile(run: EngineRun, settings: ReplaySettings, fit_frac: float = 0.5,
                 on_eval: Callable[[int], None] | None = None) -> FitResult:
     """Fit the free constants of ``settings.profile`` to the first ``fit_frac`` of ``run``."""
     base = load_profile(settings.profile)
-    params = free_params(base)
+    groups = Groups.of(base, link=settings.tp > 1 or settings.ep > 1)
+    if not groups.members:
+        raise KvplanError(f"--fit: profile {base.name} has no free constant to fit")
     n_fit = split_index(run.requests.height, fit_frac)
     workload = replay_workload(run, settings)
     count = [0]
     with tempfile.TemporaryDirectory(prefix="kvplan-fit-") as tmp:
         path = Path(tmp) / "profile.toml"
 
-        def replay(values: tuple[float, ...]) -> Validation:
-            write_profile(with_values(base, params, values), path)
+        def replay(factors: tuple[float, ...]) -> Validation:
+            write_profile(with_parameters(base, groups.values(factors)), path)
             return run_validation(run, settings, profile=str(path), workload=workload)
 
         def objective(z: np.ndarray) -> float:
             count[0] += 1
             if on_eval:
                 on_eval(count[0])
-            part = _part(replay(_to_values(params, z)).requests, n_fit, fit=True)
+            part = _part(replay(_factors(z)).requests, n_fit, fit=True)
             errs = [compare(part).row(m).error_frac for m in HEADLINE]
             return sum((e if e is not None else 10.0) ** 2 for e in errs)
 
-        z0 = _to_z(params, tuple(p.get(base) for p in params))
+        z0 = np.zeros(len(groups.members))
         simplex = np.vstack([z0, z0 + SIMPLEX_STEP * np.eye(len(z0))])
         best = minimize(objective, z0, method="Nelder-Mead",
                         options={"maxfev": MAX_EVALUATIONS, "initial_simplex": simplex,
                                  "xatol": 1e-3, "fatol": 1e-7})
-        values = _to_values(params, best.x)
-        final = replay(values)
-    fitted = with_values(base, params, values)
-    return _result(run, settings, base, params, values, fitted, final, n_fit, count[0])
+        factors = _factors(best.x)
+        final = replay(factors)
+    return _result(run, base, groups, factors, final, n_fit, count[0])
 
 
-def _result(run: EngineRun, settings: ReplaySettings, base: HardwareProfile,
-            params: tuple[FreeParam, ...], values: tuple[float, ...], fitted: HardwareProfile,
+def _result(run: EngineRun, base: HardwareProfile, groups: Groups, factors: tuple[float, ...],
             final: Validation, n_fit: int, evaluations: int) -> FitResult:
     in_sample = compare(_part(final.requests, n_fit, fit=True))
     held_out = compare(_part(final.requests, n_fit, fit=False))
-    fitted_params = tuple(
-        FittedParam(p.name, p.get(base), v, p.unit,
-                    at_bound=min(v - p.lo, p.hi - v) <= 0.001 * (p.hi - p.lo))
-        for p, v in zip(params, values, strict=True))
-    profile = _label(fitted, base, run, fitted_params, n_fit, in_sample, held_out)
-    return FitResult(profile=profile, params=fitted_params, fit_requests=n_fit,
+    where = f"kvplan validate --fit on {run.path.name}, first {n_fit} requests"
+    values, raw = groups.values(factors), groups.unclipped(factors)
+    params = [FittedParam(f"factor.{g}", 1.0, f, "x",
+                          at_bound=abs(abs(math.log(f)) - math.log(FACTOR_RANGE)) < 1e-3)
+              for g, f in zip(groups.members, factors, strict=True)]
+    params += [FittedParam(n, p.value, values[n], _unit(n), at_bound=values[n] != raw[n])
+               for n, p in groups.all.items()]
+    fitted = with_parameters(base, values, source=f"fitted by {where}")
+    profile = _label(fitted, base, run, where, tuple(params), in_sample, held_out)
+    return FitResult(profile=profile, params=tuple(params), fit_requests=n_fit,
                      held_out_requests=run.requests.height - n_fit,
                      split_arrival_s=float(run.requests["arrival_s"][n_fit]),
                      in_sample=in_sample, held_out=held_out, evaluations=evaluations,
                      validation=final)
+
+
+def _unit(name: str) -> str:
+    return "us" if name.endswith("_us") else "tokens" if name.endswith("_tokens") else \
+        "fraction" if name.endswith("_frac") else "x"
 
 
 def _part(per_request: pl.DataFrame, n_fit: int, *, fit: bool) -> pl.DataFrame:
@@ -131,29 +188,17 @@ def _part(per_request: pl.DataFrame, n_fit: int, *, fit: bool) -> pl.DataFrame:
     return per_request.filter(keep if fit else ~keep)
 
 
-def _to_z(params: tuple[FreeParam, ...], values: tuple[float, ...]) -> np.ndarray:
-    """Values -> unbounded coordinates (inverse logistic; clamped 0.1 % inside the bounds)."""
-    out = []
-    for p, v in zip(params, values, strict=True):
-        u = min(max((v - p.lo) / (p.hi - p.lo), 1e-3), 1 - 1e-3)
-        out.append(math.log(u / (1 - u)))
-    return np.array(out)
+def _factors(z: np.ndarray) -> tuple[float, ...]:
+    """Unbounded coordinates -> factors in [1 / FACTOR_RANGE, FACTOR_RANGE] (logistic in the
+    log factor; 0 -> 1)."""
+    span = math.log(FACTOR_RANGE)
+    return tuple(math.exp(span * (2 / (1 + math.exp(-float(zi))) - 1)) for zi in z)
 
 
-def _to_values(params: tuple[FreeParam, ...], z: np.ndarray) -> tuple[float, ...]:
-    return tuple(float(p.lo + (p.hi - p.lo) / (1 + math.exp(-float(zi))))
-                 for p, zi in zip(params, z, strict=True))
-
-
-def _label(profile: HardwareProfile, base: HardwareProfile, run: EngineRun,
-           params: tuple[FittedParam, ...], n_fit: int, in_sample: Comparison,
+def _label(profile: HardwareProfile, base: HardwareProfile, run: EngineRun, where: str,
+           params: tuple[FittedParam, ...], in_sample: Comparison,
            held_out: Comparison) -> HardwareProfile:
-    """Name, sources and provenance of the fitted profile: what was fitted, to what, how well."""
-    where = f"kvplan validate --fit on {run.path.name}, first {n_fit} requests"
-    sources = dict(base.sources)
-    for p in params:
-        if p.name.startswith("gpu.") and p.name in sources:
-            sources[p.name] = f"fitted by {where} (was {p.before:g})"
+    """Name and provenance of the fitted profile: what was fitted, to what, how well."""
 
     def errs(c: Comparison) -> str:
         return ", ".join(f"{m} {c.row(m).error_frac:+.1%}" if c.row(m).error_frac is not None
@@ -165,5 +210,5 @@ def _label(profile: HardwareProfile, base: HardwareProfile, run: EngineRun,
                   "fit_in_sample_error": errs(in_sample),
                   "fit_held_out_error": f"{errs(held_out)} (last "
                                         f"{held_out.per_request.requests_compared} requests)"}
-    return replace(profile, name=f"{base.name}-fit", sources=sources, provenance=provenance,
+    return replace(profile, name=f"{base.name}-fit", provenance=provenance,
                    description=f"{base.description}; constants fitted to {run.path.name}")

@@ -24,9 +24,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from kvplan.cost.model import GIB, GPU_MEMORY_UTILIZATION, activation_reserve
+from kvplan.cost.layout import Layout
+from kvplan.cost.model import GIB, GPU_MEMORY_UTILIZATION, activation_reserve, weights_per_gpu
+from kvplan.cost.parts import kv_share_per_gpu
 from kvplan.hardware.profile import HardwareProfile
-from kvplan.model.kv import weight_bytes
 from kvplan.model.spec import ModelSpec
 
 VLLM_DEFAULT_GPU_MEMORY_UTILIZATION = 0.9
@@ -50,11 +51,14 @@ class DerivedPool:
 
 
 def derive_vllm_pool(spec: ModelSpec, profile: HardwareProfile, *, kv_bytes_per_token: int,
-                     block_size: int, tp: int, max_num_batched_tokens: int, max_num_seqs: int,
-                     total_bytes: int | None, utilization: float | None,
+                     block_size: int, layout: Layout, max_num_batched_tokens: int,
+                     max_num_seqs: int, total_bytes: int | None, utilization: float | None,
                      kv_cache_memory_bytes: int | None) -> DerivedPool:
-    """vLLM's KV pool (tokens, over the replica) and the terms that gave it, per GPU."""
-    per_token = kv_bytes_per_token / tp
+    """vLLM's KV pool (tokens, over the replica) and the terms that gave it, per GPU; the
+    weights and the share of a token's KV each GPU holds are the cost model's (tp slices,
+    whole experts under ep, KV heads replicated beyond tp = kv_heads)."""
+    tp = layout.tp or 1
+    per_token = kv_bytes_per_token * kv_share_per_gpu(spec, tp)
     if kv_cache_memory_bytes is not None:
         terms = (PoolTerm("kv_cache_memory_bytes", kv_cache_memory_bytes,
                           "set by the run (vLLM gpu_worker.py:344-362)"),)
@@ -62,7 +66,7 @@ def derive_vllm_pool(spec: ModelSpec, profile: HardwareProfile, *, kv_bytes_per_
     total = total_bytes if total_bytes is not None else int(profile.gpu.hbm_gib * GIB)
     util = utilization if utilization is not None else VLLM_DEFAULT_GPU_MEMORY_UTILIZATION
     requested = math.ceil(total * util)
-    weights = math.ceil(weight_bytes(spec) / tp)
+    weights = weights_per_gpu(spec, layout)
     activation = (activation_reserve(spec, profile, tp, max_num_batched_tokens, max_num_seqs)
                   - math.ceil((1 - GPU_MEMORY_UTILIZATION) * profile.gpu.hbm_gib * GIB))
     kv = requested - weights - activation

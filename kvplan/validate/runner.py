@@ -7,9 +7,12 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from kvplan.cost.layout import check_layout
 from kvplan.errors import InputError, KvplanError
+from kvplan.hardware.profile import load_profile
+from kvplan.model.spec import load_model
+from kvplan.plan.replicas import replay_replicas
 from kvplan.sim.replay import run_replay, validate
-from kvplan.sim.results import ReplayResult
 from kvplan.trace.hashing import block_positions, chain_units
 from kvplan.trace.table import Columns, build_workload, content_free_columns
 from kvplan.validate.metrics import Comparison, compare, per_request_frame
@@ -63,37 +66,46 @@ def replay_workload(run: EngineRun, settings: ReplaySettings) -> Workload:
 
 
 def check_replayable(run: EngineRun, settings: ReplaySettings, workload: Workload) -> None:
-    """Fail before any output when the replay cannot represent the run (one line, exit 2)."""
-    model_field = settings.sources.get("model", "model")
-    if settings.dp != 1:
-        raise KvplanError(f"{settings.sources['dp']}: data parallel size {settings.dp}: kvplan "
-                          "validate replays one replica (dp 1); pass the run of one replica")
+    """Fail before any output when the replay cannot represent the run (one line, exit 2): a
+    layout the profile cannot hold names its flag or log field, anything else the model."""
+    config = settings.replay_config()
+    spec = load_model(settings.model)
     try:
-        cost = validate(workload, settings.replay_config())
+        check_layout(config.layout, spec, load_profile(settings.profile))
+    except KvplanError as exc:
+        where = ", ".join(f"{k} from {settings.sources[k]}" for k in ("tp", "dp", "ep"))
+        raise KvplanError(f"{exc} ({where})") from None
+    try:
+        validate(workload, config).hbm_kv_capacity_bytes()   # the weights fit beside KV
     except KvplanError as exc:
         raise InputError(run.path, f"cannot replay {settings.model} on {settings.profile}: "
-                         f"{exc}", field=model_field) from None
-    if cost.tp != settings.tp:
-        raise KvplanError(f"{settings.sources['tp']}: tensor parallel size {settings.tp}, but "
-                          f"this kvplan places {settings.model} on {cost.tp} GPU(s) of "
-                          f"{settings.profile} by itself; replay layouts need the cost-model "
-                          "layout work (issue #10)")
-    if settings.ep != 1 and cost.spec.is_moe:
-        raise KvplanError(f"{settings.sources['ep']}: expert parallel size {settings.ep} is not "
-                          "modelled yet (issue #10)")
+                         f"{exc}", field=settings.sources.get("model", "model")) from None
 
 
 def run_validation(run: EngineRun, settings: ReplaySettings, *, profile: str | None = None,
                    workload: Workload | None = None, progress: bool = False) -> Validation:
-    """Replay ``run`` (``profile`` replaces the settings' profile) and compare with it."""
+    """Replay ``run`` (``profile`` replaces the settings' profile) and compare with it; a run
+    of dp > 1 replicas replays as dp replicas (kvplan.plan.replicas), pooled."""
     workload = workload or replay_workload(run, settings)
-    result = run_replay(workload, settings.replay_config(profile), progress=progress)
-    per_request = per_request_frame(run.requests, result.requests)
+    config = settings.replay_config(profile)
+    if config.layout.dp == 1:
+        result = run_replay(workload, config, progress=progress)
+        requests, series, stop = result.requests, result.timeseries, _stop_reason(result.run)
+    else:
+        runs = replay_replicas(workload, config, progress)
+        requests, series, stop = runs.requests, _summed(runs.timeseries), _stop_reason(runs.run)
+    per_request = per_request_frame(run.requests, requests)
     return Validation(run=run, settings=settings, comparison=compare(per_request),
-                      requests=per_request, sim_timeseries=result.timeseries,
-                      stop_reason=_stop_reason(result))
+                      requests=per_request, sim_timeseries=series, stop_reason=stop)
 
 
-def _stop_reason(result: ReplayResult) -> str:
+def _summed(series: pl.DataFrame) -> pl.DataFrame:
+    """Replicas' per-second request counts added up (the queues of the whole deployment)."""
+    if series.is_empty():
+        return series
+    return series.group_by("t_s").agg(pl.col("running", "waiting").sum()).sort("t_s")
+
+
+def _stop_reason(run: dict) -> str:
     """The one figure read from the run summary (``ReplayResult.run``)."""
-    return str(result.run.get("stop_reason", "done"))
+    return str(run.get("stop_reason", "done")) or "done"

@@ -9,15 +9,20 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+from kvplan.cost.layout import Layout
 from kvplan.cost.model import GIB
 from kvplan.errors import InputError, KvplanError
 from kvplan.hardware.profile import HardwareProfile, list_profiles, load_profile
 from kvplan.model.kv import kv_bytes_per_token
-from kvplan.model.spec import ModelSpec, list_models, load_model
+from kvplan.model.spec import ModelSpec, list_models, load_model, preset_for
 from kvplan.sim.config import ReplayConfig
 from kvplan.validate.kvpool import PoolTerm, derive_vllm_pool
 from kvplan.validate.run import EngineRun
 
+DP_ROUTING = ("; replayed as dp replicas, requests routed by kvplan's prefix-affinity rule "
+              "(kvplan.plan.routing), while vLLM 0.19.0 sends each to the engine with the "
+              "lowest 4 x waiting + running (vllm/v1/engine/core_client.py:1337-1359)")
+"""How a run of several data-parallel engines is replayed, said next to its dp setting."""
 MIN_REPLAY_BLOCK = 16
 """Finer engine pages (SGLang's page_size 1) are replayed at this block size: prefix matches
 at 16-token granularity, a pool of whole 16-token blocks."""
@@ -80,7 +85,8 @@ class ReplaySettings:
         return ReplayConfig(
             model=self.model, profile=profile or self.profile, kv_dtype=self.kv_dtype,
             hbm_kv_gib=(self.kv_blocks + 0.5) * block_bytes / GIB,
-            max_batched_tokens=self.max_batched_tokens, max_seqs=self.max_seqs)
+            max_batched_tokens=self.max_batched_tokens, max_seqs=self.max_seqs,
+            layout=Layout(tp=self.tp, dp=self.dp, ep=self.ep))
 
     def as_dict(self) -> dict[str, object]:
         out = dataclasses.asdict(self)
@@ -110,6 +116,11 @@ def resolve(run: EngineRun, flags: Overrides) -> ReplaySettings:
     tp = pick("tp", flags.tp, rec.tensor_parallel_size, 1, "default (1)")
     dp = pick("dp", flags.dp, rec.data_parallel_size, 1, "default (1)")
     ep = pick("ep", flags.ep, rec.expert_parallel_size, 1, "default (1)")
+    if ep > 1 and not spec.is_moe and flags.ep is None:
+        sources["ep"] += f" ({ep}): {spec.name} has no experts, replayed at 1"
+        ep = 1
+    if dp > 1:
+        sources["dp"] += DP_ROUTING
     seqs_default, tokens_default, default_src = vllm_batch_defaults(profile)
     max_seqs = pick("max_seqs", flags.max_seqs, rec.max_num_seqs, seqs_default, default_src)
     budget = pick("max_batched_tokens", flags.max_batched_tokens, rec.max_num_batched_tokens,
@@ -124,7 +135,8 @@ def resolve(run: EngineRun, flags: Overrides) -> ReplaySettings:
     caching = rec.enable_prefix_caching is not False
     sources["prefix_caching"] = src.get("enable_prefix_caching", "vLLM default (on)")
     per_token = kv_bytes_per_token(spec, kv_dtype)
-    tokens, terms = _pool(run, flags, spec, profile, per_token, block, tp, budget, max_seqs,
+    layout = Layout(tp=tp, dp=dp, ep=ep)
+    tokens, terms = _pool(run, flags, spec, profile, per_token, block, layout, budget, max_seqs,
                           sources)
     return ReplaySettings(model=model_name, profile=profile_name, tp=tp, dp=dp, ep=ep,
                           max_seqs=max_seqs, max_batched_tokens=budget, block_size=block,
@@ -154,10 +166,10 @@ def _model(run: EngineRun, flags: Overrides, sources: dict[str, str]) -> str:
     where = run.settings.sources.get("model", "model")
     if name is None:
         raise KvplanError(f"--model is required: {run.path} does not name its model")
-    for candidate in (name, name.rstrip("/").rsplit("/", 1)[-1].lower()):
-        if candidate in list_models():
-            sources["model"] = f"{where} ({name})"
-            return candidate
+    preset = preset_for(name)
+    if preset is not None:
+        sources["model"] = f"{where} ({name})"
+        return preset
     raise InputError(run.path, f"model '{name}' has no bundled preset (presets: "
                      f"{', '.join(list_models())}); pass --model NAME or a config.json path",
                      field=where)
@@ -191,7 +203,7 @@ def _kv_dtype(run: EngineRun, cache_dtype: str | None) -> str:
 
 
 def _pool(run: EngineRun, flags: Overrides, spec: ModelSpec, profile: HardwareProfile,
-          per_token: int, block: int, tp: int, budget: int, seqs: int,
+          per_token: int, block: int, layout: Layout, budget: int, seqs: int,
           sources: dict[str, str]) -> tuple[int, tuple[PoolTerm, ...]]:
     """KV pool in whole ``block``-token blocks: flag, recorded, or derived as vLLM does."""
     recorded = flags.kv_pool_tokens if flags.kv_pool_tokens is not None \
@@ -201,8 +213,8 @@ def _pool(run: EngineRun, flags: Overrides, spec: ModelSpec, profile: HardwarePr
                                      else run.settings.sources.get("kv_pool_tokens", "the run"))
         return recorded // block * block, ()
     rec = run.settings
-    pool = derive_vllm_pool(spec, profile, kv_bytes_per_token=per_token, block_size=block, tp=tp,
-                            max_num_batched_tokens=budget, max_num_seqs=seqs,
+    pool = derive_vllm_pool(spec, profile, kv_bytes_per_token=per_token, block_size=block,
+                            layout=layout, max_num_batched_tokens=budget, max_num_seqs=seqs,
                             total_bytes=rec.gpu_total_memory_bytes,
                             utilization=rec.gpu_memory_utilization,
                             kv_cache_memory_bytes=rec.kv_cache_memory_bytes)
