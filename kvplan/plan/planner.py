@@ -18,9 +18,9 @@ from kvplan.plan.candidates import ProfileContext, context, screen_profile, spac
 from kvplan.plan.curves import HitCurve, pooled_curve
 from kvplan.plan.engines import EngineSettings, TierChoice, engine_settings
 from kvplan.plan.policies import policy_scales
-from kvplan.plan.prepare import prepare, scale_load
+from kvplan.plan.prepare import prepare, replica_trace, scale_load
 from kvplan.plan.recommend import ASCENDING, Recommendation, pareto, rank, recommend
-from kvplan.plan.routing import route
+from kvplan.plan.routing import assign_replicas, split
 from kvplan.plan.sampling import choose_sample_rate, method_words, subset_error
 from kvplan.plan.screen import LRU_SCALE, Candidates, Trace, candidate_thresholds
 from kvplan.plan.space import SearchSpace
@@ -181,23 +181,33 @@ def _engines(best: dict, whole: Trace, spec: PlanSpec) -> list[EngineSettings]:
 
 
 class Routes:
-    """The workload routed to each replica count, prepared once (kvplan.plan.routing)."""
+    """The workload routed to each replica count (kvplan.plan.routing), prepared once.
+
+    Per replica count: the replica of every request, and each replica's trace cut from the
+    whole trace's dense block ids (no re-hashing). Sub-workloads (Arrow tables) are built only
+    for the replica counts that event verification needs.
+    """
 
     def __init__(self, workload: Workload, whole: Trace, seed: int = 0) -> None:
         self.workload, self.whole, self.seed = workload, whole, seed
-        self._parts: dict[int, list[Workload]] = {}
+        self._replica_of: dict[int, np.ndarray] = {}
         self._traces: dict[int, list[Trace]] = {}
+
+    def replica_of(self, replicas: int) -> np.ndarray:
+        """Replica index of every request (kvplan.plan.routing.assign_replicas)."""
+        if replicas not in self._replica_of:
+            self._replica_of[replicas] = assign_replicas(self.workload, replicas)
+        return self._replica_of[replicas]
 
     def parts(self, replicas: int) -> list[Workload]:
         """The requests of each of ``replicas`` replicas (kvplan.plan.routing.route)."""
-        if replicas not in self._parts:
-            self._parts[replicas] = route(self.workload, replicas) if replicas > 1 else [
-                self.workload]
-        return self._parts[replicas]
+        return split(self.workload, self.replica_of(replicas), replicas) if replicas > 1 else [
+            self.workload]
 
     def usable(self, counts: tuple[int, ...], notes: list[str]) -> tuple[int, ...]:
         """Replica counts for which every replica gets requests (others are noted)."""
-        ok = tuple(r for r in counts if all(w.num_requests for w in self.parts(r)))
+        ok = tuple(r for r in counts
+                   if np.all(np.bincount(self.replica_of(r), minlength=r) > 0))
         if len(ok) < len(counts):
             notes.append(f"replica counts {sorted(set(counts) - set(ok))} skipped: routing leaves "
                          "a replica without requests")
@@ -210,9 +220,10 @@ class Routes:
         """Each replica's stack distances and curve, at the whole trace's arrival span (and
         the whole trace's sample rate when it is sampled)."""
         if replicas not in self._traces:
+            rep = self.replica_of(replicas)
             self._traces[replicas] = [self.whole] if replicas == 1 else [
-                prepare(w, self.whole.duration_s, self.whole.sample_rate, self.seed)
-                for w in self.parts(replicas)]
+                replica_trace(self.whole, np.flatnonzero(rep == r), self.seed)
+                for r in range(replicas)]
         return self._traces[replicas]
 
     def curve(self, replicas: int) -> HitCurve:

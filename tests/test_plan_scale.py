@@ -1,0 +1,74 @@
+"""Plans at scale: dense ids, per-replica traces without re-hashing, chunked screening."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from kvplan.plan.prepare import prepare, replica_trace
+from kvplan.plan.routing import assign_replicas, route
+from kvplan.plan.stream import access_stream, select_requests
+from kvplan.sim.blocks import dense_ids
+from tests.test_plan_routing import workload
+
+
+def unique_ids(values: np.ndarray) -> tuple[np.ndarray, int]:
+    """Reference: dense ids by first appearance through np.unique."""
+    uniq, first, inverse = np.unique(values, return_index=True, return_inverse=True)
+    rank = np.empty(len(uniq), np.int64)
+    rank[np.argsort(first, kind="stable")] = np.arange(len(uniq), dtype=np.int64)
+    return rank[inverse.reshape(-1)], len(uniq)
+
+
+def test_dense_ids_worked_example():
+    ids, n = dense_ids(np.array([9, 4, 9, 7], dtype=np.uint64))
+    assert ids.tolist() == [0, 1, 0, 2] and n == 3
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, 2**64 - 1), max_size=3000), st.integers(1, 50))
+def test_dense_ids_match_np_unique(values, spread):
+    arr = np.array(values, dtype=np.uint64) % np.uint64(spread * 37 + 1) * np.uint64(2**40)
+    got, n = dense_ids(arr)
+    want, m = unique_ids(arr)
+    assert n == m and np.array_equal(got, want)
+
+
+def test_select_requests_worked_example():
+    w = workload([[5, 6, 7], [5, 6]])
+    s = select_requests(access_stream(w), np.array([1]))
+    assert s.ids.tolist() == [1, 0] and s.offsets.tolist() == [0, 2] and s.num_blocks == 2
+
+
+def routed_prompts(seed: int) -> tuple[list[list[int]], list[int]]:
+    rng = np.random.default_rng(seed)
+    prompts, sessions = [], []
+    for i in range(120):
+        doc = int(rng.integers(0, 6))
+        prompts.append([1000 + doc] + [doc * 100 + k for k in range(int(rng.integers(0, 30)))])
+        sessions.append(i // 3)
+    return prompts, sessions
+
+
+@settings(max_examples=8, deadline=None)
+@given(st.integers(0, 1000), st.integers(2, 4), st.sampled_from([None, 0.5, 1.0]))
+def test_replica_trace_equals_preparing_the_routed_workload(seed, replicas, rate):
+    prompts, sessions = routed_prompts(seed)
+    w = workload(prompts, sessions, gap_s=0.5)
+    whole = prepare(w, sample_rate=rate, seed=3)
+    rep = assign_replicas(w, replicas)
+    for r, part in enumerate(route(w, replicas)):
+        if part.num_requests == 0:
+            continue
+        want = prepare(part, whole.duration_s, rate, 3)
+        got = replica_trace(whole, np.flatnonzero(rep == r), 3)
+        assert np.array_equal(got.stream.ids, want.stream.ids)
+        assert np.array_equal(got.stream.offsets, want.stream.offsets)
+        assert got.stream.num_blocks == want.stream.num_blocks
+        assert np.array_equal(got.curve.distance, want.curve.distance)
+        assert np.array_equal(got.curve.cum_hits, want.curve.cum_hits)
+        for name in ("pd", "warm_blocks", "input_tokens", "arrival_s"):
+            a, b = getattr(got, name), getattr(want, name)
+            assert (a is None and b is None) or np.array_equal(a, b)
+        assert got.duration_s == want.duration_s and got.sample_rate == want.sample_rate
