@@ -10,7 +10,7 @@ from kvplan.plan.prepare import prepare, replica_trace
 from kvplan.plan.routing import assign_replicas, route
 from kvplan.plan.stream import access_stream, select_requests
 from kvplan.sim.blocks import dense_ids
-from tests.test_plan_routing import workload
+from test_plan_routing import workload
 
 
 def unique_ids(values: np.ndarray) -> tuple[np.ndarray, int]:
