@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_plan_routing import workload
 
 from kvplan.plan.prepare import prepare, replica_trace
 from kvplan.plan.routing import assign_replicas, route
 from kvplan.plan.stream import access_stream, select_requests
 from kvplan.sim.blocks import dense_ids
-from test_plan_routing import workload
 
 
 def unique_ids(values: np.ndarray) -> tuple[np.ndarray, int]:
