@@ -19,3 +19,12 @@ OutDirOpt = Annotated[
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON instead of tables.")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of every random choice.")]
+TpOpt = Annotated[int | None, typer.Option(
+    "--tp", help="GPUs per replica (tensor parallel); default: the fewest that hold the weights.")]
+DpOpt = Annotated[int, typer.Option("--dp", help="Replicas (data parallel), requests routed by "
+                                    "prefix affinity.")]
+EpOpt = Annotated[int, typer.Option("--ep", help="Expert-parallel group of an MoE model: 1 "
+                                    "(experts sliced over tp) or a multiple of tp dividing "
+                                    "tp x dp.")]
+ImbalanceOpt = Annotated[float, typer.Option(
+    "--expert-imbalance", help="EP: tokens of the busiest GPU's experts / the mean (>= 1).")]

@@ -51,7 +51,14 @@ def plan(
         help="usd_per_h | usd_per_mtok | goodput_per_usd (default usd_per_h).")] = None,
     load_scale: Annotated[float | None, typer.Option(help="Arrival-rate multiplier.")] = None,
     replicas: Annotated[list[int] | None, typer.Option(
+        "--replicas", "--dp",
         help="Replica count to search (repeat; default 1-4 up to the node's GPUs / tp).")] = None,
+    tp: Annotated[list[int] | None, typer.Option(
+        "--tp", help="GPUs per replica to search (repeat; default: the fewest that hold the "
+        "weights and twice that).")] = None,
+    ep: Annotated[int | None, typer.Option(
+        "--ep", help="MoE: spread the experts over each replica's GPUs (ep = tp; 1 = off).")
+    ] = None,
     hbm_kv_gib: Floats = None,
     dram_gib: Floats = None,
     ssd_gib: Floats = None,
@@ -153,8 +160,10 @@ def _resolve(spec_file: Path | None, flags: dict) -> PlanSpec:
     raw["slo"] |= {k: v for k, v in slo.items() if v is not None}
     grids = {"replicas": flags["replicas"], "hbm_kv_gib": flags["hbm_kv_gib"],
              "dram_gib": flags["dram_gib"], "ssd_gib": flags["ssd_gib"],
-             "evictions": flags["eviction"]}
+             "evictions": flags["eviction"], "tp": flags["tp"]}
     raw["space"] = dict(raw["space"]) | {k: list(v) for k, v in grids.items() if v}
+    if flags["ep"] is not None:
+        raw["space"]["ep"] = flags["ep"]
     raw["profiles"] = list(raw["profiles"])
     return spec_from_dict(raw, spec_file or "<command line>")
 

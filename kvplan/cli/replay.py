@@ -15,9 +15,25 @@ import polars as pl
 import typer
 
 from kvplan import __version__
-from kvplan.cli.options import JsonOpt, ModelOpt, OutDirOpt, ProfileOpt, SeedOpt, TraceOpt
+from kvplan.cli.options import (
+    DpOpt,
+    EpOpt,
+    ImbalanceOpt,
+    JsonOpt,
+    ModelOpt,
+    OutDirOpt,
+    ProfileOpt,
+    SeedOpt,
+    TpOpt,
+    TraceOpt,
+)
 from kvplan.cli.output import console, print_json, rich_table, write_frame
+from kvplan.cost.layout import Layout
+from kvplan.cost.model import CostModel
 from kvplan.errors import KvplanError
+from kvplan.hardware.profile import load_profile
+from kvplan.model.spec import load_model
+from kvplan.plan.replicas import replay_replicas
 from kvplan.sim.config import ReplayConfig
 from kvplan.sim.replay import run_replay
 from kvplan.sim.results import ReplayResult
@@ -27,7 +43,7 @@ from kvplan.workload import Workload
 _COMPARE_KEYS = {"eviction": "eviction", "prefetch": "prefetch", "write": "write",
                  "dram-gib": "dram_gib", "ssd-gib": "ssd_gib", "hbm-kv-gib": "hbm_kv_gib",
                  "lookahead": "lookahead_iters", "session-ttl-s": "session_ttl_s",
-                 "mode": "mode"}
+                 "mode": "mode", "tp": "tp", "dp": "dp"}
 _SUMMARY = (
     ("finished", "finished"), ("stop", "stop_reason"), ("bound", "bound"),
     ("simulated s", "sim_duration_s"), ("output tok/s", "throughput_tok_s"),
@@ -49,6 +65,10 @@ def replay(
     trace: TraceOpt = None,
     model: ModelOpt = "llama-3.1-8b",
     profile: ProfileOpt = "h100-sxm",
+    tp: TpOpt = None,
+    dp: DpOpt = 1,
+    ep: EpOpt = 1,
+    expert_imbalance: ImbalanceOpt = 1.0,
     hbm_kv_gib: Annotated[float | None, typer.Option(
         "--hbm-kv-gib", help="HBM for KV (default: GPU memory - weights - activation reserve).")
     ] = None,
@@ -97,25 +117,32 @@ def replay(
     """Replay a workload through a serving replica with tiered KV (docs/simulation.md)."""
     if mode not in ("event", "cache"):
         raise KvplanError(f"--mode: expected event or cache, got '{mode}'")
+    layout = Layout(tp=tp, dp=dp, ep=ep, expert_imbalance=expert_imbalance)
     base = ReplayConfig(
-        model=model, profile=profile, kv_dtype=kv_dtype, mode=mode, hbm_kv_gib=hbm_kv_gib,
+        model=model, profile=profile, kv_dtype=kv_dtype, layout=layout, mode=mode,
+        hbm_kv_gib=hbm_kv_gib,
         dram_gib=dram_gib, ssd_gib=ssd_gib, **_eviction_fields(eviction), prefetch=prefetch,
         lookahead_iters=lookahead, staging_budget_frac=staging_frac, write=write,
         store_threshold=store_threshold, inclusive=not exclusive, session_ttl_s=session_ttl_s,
         max_batched_tokens=max_batched_tokens, max_seqs=max_seqs, slo_ttft_ms=slo_ttft_ms,
         slo_tpot_ms=slo_tpot_ms, seed=seed)
     variants = _variants(base, compare)
+    resolved, layout_text = resolve_layout(base)
     workload = load_workload(trace, block_size=block_size)
     progress = sys.stderr.isatty() and not as_json
-    results = [(name, run_replay(workload, cfg, progress=progress)) for name, cfg in variants]
+    results = [item for name, cfg in variants
+               for item in _replay(workload, cfg, name, progress, per_replica=compare is None)]
     if out is not None:
-        write_results(out, workload, results)
+        write_results(out, workload, [(n, r) for n, r in results if not n.startswith("replica")])
     if as_json:
-        print_json([{"variant": n, "config": dataclasses.asdict(r.config), "run": r.run}
-                    for n, r in results])
+        print_json([{"variant": n, "config": dataclasses.asdict(r.config),
+                     "layout": dataclasses.asdict(resolved), "run": r.run} for n, r in results])
         return
     title = f"kvplan replay: {workload.meta.source_file}, {model} on {profile}"
     console.print(rich_table(title, summary_rows(results), ["metric", *(n for n, _ in results)]))
+    if compare is not None and compare.split("=")[0] in ("tp", "dp"):
+        layout_text = f"{layout_text} (the variants change {compare.split('=')[0]})"
+    console.print(f"layout: {layout_text}", soft_wrap=True, markup=False, highlight=False)
     for name, r in results:
         if r.run.get("extrapolated"):
             label = f"{name}: " if compare else ""
@@ -123,6 +150,34 @@ def replay(
                           f"{r.run['extrapolated']}", soft_wrap=True, markup=False, highlight=False)
     if out is not None:
         console.print(f"wrote requests.parquet, run.parquet, timeseries.parquet to {out}")
+
+
+def resolve_layout(cfg: ReplayConfig) -> tuple[Layout, str]:
+    """The layout the replay runs (tp resolved) and one line saying how it was chosen."""
+    cost = CostModel.build(load_model(cfg.model), load_profile(cfg.profile), cfg.kv_dtype,
+                           layout=cfg.layout, max_batched_tokens=cfg.max_batched_tokens,
+                           max_seqs=cfg.max_seqs)
+    lay, p = cost.layout, cost.profile
+    text = f"{lay.describe()} of {p.gpu.model}, GPU link {p.gpu_link_kind} " \
+           f"{p.gpu_link_gbps:g} GB/s"
+    if cfg.layout.tp is None:
+        text += f"; tp {lay.tp} chosen: the fewest GPUs that hold {cost.spec.name} with room " \
+                "for KV (--tp to change)"
+    if lay.dp > 1:
+        text += "; requests routed to replicas by prefix affinity (kvplan.plan.routing)"
+    return lay, text
+
+
+def _replay(workload: Workload, cfg: ReplayConfig, name: str, progress: bool,
+            per_replica: bool) -> list[tuple[str, ReplayResult]]:
+    """One variant: a single replica, or dp replicas pooled (and each one when asked)."""
+    if cfg.layout.dp == 1:
+        return [(name, run_replay(workload, cfg, progress=progress))]
+    runs = replay_replicas(workload, cfg, progress)
+    pooled = ReplayResult(cfg, runs.requests, runs.run, runs.timeseries)
+    label = "all replicas" if name == "value" else f"{name} (all replicas)"
+    each = [(f"replica {i + 1}", r) for i, r in enumerate(runs.results)] if per_replica else []
+    return [(label, pooled), *each]
 
 
 def _eviction_fields(spec: str) -> dict[str, str]:
@@ -156,6 +211,8 @@ def _variants(base: ReplayConfig, compare: str | None) -> list[tuple[str, Replay
             changes = {field: _number(key, v, float)}
         elif field == "lookahead_iters":
             changes = {field: _number(key, v, int)}
+        elif field in ("tp", "dp"):
+            changes = {"layout": dataclasses.replace(base.layout, **{field: _number(key, v, int)})}
         else:
             changes = {field: v}
         out.append((f"{key}={v}", dataclasses.replace(base, **changes)))

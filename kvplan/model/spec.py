@@ -60,12 +60,15 @@ class ModelSpec:
     """Routed experts per MoE layer; 0 = dense model."""
     experts_per_token: int = 0
     """Routed experts each token activates."""
-    num_shared_experts: int = 0
-    """Always-active shared experts per MoE layer (DeepSeek)."""
     moe_intermediate_size: int = 0
-    """Width of one expert's MLP (defaults to intermediate_size)."""
-    first_dense_layers: int = 0
-    """Leading layers with a dense MLP instead of experts (DeepSeek first_k_dense_replace)."""
+    """Width of one routed expert's gated MLP."""
+    shared_intermediate_size: int = 0
+    """Total width of the always-active shared experts of an MoE layer (0 = none): DeepSeek
+    n_shared_experts x moe_intermediate_size, Qwen2-MoE shared_expert_intermediate_size."""
+    dense_layers: tuple[int, ...] = ()
+    """0-based layers of an MoE model whose MLP is dense (intermediate_size), not experts."""
+    expert_weight_bytes_per_param: float = 0.0
+    """Stored bytes per routed-expert weight (gpt-oss mxfp4: 4.25 bits); 0 = as the rest."""
     source: str = ""
     """Where the numbers come from (a URL for presets, the file path otherwise)."""
 
@@ -78,6 +81,16 @@ class ModelSpec:
     def is_moe(self) -> bool:
         """Mixture of experts: only experts_per_token of num_experts run per token."""
         return self.num_experts > 0
+
+    @property
+    def moe_layers(self) -> int:
+        """Layers whose MLP is a mixture of experts (0 for dense models)."""
+        return self.num_layers - len(self.dense_layers) if self.is_moe else 0
+
+    @property
+    def expert_bytes_per_param(self) -> float:
+        """Bytes per routed-expert weight."""
+        return self.expert_weight_bytes_per_param or self.weight_bytes_per_param
 
     @property
     def windows(self) -> tuple[int, ...]:
@@ -143,13 +156,75 @@ def spec_from_config(cfg: dict[str, Any], *, name: str, path: Path | str) -> Mod
         qk_nope_head_dim=get.integer("qk_nope_head_dim", 0),
         qk_rope_head_dim=get.integer("qk_rope_head_dim", 0),
         v_head_dim=get.integer("v_head_dim", 0),
-        num_experts=get.integer("num_local_experts", get.integer("n_routed_experts", 0)),
-        experts_per_token=get.integer("num_experts_per_tok", 0),
-        num_shared_experts=get.integer("n_shared_experts", 0),
-        moe_intermediate_size=get.integer("moe_intermediate_size", get.integer("intermediate_size")),
-        first_dense_layers=get.integer("first_k_dense_replace", 0),
         source=str(meta.get("source", path)),
+        **_moe_fields(cfg, layers, get),
     )
+
+
+MOE_KEYS = ("num_experts", "num_local_experts", "n_routed_experts", "num_experts_per_tok",
+            "experts_per_token", "moe_intermediate_size", "n_shared_experts",
+            "shared_expert_intermediate_size", "decoder_sparse_step", "moe_layer_freq",
+            "first_k_dense_replace")
+"""Keys whose presence (with a non-zero value) marks a mixture-of-experts config."""
+_EXPERT_COUNT_KEYS = ("num_experts", "num_local_experts", "n_routed_experts")
+_TOP_K_KEYS = ("num_experts_per_tok", "experts_per_token")
+_MOE_MODEL_TYPES = ("mixtral", "qwen2_moe", "qwen3_moe", "deepseek_v2", "deepseek_v3", "gpt_oss")
+
+
+def _moe_fields(cfg: dict[str, Any], layers: int, get: _Getter) -> dict[str, Any]:
+    """MoE fields of the four config families kvplan reads (docs/models.md, "Mixture of experts").
+
+    Mixtral / gpt-oss: ``num_local_experts``, ``num_experts_per_tok`` (gpt-oss also
+    ``experts_per_token``), expert width = ``intermediate_size``. Qwen2/3-MoE: ``num_experts``,
+    ``moe_intermediate_size``, MoE every ``decoder_sparse_step``-th layer except
+    ``mlp_only_layers``; Qwen2-MoE adds one shared expert of ``shared_expert_intermediate_size``.
+    DeepSeek-V2/V3: ``n_routed_experts``, ``n_shared_experts`` x ``moe_intermediate_size``, the
+    first ``first_k_dense_replace`` layers dense, then every ``moe_layer_freq``-th. A config
+    that shows any MoE key or model type but lacks the expert count or top-k is an error.
+    """
+    marks = [k for k in MOE_KEYS if cfg.get(k)] or (
+        ["model_type"] if cfg.get("model_type") in _MOE_MODEL_TYPES else [])
+    if not marks:
+        return {}
+    count_key = next((k for k in _EXPERT_COUNT_KEYS if cfg.get(k) is not None), None)
+    top_key = next((k for k in _TOP_K_KEYS if cfg.get(k) is not None), None)
+    if count_key is None or top_key is None:
+        missing = "the expert count (" + " / ".join(_EXPERT_COUNT_KEYS) + ")" if count_key is None \
+            else "the experts per token (" + " / ".join(_TOP_K_KEYS) + ")"
+        raise InputError(get.path, f"looks like a mixture-of-experts config ({marks[0]} = "
+                         f"{cfg[marks[0]]!r}) but {missing} is missing; kvplan will not read it "
+                         "as a dense model", field=marks[0])
+    experts, top_k = get.integer(count_key), get.integer(top_key)
+    if top_k > experts:
+        raise InputError(get.path, f"{top_k} experts per token exceed the {experts} experts",
+                         field=top_key)
+    width = get.integer("moe_intermediate_size", 0) or get.integer("intermediate_size")
+    shared = get.integer("n_shared_experts", 0) * width
+    shared = shared or get.integer("shared_expert_intermediate_size", 0)
+    return {"num_experts": experts, "experts_per_token": top_k, "moe_intermediate_size": width,
+            "shared_intermediate_size": shared, "dense_layers": _dense_layers(cfg, layers, get),
+            "expert_weight_bytes_per_param": _expert_bytes(cfg)}
+
+
+def _dense_layers(cfg: dict[str, Any], layers: int, get: _Getter) -> tuple[int, ...]:
+    """Layers with a dense MLP: DeepSeek's first k and off-frequency layers, Qwen's
+    ``mlp_only_layers`` and off-step layers (layer i is MoE when (i + 1) % step == 0)."""
+    first = get.integer("first_k_dense_replace", 0)
+    freq = get.integer("moe_layer_freq", 1) or 1
+    step = get.integer("decoder_sparse_step", 1) or 1
+    only = cfg.get("mlp_only_layers") or []
+    if not isinstance(only, list) or not all(isinstance(i, int) and not isinstance(i, bool)
+                                             for i in only):
+        raise InputError(get.path, f"expected a list of layer indices, got {only!r}",
+                         field="mlp_only_layers")
+    return tuple(i for i in range(layers)
+                 if i < first or (i - first) % freq or (i + 1) % step or i in only)
+
+
+def _expert_bytes(cfg: dict[str, Any]) -> float:
+    """gpt-oss stores its experts in MXFP4: 4-bit values + one 8-bit scale per 32 -> 4.25 bits."""
+    quant = cfg.get("quantization_config") or {}
+    return 4.25 / 8 if isinstance(quant, dict) and quant.get("quant_method") == "mxfp4" else 0.0
 
 
 class _Getter:

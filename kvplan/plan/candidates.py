@@ -53,7 +53,8 @@ def space_for(ctx: ProfileContext, trace: Trace, overrides: dict) -> SearchSpace
     footprint = trace.stream.num_blocks * block_bytes / GIB
     base = default_space(footprint, ctx.hbm_kv_max_gib, ctx.dram_cap_gib, ctx.ssd_cap_gib,
                          ctx.cm.profile.gpu.count // ctx.cm.tp)
-    kw = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
+    kw = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()
+          if k not in ("tp", "ep")}
     return SearchSpace(**(base.__dict__ | kw))
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import polars as pl
 
+from kvplan.cost.layout import Layout
 from kvplan.cost.model import GIB, CostModel
 from kvplan.errors import KvplanError
 from kvplan.hardware.prices import PriceTable
@@ -67,21 +68,45 @@ class PlanResult:
 
 
 def contexts(spec: PlanSpec, notes: list[str]) -> list[ProfileContext]:
-    """Cost models of the candidate profiles; a profile whose GPUs cannot hold the weights is
-    noted and skipped, and an error when no profile is left."""
+    """Cost models of every (profile, tp) the plan searches; a layout the GPUs cannot hold is
+    noted and skipped, and an error when none is left.
+
+    tp grid: ``space.tp``, else the fewest GPUs that hold the weights and twice that (when the
+    node has them); ``space.ep`` > 1 spreads an MoE model's experts over each replica's tp
+    GPUs (only tp = ep is searched then).
+    """
     model = load_model(spec.model)
+    ep = int(spec.space.get("ep", 1))
     out, errors = [], []
     for name in spec.profiles:
+        profile = load_profile(name)
         try:
-            cm = CostModel.build(model, load_profile(name), spec.kv_dtype,
-                                 max_batched_tokens=spec.max_batched_tokens, max_seqs=spec.max_seqs)
-            out.append(context(cm))
+            for tp in tp_grid(model, profile, spec, ep):
+                cm = CostModel.build(model, profile, spec.kv_dtype, layout=Layout(tp=tp, ep=ep),
+                                     max_batched_tokens=spec.max_batched_tokens,
+                                     max_seqs=spec.max_seqs)
+                cm.hbm_kv_capacity_bytes()
+                out.append(context(cm))
         except KvplanError as exc:
             errors.append(f"profile {name} infeasible: {exc}")
     notes.extend(errors)
     if not out:
         raise KvplanError("; ".join(errors))
     return out
+
+
+def tp_grid(model, profile, spec: PlanSpec, ep: int) -> list[int]:
+    """The tp values searched on one profile (contexts)."""
+    if ep > 1:
+        return [ep]
+    if spec.space.get("tp"):
+        return sorted(set(spec.space["tp"]))
+    smallest = CostModel.build(model, profile, spec.kv_dtype,
+                               max_batched_tokens=spec.max_batched_tokens,
+                               max_seqs=spec.max_seqs).tp
+    double = 2 * smallest
+    fits = double <= profile.gpu.count and model.num_heads % double == 0
+    return [smallest, double] if fits else [smallest]
 
 
 def run_plan(workload: Workload, spec: PlanSpec, prices: PriceTable,
@@ -128,7 +153,7 @@ def _plan(workload: Workload, spec: PlanSpec, prices: PriceTable, tick: Progress
     tick("recommend", 0, 1)
     decided = _decide(ranked, verified, spec)
     top = decided.row(0, named=True)
-    ctx = next(c for c in ctxs if c.name == top["profile"])
+    ctx = next(c for c in ctxs if (c.name, c.cm.tp) == (top["profile"], top["tp"]))
     block_gib = ctx.cm.kv_bytes_per_token * whole.stream.block_size / GIB
     rec = recommend(decided, routes.curve(top["replicas"]), block_gib, whole.rate_rps,
                     "sim_feasible" if "sim_feasible" in decided.columns else "feasible",
@@ -172,18 +197,24 @@ def _screen(routes: Routes, ctxs: list[ProfileContext], spaces: list[SearchSpace
     screen's shards run as tasks where the executor says so, with the same result)."""
     evaluator = ShardedScreen(pool) if pool is not None and pool.remote_screen else evaluate
     whole = routes.whole
-    scales = []
+    scales, by_block = [], {}
     for i, (ctx, space) in enumerate(zip(ctxs, spaces, strict=True)):
         tick("policies", i, len(ctxs))
-        scales.append(policy_scales(routes.workload, whole, ctx, space.evictions, spec.seed))
+        key = (ctx.cm.kv_bytes_per_token, space.evictions)  # hits depend on blocks alone
+        if key not in by_block:
+            by_block[key] = policy_scales(routes.workload, whole, ctx, space.evictions,
+                                          spec.seed)
+        scales.append(by_block[key])
     tick("policies", len(ctxs), len(ctxs))
-    frames, curves = [], []
+    frames, curves, drawn = [], [], set()
     for i, (ctx, space) in enumerate(zip(ctxs, spaces, strict=True)):
         tick("screen", i, len(ctxs))
         streams = {r: routes.traces(r) for r in space.replicas}
         frames.append(screen_profile(ctx, whole, streams, space, spec.slo, prices, scales[i],
                                      spec.max_seqs, evaluator))
-        curves += [_curve_frame(routes.curve(r), whole, ctx, r) for r in space.replicas]
+        curves += [_curve_frame(routes.curve(r), whole, ctx, r) for r in space.replicas
+                   if (ctx.name, r) not in drawn]
+        drawn |= {(ctx.name, r) for r in space.replicas}
     tick("screen", len(ctxs), len(ctxs))
     df = pl.concat(frames, how="diagonal_relaxed")
     df = df.with_row_index("candidate_id").with_columns(pl.col("candidate_id").cast(pl.Int64))
@@ -265,7 +296,7 @@ def _verify_rows(ranked: pl.DataFrame, spec: PlanSpec) -> pl.DataFrame:
     near = ranked.filter(~pl.col("feasible") & pl.col("stable") & pl.col("fits_hbm")
                          & (pl.col("usd_per_h") < ok["usd_per_h"].min())
                          & (pl.col("ttft_pq_ms") <= ttft_cap))
-    near = near.unique(["profile", "replicas"], keep="first", maintain_order=True)
+    near = near.unique(["profile", "tp", "replicas"], keep="first", maintain_order=True)
     return pl.concat([ok.head(spec.verify_top),
                       near.sort("usd_per_h").head(spec.verify_near_misses)])
 
@@ -299,8 +330,11 @@ def profile_sources(spec: PlanSpec) -> dict[str, str]:
 
 def _config(r: dict, spec: PlanSpec, profiles: dict[str, str]) -> ReplayConfig:
     sp = spec.space
+    ep = int(sp.get("ep", 1))
     return ReplayConfig(
-        model=spec.model, profile=profiles.get(r["profile"], r["profile"]), kv_dtype=spec.kv_dtype, mode="event",
+        model=spec.model, profile=profiles.get(r["profile"], r["profile"]),
+        kv_dtype=spec.kv_dtype, mode="event",
+        layout=Layout(tp=int(r["tp"]), dp=int(r["replicas"]), ep=ep),
         hbm_kv_gib=float(r["hbm_kv_gib"]), dram_gib=float(r["dram_gib"]),
         ssd_gib=float(r["ssd_gib"]), eviction_hbm=r["eviction"], eviction_dram=r["eviction"],
         eviction_ssd=r["eviction"], prefetch=sp.get("prefetch", "none"),

@@ -36,7 +36,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 SPACE_KEYS = ("replicas", "hbm_kv_gib", "dram_gib", "ssd_gib", "evictions", "inclusive", "prefetch",
-              "write")
+              "write", "tp", "ep")
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ class PlanSpec:
     """Arrival-rate multiplier applied to the trace (0.5 = half the rate)."""
     space: dict[str, Any] = field(default_factory=dict)
     """Grid overrides (keys: replicas, hbm_kv_gib, dram_gib, ssd_gib, evictions, inclusive,
-    prefetch, write)."""
+    prefetch, write; tp: GPUs per replica to search; ep: expert-parallel size, 1 or = tp)."""
     verify_top: int = 5
     """Best candidates re-run in the event simulator."""
     verify_near_misses: int = 2
@@ -108,10 +108,14 @@ def spec_from_dict(raw: dict[str, Any], path: Path | str = "<spec>") -> PlanSpec
         if key not in SPACE_KEYS:
             raise InputError(path, f"unknown key (expected one of {', '.join(SPACE_KEYS)})",
                              field=f"space.{key}")
-    replicas = kw.get("space", {}).get("replicas", [1])
-    if not isinstance(replicas, (list, tuple)) or not all(
-            isinstance(r, int) and not isinstance(r, bool) and r >= 1 for r in replicas):
-        raise InputError(path, "expected a list of whole numbers >= 1", field="space.replicas")
+    for key in ("replicas", "tp"):
+        values = kw.get("space", {}).get(key, [1])
+        if not isinstance(values, (list, tuple)) or not all(
+                isinstance(r, int) and not isinstance(r, bool) and r >= 1 for r in values):
+            raise InputError(path, "expected a list of whole numbers >= 1", field=f"space.{key}")
+    ep = kw.get("space", {}).get("ep", 1)
+    if not isinstance(ep, int) or isinstance(ep, bool) or ep < 1:
+        raise InputError(path, "expected a whole number >= 1", field="space.ep")
     limit = kw.get("exact_max_accesses", 0)
     if not isinstance(limit, int) or isinstance(limit, bool) or limit < 0:
         raise InputError(path, "expected a whole number >= 0", field="exact_max_accesses")
