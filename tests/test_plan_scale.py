@@ -72,3 +72,28 @@ def test_replica_trace_equals_preparing_the_routed_workload(seed, replicas, rate
             a, b = getattr(got, name), getattr(want, name)
             assert (a is None and b is None) or np.array_equal(a, b)
         assert got.duration_s == want.duration_s and got.sample_rate == want.sample_rate
+
+
+def test_screen_in_chunks_equals_one_chunk():
+    """Each candidate's figures depend on it alone: any chunking gives the same columns (to
+    the last bits: numpy's reductions group a column's sums by the array's width)."""
+    from kvplan.plan import screen
+    from kvplan.plan.planner import contexts
+    from kvplan.plan.spec import PlanSpec
+
+    prompts, sessions = routed_prompts(5)
+    trace = prepare(workload(prompts, sessions, gap_s=0.5))
+    cm = contexts(PlanSpec(), [])[0].cm
+    n = 7
+    cands = screen.Candidates(np.linspace(1, 60, n), np.linspace(0, 256, n), np.zeros(n),
+                              np.arange(n) % 2 == 0, screen.LRU_SCALE)
+    slo = screen.Slo(ttft_ms=2000.0, percentile=90.0)
+    whole = screen.evaluate(cm, [trace, trace], cands, slo, chunk_cells=10**9)
+    for per in (2, 3):
+        parts = screen.evaluate(cm, [trace, trace], cands, slo,
+                                chunk_cells=per * 2 * trace.stream.num_requests)
+        for k, v in whole.items():
+            if v.dtype.kind == "f":
+                np.testing.assert_allclose(parts[k], v, rtol=1e-12, err_msg=f"{per} {k}")
+            else:
+                assert np.array_equal(parts[k], v), (per, k)

@@ -14,7 +14,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
-from kvplan.cli.options import JsonOpt, OutDirOpt, SeedOpt, TraceOpt
+from kvplan.cli.options import JsonOpt, OutDirOpt, RayAddressOpt, RayOpt, SeedOpt, TraceOpt
 from kvplan.cli.output import console, err_console, print_json
 from kvplan.hardware.prices import load_prices
 from kvplan.plan.executor import LOCAL_CLUSTER
@@ -75,13 +75,8 @@ def plan(
              "SHARDS sampling (default 20,000,000).")] = None,
     sample_rate: Annotated[float | None, typer.Option(
         help="SHARDS sample rate in (0, 1] (default: about 2 M sampled accesses).")] = None,
-    ray: Annotated[bool, typer.Option(
-        "--ray", help="Run screening shards and event verifications as Ray tasks (a local "
-        "Ray cluster of --jobs CPUs unless --ray-address names one; needs kvplan[ray]).")
-    ] = False,
-    ray_address: Annotated[str | None, typer.Option(
-        "--ray-address", help="Ray cluster to use (e.g. ray://head:10001 or head:6379); "
-        "implies --ray.")] = None,
+    ray: RayOpt = False,
+    ray_address: RayAddressOpt = None,
     profile_stages: Annotated[bool, typer.Option(
         "--profile-stages", help="Print wall time, CPU time and peak memory of each stage "
         "(also under \"stages\" in --json).")] = False,

@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import multiprocessing
 import os
+import socket
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -161,19 +162,48 @@ def _as_completed(futs: dict[Future, int], timeout_s: float | None) -> Iterator[
             yield Outcome(futs[f], None if exc else f.result(), exc)
 
 
+CONNECT_TIMEOUT_S = 5.0
+"""How long ``--ray-address`` may take to accept a TCP connection (Ray itself retries for
+minutes against an address that does not answer)."""
+
+
+def check_reachable(address: str) -> None:
+    """A one-line KvplanError unless ``address`` (``[ray://]host:port``) accepts a connection.
+
+    Example: "ray://10.0.0.5:10001" -> connects to 10.0.0.5 port 10001; "auto" is left to Ray.
+    """
+    hostport = address.split("://", 1)[-1]
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        if address == "auto":
+            return
+        raise KvplanError(f"--ray-address: expected [ray://]HOST:PORT or auto, got '{address}'")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), CONNECT_TIMEOUT_S).close()
+    except OSError as exc:
+        raise KvplanError(f"--ray-address: cannot reach the Ray cluster at '{address}' "
+                          f"({exc.strerror or exc})") from None
+
+
 def _left(deadline: float | None) -> float | None:
     return None if deadline is None else max(0.0, deadline - time.monotonic())
 
 
 class RayCluster:
-    """Tasks on a Ray cluster: an existing one at ``address``, or a local one."""
+    """Tasks on a Ray cluster: an existing one at ``address``, or a local one (a process that
+    is already connected to Ray keeps its connection, and keeps it open after :meth:`close`)."""
 
     def __init__(self, address: str = LOCAL_CLUSTER, workers: int | None = None) -> None:
         self._ray = import_ray()
+        self._owned = not self._ray.is_initialized()  # else: use the caller's connection
         kw: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
                               "logging_level": "ERROR", "configure_logging": False}
+        if address != LOCAL_CLUSTER:
+            check_reachable(address)
         try:
-            if address == LOCAL_CLUSTER:
+            if not self._owned:
+                pass
+            elif address == LOCAL_CLUSTER:
                 self._ray.init(num_cpus=workers, **kw)
             else:
                 self._ray.init(address=address, **kw)
@@ -208,7 +238,8 @@ class RayCluster:
                 self._ray.cancel(ref, force=True)
 
     def close(self) -> None:
-        self._ray.shutdown()
+        if self._owned:
+            self._ray.shutdown()
 
 
 def _call(fn: Callable, *args: Any) -> Any:
@@ -282,18 +313,18 @@ class ShardedScreen:
     """kvplan.plan.screen.evaluate with its candidate chunks run as tasks: the same chunks
     as in-process, so the same columns. Each replica count's traces are shared once."""
 
-    def __init__(self, executor: PlanExecutor) -> None:
-        self.executor = executor
+    def __init__(self, executor: PlanExecutor, chunk_cells: int | None = None) -> None:
+        self.executor, self.chunk_cells = executor, chunk_cells
         self._shared: dict[int, tuple[list, Shared]] = {}
 
     def __call__(self, cm: Any, traces: list, cands: Any, slo: Any, max_seqs: int
                  ) -> dict[str, Any]:
-        from kvplan.plan.screen import candidate_chunks, merge_columns
+        from kvplan.plan.screen import CHUNK_CELLS, candidate_chunks, merge_columns
 
         if id(traces) not in self._shared:  # the traces list is kept alive beside its handle
             self._shared[id(traces)] = (traces, self.executor.share(traces))
         handle = self._shared[id(traces)][1]
-        chunks = candidate_chunks(traces, cands)
+        chunks = candidate_chunks(traces, cands, self.chunk_cells or CHUNK_CELLS)
         parts: list[Any] = [None] * len(chunks)
         for o in self.executor.run(_screen_shard, [(cm, handle, c, slo, max_seqs)
                                                    for c in chunks]):
