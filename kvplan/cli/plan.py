@@ -100,8 +100,7 @@ def plan(
         write_files(result, out)
     stages = _stages(clock, result)
     if json_out:
-        print_json(summary_dict(result) | ({"stages": [dataclasses.asdict(s) for s in stages]}
-                                           if clock else {}))
+        print_json(summary_dict(result) | (_profile_dict(stages, result) if clock else {}))
     else:
         _render(result, out)
         if clock:
@@ -115,6 +114,13 @@ def _stages(clock: StageClock | None, result: PlanResult) -> list[StageFigures]:
     stages = clock.close()
     w = result.workers
     return with_workers(stages, "verify", w.cpu_s, w.peak_rss_mib) if w and w.runs else stages
+
+
+def _profile_dict(stages: list[StageFigures], result: PlanResult) -> dict:
+    """--json --profile-stages: the stages, and what verification replayed in its workers."""
+    w = result.workers
+    return {"stages": [dataclasses.asdict(s) for s in stages],
+            "verification": dataclasses.asdict(w) if w else None}
 
 
 def tables_stage(stages: list[StageFigures]) -> Table:

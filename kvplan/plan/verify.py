@@ -76,7 +76,10 @@ class RunOutput:
 class WorkerFigures:
     """What the verification runs cost in their workers."""
 
+    candidates: int
     runs: int
+    requests: int
+    """Requests replayed, over every run."""
     cpu_s: float
     """CPU seconds of every run, summed."""
     peak_rss_mib: float
@@ -84,7 +87,9 @@ class WorkerFigures:
 
 
 def worker_figures(runs: list[RunOutput]) -> WorkerFigures:
-    return WorkerFigures(len(runs), sum(r.cpu_s for r in runs),
+    return WorkerFigures(len({r.candidate_id for r in runs}), len(runs),
+                         sum(int(r.run.get("requests") or 0) for r in runs),
+                         sum(r.cpu_s for r in runs),
                          max((r.peak_rss_mib for r in runs), default=0.0))
 
 
