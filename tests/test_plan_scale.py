@@ -97,3 +97,35 @@ def test_screen_in_chunks_equals_one_chunk():
                 np.testing.assert_allclose(parts[k], v, rtol=1e-12, err_msg=f"{per} {k}")
             else:
                 assert np.array_equal(parts[k], v), (per, k)
+
+
+def test_busiest_window_worked_example_and_cut():
+    from kvplan.plan.window import busiest_window, cut
+
+    a = np.array([0.0, 1.0, 10.0, 11.0, 12.0, 30.0])
+    w = busiest_window(a, 5.0)
+    assert (w.start_s, w.end_s, w.warmup_s) == (10.0, 15.0, 5.0)
+    heavy = busiest_window(a, 5.0, np.array([1.0, 1.0, 1.0, 1.0, 1.0, 10.0]))
+    assert heavy.start_s == 30.0
+    wl = workload([[i] for i in range(6)])
+    kept = cut(wl, busiest_window(np.arange(6.0), 2.0))  # window [0, 2), warm-up from -2
+    assert kept.table.column("arrival_s").to_pylist() == [0.0, 1.0]
+
+
+def test_window_totals_count_only_window_requests():
+    import polars as pl
+
+    from kvplan.plan.verify import RunOutput, summarise
+    from kvplan.plan.window import Window
+
+    req = pl.DataFrame({"arrival_s": [0.0, 5.0, 6.0], "finished": [True] * 3,
+                        "ttft_s": [9.0, 1.0, 3.0], "tpot_s": [0.01] * 3,
+                        "prompt_blocks": [10, 4, 6], "hit_hbm_blocks": [10, 2, 3],
+                        "hit_dram_blocks": [0, 1, 0], "hit_ssd_blocks": [0, 0, 0],
+                        "output_tokens": [5, 10, 30], "load_stall_s": [1.0, 0.5, 0.5]})
+    run = RunOutput(1, 0, "ok", {"stop_reason": "done"}, req, pl.DataFrame())
+    row = summarise(1, [run], 50.0, Window(5.0, 10.0, 5.0), slo_ttft_ms=2000.0)
+    assert row["sim_ttft_p50_ms"] == 2000.0  # median of 1 s and 3 s; the warm-up's 9 s left out
+    assert row["sim_hit_ratio_hbm"] == 0.5 and row["sim_hit_ratio_dram"] == 0.1
+    assert row["sim_goodput_rps"] == 1 / 5.0 and row["sim_throughput_tok_s"] == 40 / 5.0
+    assert row["sim_load_stall_mean_ms"] == 500.0

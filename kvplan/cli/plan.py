@@ -70,6 +70,9 @@ def plan(
     jobs: Annotated[int | None, typer.Option(help="Parallel verification processes.")] = None,
     verify_wall_s: Annotated[float | None, typer.Option(help="Wall cap of one verification.")
                              ] = None,
+    verify_window: Annotated[float | None, typer.Option(
+        "--verify-window", help="Verify on the busiest this-many seconds of arrivals (after "
+        "as long a warm-up) instead of the whole trace; stated in the result.")] = None,
     exact_max_accesses: Annotated[int | None, typer.Option(
         help="Longest block-access stream given exact stack distances; longer ones use "
              "SHARDS sampling (default 20,000,000).")] = None,
@@ -150,6 +153,7 @@ def _resolve(spec_file: Path | None, flags: dict) -> PlanSpec:
               "objective": flags["objective"], "load_scale": flags["load_scale"],
               "verify_top": flags["verify_top"], "jobs": flags["jobs"],
               "verify_wall_s": flags["verify_wall_s"],
+              "verify_window_s": flags["verify_window"],
               "exact_max_accesses": flags["exact_max_accesses"],
               "sample_rate": flags["sample_rate"]}
     raw |= {k: v for k, v in simple.items() if v is not None}

@@ -28,6 +28,7 @@ from kvplan.plan.space import SearchSpace
 from kvplan.plan.spec import PlanSpec
 from kvplan.plan.stream import num_accesses
 from kvplan.plan.verify import VerifyJob, WorkerFigures, files_of, verification_pool, verify
+from kvplan.plan.window import Window, busiest_window, cut
 from kvplan.sim.config import ReplayConfig
 from kvplan.workload import Workload
 
@@ -145,11 +146,15 @@ def _plan(workload: Workload, spec: PlanSpec, prices: PriceTable, tick: Progress
     verified, requests, series, workers = pl.DataFrame(), pl.DataFrame(), {}, None
     if pool is not None and spec.verify_top > 0:
         tick("verify", 0, 1)
+        window = None if spec.verify_window_s is None else busiest_window(
+            whole.arrival_s, spec.verify_window_s, whole.input_tokens + whole.output_tokens)
+        if window is not None:
+            notes.append(window.words())
         jobs = _verify_jobs(_verify_rows(ranked, spec), spec, routes, pool,
-                            profile_sources(spec))
+                            profile_sources(spec), window)
         verified, requests, series, workers = verify(
             pool, jobs, spec.verify_wall_s, spec.slo.percentile, spec.slo.ttft_ms,
-            spec.slo.tpot_ms, lambda d, t: tick("verify", d, t))
+            spec.slo.tpot_ms, lambda d, t: tick("verify", d, t), window)
     tick("recommend", 0, 1)
     decided = _decide(ranked, verified, spec)
     top = decided.row(0, named=True)
@@ -302,18 +307,19 @@ def _verify_rows(ranked: pl.DataFrame, spec: PlanSpec) -> pl.DataFrame:
 
 
 def _verify_jobs(rows: pl.DataFrame, spec: PlanSpec, routes: Routes, executor: PlanExecutor,
-                 profiles: dict[str, str]) -> list[VerifyJob]:
-    """One job per replica of each row; each replica count's sub-workloads are built and
-    shared with the workers once, whichever candidates replay them."""
+                 profiles: dict[str, str], window: Window | None = None) -> list[VerifyJob]:
+    """One job per replica of each row; each replica count's sub-workloads are built (cut to
+    ``window``) and shared with the workers once, whichever candidates replay them."""
     configs = [_config(r, spec, profiles) for r in rows.iter_rows(named=True)]
     files = files_of(executor, configs)
     parts: dict[int, list[tuple[Shared, int]]] = {}
     for n in sorted(set(rows["replicas"].to_list())):
-        parts[n] = [(executor.share(w), w.num_requests) for w in routes.parts(n)]
+        cuts = [w if window is None else cut(w, window) for w in routes.parts(n)]
+        parts[n] = [(executor.share(w), w.num_requests) for w in cuts]
     return [VerifyJob(candidate_id=int(r["candidate_id"]), replica=i, workload=w, config=cfg,
                       files=files, requests=size)
             for r, cfg in zip(rows.iter_rows(named=True), configs, strict=True)
-            for i, (w, size) in enumerate(parts[int(r["replicas"])])]
+            for i, (w, size) in enumerate(parts[int(r["replicas"])]) if size]
 
 
 def profile_sources(spec: PlanSpec) -> dict[str, str]:

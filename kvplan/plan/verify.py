@@ -27,6 +27,7 @@ import polars as pl
 from kvplan.errors import KvplanError
 from kvplan.plan.executor import Files, Outcome, PlanExecutor, Shared, make_executor
 from kvplan.plan.stages import peak_rss_mib
+from kvplan.plan.window import Window
 from kvplan.sim.config import ReplayConfig
 
 SIM_COLUMNS = ("candidate_id", "sim_finished_frac", "sim_ttft_p50_ms", "sim_ttft_pq_ms",
@@ -133,18 +134,25 @@ def files_of(executor: PlanExecutor, configs: list[ReplayConfig]) -> Shared | No
     return executor.share(files) if files.texts else None
 
 
-def summarise(candidate_id: int, runs: list[RunOutput], percentile: float) -> dict:
-    """Pooled simulated figures of one candidate's replicas at the SLO percentile."""
+def summarise(candidate_id: int, runs: list[RunOutput], percentile: float,
+              window: Window | None = None, slo_ttft_ms: float | None = None,
+              slo_tpot_ms: float | None = None) -> dict:
+    """Pooled simulated figures of one candidate's replicas at the SLO percentile (with a
+    ``window``: over the requests arriving in it, kvplan.plan.window)."""
     failed = [r.status for r in runs if r.status != "ok"]
     if failed:
         return dict.fromkeys(SIM_COLUMNS) | {"candidate_id": candidate_id,
                                              "sim_finished_frac": 0.0,
                                              "sim_stop_reason": failed[0]}
     req = pl.concat([r.requests for r in runs], how="diagonal_relaxed")
+    if window is not None:
+        req = req.filter(pl.col("arrival_s").is_between(window.start_s, window.end_s,
+                                                        closed="left"))
     fin = req.filter(pl.col("finished")) if "finished" in req.columns else req
     ttft = fin["ttft_s"].drop_nulls().to_numpy()
     tpot = fin["tpot_s"].drop_nulls().to_numpy()
-    tot = {k: sum(float(r.run.get(k) or 0.0) for r in runs) for k in SUMMED}
+    tot = {k: sum(float(r.run.get(k) or 0.0) for r in runs) for k in SUMMED} if window is None \
+        else window_totals(req, fin, window, slo_ttft_ms, slo_tpot_ms)
     blocks = max(tot["prompt_blocks"], 1.0)
     reasons = sorted({str(r.run.get("stop_reason", "")) for r in runs})
     return {
@@ -163,9 +171,25 @@ def summarise(candidate_id: int, runs: list[RunOutput], percentile: float) -> di
     }
 
 
+def window_totals(req: pl.DataFrame, fin: pl.DataFrame, window: Window,
+                  slo_ttft_ms: float | None, slo_tpot_ms: float | None) -> dict[str, float]:
+    """The SUMMED run figures over the window's requests (rates per second of the window)."""
+    span = window.end_s - window.start_s
+    ok = pl.lit(True)
+    if slo_ttft_ms is not None:
+        ok &= pl.col("ttft_s") * 1e3 <= slo_ttft_ms
+    if slo_tpot_ms is not None:
+        ok &= pl.col("tpot_s").fill_null(0.0) * 1e3 <= slo_tpot_ms
+    tot = {k: float(req[k].sum()) for k in ("prompt_blocks", "hit_hbm_blocks",
+                                            "hit_dram_blocks", "hit_ssd_blocks")}
+    return tot | {"requests": float(req.height), "goodput_req_s": fin.filter(ok).height / span,
+                  "throughput_tok_s": float(fin["output_tokens"].sum()) / span,
+                  "load_stall_total_s": float(fin["load_stall_s"].sum())}
+
+
 def verify(pool: PlanExecutor, jobs: list[VerifyJob], wall_s: float,
            percentile: float, slo_ttft_ms: float | None, slo_tpot_ms: float | None,
-           progress: Callable[[int, int], None]
+           progress: Callable[[int, int], None], window: Window | None = None
            ) -> tuple[pl.DataFrame, pl.DataFrame, dict[int, pl.DataFrame], WorkerFigures]:
     """Simulate every job; returns (pooled figures per candidate, per-request rows of every
     run with candidate_id and replica, time series per candidate with a replica column, what
@@ -176,7 +200,8 @@ def verify(pool: PlanExecutor, jobs: list[VerifyJob], wall_s: float,
     ids = sorted({j.candidate_id for j in jobs})
     by_id = {c: sorted((o for o in out if o.candidate_id == c), key=lambda o: o.replica)
              for c in ids}
-    rows = pl.DataFrame([summarise(c, by_id[c], percentile) for c in ids],
+    rows = pl.DataFrame([summarise(c, by_id[c], percentile, window, slo_ttft_ms, slo_tpot_ms)
+                         for c in ids],
                         schema_overrides={"sim_stop_reason": pl.String}, infer_schema_length=None)
     rows = rows.with_columns(_sim_feasible(rows, slo_ttft_ms, slo_tpot_ms).alias("sim_feasible"))
     reqs = [o.requests for o in sorted(out, key=lambda o: (o.candidate_id, o.replica))
