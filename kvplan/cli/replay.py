@@ -35,7 +35,7 @@ from kvplan.cost.model import CostModel
 from kvplan.errors import KvplanError
 from kvplan.hardware.profile import load_profile
 from kvplan.model.spec import load_model
-from kvplan.plan.executor import LOCAL_CLUSTER, Files, RayCluster, Shared
+from kvplan.plan.executor import LOCAL_CLUSTER, Files, RayCluster, Shared, with_local_files
 from kvplan.plan.replicas import replay_replicas
 from kvplan.sim.config import ReplayConfig
 from kvplan.sim.replay import run_replay
@@ -215,11 +215,7 @@ def _replay_on_ray(address: str, workload: Workload, variants: list[tuple[str, R
 def _replay_task(workload: Shared, files: Shared | None, cfg: ReplayConfig, name: str
                  ) -> list[tuple[str, ReplayResult]]:
     """One variant of --compare (in a Ray worker)."""
-    if files is not None:
-        local = files.get().local()
-        cfg = dataclasses.replace(cfg, profile=local.get(cfg.profile, cfg.profile),
-                                  model=local.get(cfg.model, cfg.model))
-    return _replay(workload.get(), cfg, name, False, per_replica=False)
+    return _replay(workload.get(), with_local_files(cfg, files), name, False, per_replica=False)
 
 
 def _eviction_fields(spec: str) -> dict[str, str]:

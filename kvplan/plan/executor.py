@@ -21,6 +21,7 @@ handle that tasks carry and open with ``.get()``::
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import multiprocessing
 import os
@@ -289,6 +290,16 @@ class Files:
                 local.write_text(text)
             out[path] = str(local)
         return out
+
+
+def with_local_files(config: Any, files: Shared | None) -> Any:
+    """``config`` (a ReplayConfig) naming this machine's copies of its profile / model files
+    (in a worker; ``files`` from ``share(Files.named_by(...))``, None: nothing to change)."""
+    if files is None:
+        return config
+    local = files.get().local()
+    return dataclasses.replace(config, profile=local.get(config.profile, config.profile),
+                               model=local.get(config.model, config.model))
 
 
 def import_ray() -> Any:

@@ -15,7 +15,6 @@ beside the analytic ones so the screen's error is visible (docs/plan.md, "verifi
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -25,7 +24,14 @@ import numpy as np
 import polars as pl
 
 from kvplan.errors import KvplanError
-from kvplan.plan.executor import Files, Outcome, PlanExecutor, Shared, make_executor
+from kvplan.plan.executor import (
+    Files,
+    Outcome,
+    PlanExecutor,
+    Shared,
+    make_executor,
+    with_local_files,
+)
 from kvplan.plan.stages import peak_rss_mib
 from kvplan.plan.window import Window
 from kvplan.sim.config import ReplayConfig
@@ -115,12 +121,7 @@ def simulate(job: VerifyJob) -> RunOutput:
     from kvplan.sim.replay import run_replay
 
     cpu0 = time.process_time()
-    config = job.config
-    if job.files is not None:
-        local = job.files.get().local()
-        config = dataclasses.replace(config, profile=local.get(config.profile, config.profile),
-                                     model=local.get(config.model, config.model))
-    res = run_replay(job.workload.get(), config)
+    res = run_replay(job.workload.get(), with_local_files(job.config, job.files))
     req = res.requests.with_columns(pl.lit(job.candidate_id).alias("candidate_id"),
                                     pl.lit(job.replica).alias("replica"))
     ts = res.timeseries.with_columns(pl.lit(job.replica).alias("replica"))
