@@ -104,8 +104,9 @@ def report(label: str, res: dict, requests: int, accesses: int, evictions: int) 
     ver = res.get("verification") or {}
     replayed = int(ver.get("requests") or 0)
     if replayed:
-        print(f"event verification: {ver['runs']} runs replayed {replayed:,} requests in "
-              f"{ver['cpu_s']:,.0f} worker CPU s ({replayed / ver['cpu_s']:,.0f} req/s)")
+        print(f"event verification: {ver['candidates']} candidates in {ver['runs']} runs over "
+              f"{replayed:,} routed requests, {ver['cpu_s']:,.0f} worker CPU s (runs stopped by "
+              "--verify-wall-s replay only part of theirs)")
     full = requests * int(ver.get("candidates") or 0)  # each candidate replays every request
     for speed in EVENT_REQ_S:
         print(f"  every verified candidate replayed whole = {full:,} requests: "
