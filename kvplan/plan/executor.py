@@ -221,7 +221,7 @@ class RayCluster:
 
     def run(self, fn: Callable, args: Sequence[tuple], timeout_s: float | None = None
             ) -> Iterator[Outcome]:
-        refs = {self._remote.remote(fn, *a): i for i, a in enumerate(args)}
+        refs = {self._submit(fn, a): i for i, a in enumerate(args)}
         pending = list(refs)
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         try:
@@ -238,14 +238,31 @@ class RayCluster:
             for ref in pending:
                 self._ray.cancel(ref, force=True)
 
+    def _submit(self, fn: Callable, args: tuple) -> Any:
+        """One task; the object-store inputs its handles name are passed as top-level
+        arguments, so Ray fetches them before the task starts (a ``ray.get`` inside a task
+        would release its CPU and let Ray start yet another worker for the next task)."""
+        handles = _handles(args)
+        return self._remote.remote(fn, args, [h.key for h in handles],
+                                   *[h.ref for h in handles])
+
     def close(self) -> None:
         if self._owned:
             self._ray.shutdown()
 
 
-def _call(fn: Callable, *args: Any) -> Any:
-    """A Ray task: run ``fn`` on the arguments (the handles inside are opened by ``fn``)."""
-    return fn(*args)
+def _call(fn: Callable, args: tuple, keys: list[str], *values: Any) -> Any:
+    """A Ray task: ``fn(*args)``, with the objects its handles name already fetched."""
+    _FETCHED.clear()
+    _FETCHED.update(zip(keys, values, strict=True))
+    try:
+        return fn(*args)
+    finally:
+        _FETCHED.clear()
+
+
+_FETCHED: dict[str, Any] = {}
+"""Objects fetched for the running Ray task, by RayRef.key."""
 
 
 @dataclass(frozen=True)
@@ -254,10 +271,28 @@ class RayRef:
 
     ref: Any
 
+    @property
+    def key(self) -> str:
+        return self.ref.hex()
+
     def get(self) -> Any:
+        if self.key in _FETCHED:
+            return _FETCHED[self.key]
         import ray
 
         return ray.get(self.ref)
+
+
+def _handles(args: tuple) -> list[RayRef]:
+    """The RayRefs among ``args`` and the fields of dataclass arguments (one level down)."""
+    out: dict[str, RayRef] = {}
+    for a in args:
+        inner = [getattr(a, f.name) for f in dataclasses.fields(a)] if \
+            dataclasses.is_dataclass(a) and not isinstance(a, type) else []
+        for v in [a, *inner]:
+            if isinstance(v, RayRef):
+                out[v.key] = v
+    return list(out.values())
 
 
 @dataclass(frozen=True)
