@@ -129,3 +129,15 @@ def test_window_totals_count_only_window_requests():
     assert row["sim_hit_ratio_hbm"] == 0.5 and row["sim_hit_ratio_dram"] == 0.1
     assert row["sim_goodput_rps"] == 1 / 5.0 and row["sim_throughput_tok_s"] == 40 / 5.0
     assert row["sim_load_stall_mean_ms"] == 500.0
+
+
+def test_capped_verification_is_noted():
+    import polars as pl
+
+    from kvplan.plan.planner import _capped_note
+    from kvplan.plan.spec import PlanSpec
+
+    ver = pl.DataFrame({"sim_stop_reason": ["done", "wall-time cap 60 s reached", None]})
+    (note,) = _capped_note(ver, PlanSpec())
+    assert note.startswith("1 of 3 verified candidates stopped") and "--verify-wall-s" in note
+    assert _capped_note(ver.head(1), PlanSpec()) == []

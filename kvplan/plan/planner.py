@@ -155,6 +155,7 @@ def _plan(workload: Workload, spec: PlanSpec, prices: PriceTable, tick: Progress
         verified, requests, series, workers = verify(
             pool, jobs, spec.verify_wall_s, spec.slo.percentile, spec.slo.ttft_ms,
             spec.slo.tpot_ms, lambda d, t: tick("verify", d, t), window)
+        notes += _capped_note(verified, spec)
     tick("recommend", 0, 1)
     decided = _decide(ranked, verified, spec)
     top = decided.row(0, named=True)
@@ -320,6 +321,20 @@ def _verify_jobs(rows: pl.DataFrame, spec: PlanSpec, routes: Routes, executor: P
                       files=files, requests=size)
             for r, cfg in zip(rows.iter_rows(named=True), configs, strict=True)
             for i, (w, size) in enumerate(parts[int(r["replicas"])]) if size]
+
+
+def _capped_note(verified: pl.DataFrame, spec: PlanSpec) -> list[str]:
+    """A note when verification runs stopped at a cap: those candidates failed for want of
+    time, not by the SLO."""
+    if verified.height == 0:
+        return []
+    reasons = verified["sim_stop_reason"].fill_null("").to_list()
+    capped = sum("cap" in r or "timed out" in r for r in reasons)
+    if not capped:
+        return []
+    return [f"{capped} of {len(reasons)} verified candidates stopped before replaying every "
+            f"request (wall cap {spec.verify_wall_s:g} s per run): they count as not meeting "
+            "the SLO; raise --verify-wall-s for this trace, or --verify-window"]
 
 
 def profile_sources(spec: PlanSpec) -> dict[str, str]:
