@@ -28,3 +28,9 @@ EpOpt = Annotated[int, typer.Option("--ep", help="Expert-parallel group of an Mo
                                     "tp x dp.")]
 ImbalanceOpt = Annotated[float, typer.Option(
     "--expert-imbalance", help="EP: tokens of the busiest GPU's experts / the mean (>= 1).")]
+RayOpt = Annotated[bool, typer.Option(
+    "--ray", help="Run the parallel work as Ray tasks: on a local Ray cluster unless "
+    "--ray-address names one (needs the ray extra: pip install 'kvplan[ray]').")]
+RayAddressOpt = Annotated[str | None, typer.Option(
+    "--ray-address", help="Ray cluster to run on (ray://head:10001 or head:6379); implies "
+    "--ray.")]

@@ -15,14 +15,16 @@ from rich.table import Table
 from rich.text import Text
 
 from kvplan.atomic import check_output_dir
-from kvplan.cli.options import JsonOpt, OutDirOpt, SeedOpt, TraceOpt
+from kvplan.cli.options import JsonOpt, OutDirOpt, RayAddressOpt, RayOpt, SeedOpt, TraceOpt
 from kvplan.cli.output import console, err_console, print_json
 from kvplan.hardware.prices import PriceTable, load_prices
 from kvplan.hardware.profile import load_profile
 from kvplan.model.spec import load_model
+from kvplan.plan.executor import LOCAL_CLUSTER
 from kvplan.plan.planner import PlanResult, run_plan
 from kvplan.plan.routing import ROUTING_RULE
 from kvplan.plan.spec import PlanSpec, load_spec, spec_from_dict
+from kvplan.plan.stages import StageClock, StageFigures, with_workers
 from kvplan.plan.verify import verification_pool
 from kvplan.report import plan_tables as tables
 from kvplan.report.plan_files import summary_dict, verified_table
@@ -71,6 +73,9 @@ def plan(
     jobs: Annotated[int | None, typer.Option(help="Parallel verification processes.")] = None,
     verify_wall_s: Annotated[float | None, typer.Option(help="Wall cap of one verification.")
                              ] = None,
+    verify_window: Annotated[float | None, typer.Option(
+        "--verify-window", help="Verify on the busiest this-many seconds of arrivals (after "
+        "as long a warm-up) instead of the whole trace; stated in the result.")] = None,
     exact_max_accesses: Annotated[int | None, typer.Option(
         help="Longest block-access stream given exact stack distances; longer ones use "
              "SHARDS sampling (default 20,000,000).")] = None,
@@ -78,6 +83,11 @@ def plan(
         help="SHARDS sample rate in (0, 1] (default: about 2 M sampled accesses).")] = None,
     disk_dir: Annotated[str | None, typer.Option(
         help="Directory of the SSD tier in the engine settings (default /mnt/kvcache).")] = None,
+    ray: RayOpt = False,
+    ray_address: RayAddressOpt = None,
+    profile_stages: Annotated[bool, typer.Option(
+        "--profile-stages", help="Print wall time, CPU time and peak memory of each stage "
+        "(also under \"stages\" in --json).")] = False,
     out: OutDirOpt = None,
     json_out: JsonOpt = False,
     seed: SeedOpt = 0,
@@ -85,15 +95,57 @@ def plan(
     """Recommend replicas, KV tier sizes and policies that meet an SLO at least cost."""
     spec = _resolve(spec_file, locals())
     price_table = _check_inputs(spec, out)
-    with verification_pool(spec.jobs, spec.verify_top > 0) as pool:  # workers start now
+    address = ray_address or (LOCAL_CLUSTER if ray else None)
+    clock = StageClock() if profile_stages else None
+    with verification_pool(spec.jobs, spec.verify_top > 0, address) as pool:  # workers start
+        if clock:
+            clock("load")
         workload = load_workload(Path(spec.trace) if spec.trace else None)
-        result = _run(workload, spec, price_table, quiet=json_out, pool=pool)
+        result = _run(workload, spec, price_table, quiet=json_out, pool=pool, clock=clock)
+    if clock:
+        clock("report")
     if out is not None:
         write_files(result, out)
+    stages = _stages(clock, result)
     if json_out:
-        print_json(summary_dict(result))
+        print_json(summary_dict(result) | (_profile_dict(stages, result) if clock else {}))
     else:
         _render(result, out)
+        if clock:
+            err_console.print(tables_stage(stages))
+
+
+def _stages(clock: StageClock | None, result: PlanResult) -> list[StageFigures]:
+    """The closed stages, with the verification workers' CPU and memory on "verify"."""
+    if clock is None:
+        return []
+    stages = clock.close()
+    w = result.workers
+    return with_workers(stages, "verify", w.cpu_s, w.peak_rss_mib) if w and w.runs else stages
+
+
+def _profile_dict(stages: list[StageFigures], result: PlanResult) -> dict:
+    """--json --profile-stages: the stages, and what verification replayed in its workers."""
+    w = result.workers
+    return {"stages": [dataclasses.asdict(s) for s in stages],
+            "verification": dataclasses.asdict(w) if w else None}
+
+
+def tables_stage(stages: list[StageFigures]) -> Table:
+    """Stage profile as a rich table (CPU and memory of this process; workers beside)."""
+    t = Table(title="Stages (this process; verification workers beside)", title_justify="left",
+              box=box.SIMPLE_HEAD, show_edge=False)
+    for head in ("stage", "wall s", "CPU s", "peak RSS MiB", "workers CPU s",
+                 "workers peak RSS MiB"):
+        t.add_column(head, justify="left" if head == "stage" else "right")
+    for s in stages:
+        t.add_row(s.stage, f"{s.wall_s:,.1f}", f"{s.cpu_s:,.1f}", f"{s.peak_rss_mib:,.0f}",
+                  "" if s.workers_cpu_s is None else f"{s.workers_cpu_s:,.1f}",
+                  "" if s.workers_peak_rss_mib is None else f"{s.workers_peak_rss_mib:,.0f}")
+    t.add_row("total", f"{sum(s.wall_s for s in stages):,.1f}",
+              f"{sum(s.cpu_s for s in stages):,.1f}",
+              f"{max((s.peak_rss_mib for s in stages), default=0):,.0f}", "", "")
+    return t
 
 
 def _check_inputs(spec: PlanSpec, out: Path | None) -> PriceTable:
@@ -119,6 +171,7 @@ def _resolve(spec_file: Path | None, flags: dict) -> PlanSpec:
               "objective": flags["objective"], "load_scale": flags["load_scale"],
               "verify_top": flags["verify_top"], "jobs": flags["jobs"],
               "verify_wall_s": flags["verify_wall_s"],
+              "verify_window_s": flags["verify_window"],
               "exact_max_accesses": flags["exact_max_accesses"],
               "sample_rate": flags["sample_rate"], "disk_dir": flags["disk_dir"]}
     raw |= {k: v for k, v in simple.items() if v is not None}
@@ -138,7 +191,8 @@ def _resolve(spec_file: Path | None, flags: dict) -> PlanSpec:
     return spec_from_dict(raw, spec_file or "<command line>")
 
 
-def _run(workload, spec: PlanSpec, prices, quiet: bool, pool) -> PlanResult:
+def _run(workload, spec: PlanSpec, prices, quiet: bool, pool,
+         clock: StageClock | None = None) -> PlanResult:
     columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/"
                "{task.total}"), TimeElapsedColumn())
     with Progress(*columns, console=err_console, disable=quiet, transient=True) as bar:
@@ -148,6 +202,8 @@ def _run(workload, spec: PlanSpec, prices, quiet: bool, pool) -> PlanResult:
             if stage not in tasks:
                 tasks[stage] = bar.add_task(stage, total=total)
             bar.update(tasks[stage], completed=done, total=total)
+            if clock:
+                clock(stage, done, total)
 
         return run_plan(workload, spec, prices, tick, pool)
 

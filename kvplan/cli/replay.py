@@ -24,6 +24,8 @@ from kvplan.cli.options import (
     ModelOpt,
     OutDirOpt,
     ProfileOpt,
+    RayAddressOpt,
+    RayOpt,
     SeedOpt,
     TpOpt,
     TraceOpt,
@@ -36,6 +38,7 @@ from kvplan.engines.base import model_id
 from kvplan.errors import KvplanError
 from kvplan.hardware.profile import load_profile
 from kvplan.model.spec import load_model
+from kvplan.plan.executor import LOCAL_CLUSTER, Files, RayCluster, Shared, with_local_files
 from kvplan.plan.replicas import replay_replicas
 from kvplan.report.engine_files import write_engine_files
 from kvplan.sim.config import ReplayConfig
@@ -116,6 +119,8 @@ def replay(
     compare: Annotated[str | None, typer.Option(
         "--compare", help="Run variants side by side, e.g. eviction=lru,s3fifo,belady or "
         "prefetch=none,lookahead.")] = None,
+    ray: RayOpt = False,
+    ray_address: RayAddressOpt = None,
     out: OutDirOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -135,10 +140,17 @@ def replay(
         slo_tpot_ms=slo_tpot_ms, seed=seed)
     variants = _variants(base, compare)
     resolved, layout_text = resolve_layout(base)
+    address = ray_address or (LOCAL_CLUSTER if ray else None)
+    if address is not None and compare is None:
+        raise KvplanError("--ray runs the variants of --compare as Ray tasks; add --compare")
     workload = load_workload(trace, block_size=block_size)
-    progress = sys.stderr.isatty() and not as_json
-    results = [item for name, cfg in variants
-               for item in _replay(workload, cfg, name, progress, per_replica=compare is None)]
+    progress = sys.stderr.isatty() and not as_json and address is None
+    if address is None:
+        results = [item for name, cfg in variants
+                   for item in _replay(workload, cfg, name, progress,
+                                       per_replica=compare is None)]
+    else:
+        results = _replay_on_ray(address, workload, variants)
     if out is not None:
         write_results(out, workload, [(n, r) for n, r in results if not n.startswith("replica")])
         engines_note = _write_engine_files(out, base, workload.block_size, compare)
@@ -207,6 +219,32 @@ def _replay(workload: Workload, cfg: ReplayConfig, name: str, progress: bool,
     label = "all replicas" if name == "value" else f"{name} (all replicas)"
     each = [(f"replica {i + 1}", r) for i, r in enumerate(runs.results)] if per_replica else []
     return [(label, pooled), *each]
+
+
+def _replay_on_ray(address: str, workload: Workload, variants: list[tuple[str, ReplayConfig]]
+                   ) -> list[tuple[str, ReplayResult]]:
+    """Every variant as one Ray task; the workload and the files the configs name travel
+    once (kvplan.plan.executor); results in variant order, as without Ray."""
+    executor = RayCluster(address, workers=len(variants) if address == LOCAL_CLUSTER else None)
+    try:
+        shared = executor.share(workload)
+        files = Files.named_by([cfg for _, cfg in variants])
+        files_ref = executor.share(files) if files.texts else None
+        out: list[list[tuple[str, ReplayResult]]] = [[] for _ in variants]
+        for o in executor.run(_replay_task, [(shared, files_ref, cfg, name)
+                                             for name, cfg in variants]):
+            if o.error is not None:
+                raise o.error
+            out[o.index] = o.value
+        return [item for items in out for item in items]
+    finally:
+        executor.close()
+
+
+def _replay_task(workload: Shared, files: Shared | None, cfg: ReplayConfig, name: str
+                 ) -> list[tuple[str, ReplayResult]]:
+    """One variant of --compare (in a Ray worker)."""
+    return _replay(workload.get(), with_local_files(cfg, files), name, False, per_replica=False)
 
 
 def _eviction_fields(spec: str) -> dict[str, str]:

@@ -71,6 +71,9 @@ class PlanSpec:
     """Parallel processes for stage 2."""
     verify_wall_s: float = 60.0
     """Wall-time cap of one verification run."""
+    verify_window_s: float | None = None
+    """Replay only the busiest this-many seconds of arrivals (plus as long a warm-up) in
+    event verification (kvplan.plan.window); None = the whole trace."""
     max_batched_tokens: int = 8192
     """Scheduler token budget per iteration."""
     max_seqs: int = 256
