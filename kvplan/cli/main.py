@@ -15,14 +15,19 @@ from kvplan.atomic import forget_written, written_files
 from kvplan.cli import calibrate, models, plan, profiles, replay, trace, validate
 from kvplan.errors import KvplanError
 
+_UsageError = typer.BadParameter.__mro__[1]
+"""click's UsageError (a bad flag value, an unknown option, a missing argument), wherever
+this typer version keeps click."""
+
 
 class Terminated(BaseException):
     """Raised in the main thread on SIGTERM, so cleanup (temporary files, workers) runs."""
 
 
 class _Group(TyperGroup):
-    """Turns a KvplanError anywhere below into one line on stderr and exit code 2; Ctrl-C
-    (130) and SIGTERM (143) into one line saying which outputs were kept complete."""
+    """Turns a KvplanError or a usage error (a bad flag value, an unknown option) anywhere
+    below into one line on stderr and exit code 2; Ctrl-C (130) and SIGTERM (143) into one
+    line saying which outputs were kept complete."""
 
     def invoke(self, ctx):  # type: ignore[override]
         forget_written()
@@ -31,12 +36,51 @@ class _Group(TyperGroup):
         except KvplanError as exc:
             typer.echo(f"Error: {exc}", err=True)
             raise typer.Exit(2) from None
+        except _UsageError as exc:
+            _usage_error(exc, ctx)
         except KeyboardInterrupt:
             typer.echo(f"Interrupted; {_kept()}", err=True)
             raise typer.Exit(130) from None
         except Terminated:
             typer.echo(f"Terminated; {_kept()}", err=True)
             raise typer.Exit(143) from None
+
+    def parse_args(self, ctx, args):  # type: ignore[override]
+        try:
+            return super().parse_args(ctx, args)
+        except _UsageError as exc:
+            _usage_error(exc, ctx)
+
+    def resolve_command(self, ctx, args):  # type: ignore[override]
+        name, cmd, rest = super().resolve_command(ctx, args)
+        if cmd is not None:
+            _no_flag_types(cmd, ctx)
+        return name, cmd, rest
+
+    def format_help(self, ctx, formatter):  # type: ignore[override]
+        _no_flag_types(self, ctx)
+        return super().format_help(ctx, formatter)
+
+
+def _usage_error(exc, ctx) -> None:
+    """One line for a usage error, pointing at the help of the command that raised it (a
+    group called without a command has printed its help already: that stands)."""
+    if not exc.format_message().strip():
+        raise exc
+    where = exc.ctx.command_path if exc.ctx is not None else ctx.command_path
+    typer.echo(f"Error: {exc.format_message().rstrip('.')} (see '{where} --help')", err=True)
+    raise typer.Exit(2) from None
+
+
+def _no_flag_types(cmd, ctx) -> None:
+    """Leave the type column of a flag (``--json``, ``--help``) empty in the help: typer's
+    rich help shows ``<bool>`` beside every flag, although a flag takes no value."""
+    help_option = cmd.get_help_option(ctx)
+    for param in [*cmd.params, *([help_option] if help_option else [])]:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+    for sub in getattr(cmd, "commands", {}).values():
+        _no_flag_types(sub, ctx)
 
 
 def _kept() -> str:
