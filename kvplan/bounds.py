@@ -55,7 +55,7 @@ POSITIVE = Bound(0.0, low_open=True)
 AT_LEAST_ONE = Bound(1, whole=True)
 COUNT = Bound(0, whole=True)
 """A whole number >= 0 (0 = none / off)."""
-SEED = Bound(0, 2**63 - 1, whole=True)
+SEED = Bound(0, whole=True)
 SHARE = Bound(0.0, 1.0)
 """A share in [0, 1]."""
 OPEN_SHARE = Bound(0.0, 1.0, low_open=True)
@@ -66,7 +66,9 @@ FACTOR_AT_LEAST_ONE = Bound(1.0)
 
 
 def _num(v: float | None) -> str:
-    return "" if v is None else f"{v:g}"
+    if v is None:
+        return ""
+    return f"{int(v):,}" if float(v).is_integer() else f"{v:g}"
 
 
 def _shown(value: float) -> str:

@@ -53,7 +53,7 @@ def rich_table(title: str, rows: Sequence[Mapping[str, Any]], columns: Sequence[
     """A rich table from a list of dict rows (a column of numbers right-aligned, by its first
     row, and the ``right`` columns; cells formatted by :func:`cell`)."""
     cols = list(columns or (rows[0].keys() if rows else []))
-    table = Table(title=title, title_justify="left", min_width=len(title))
+    table = Table(title=title, title_justify="left", min_width=min(len(title), 80))
     for c in cols:
         numeric = c in right or (rows and _is_num(rows[0].get(c)))
         table.add_column(c, justify="right" if numeric else "left")
