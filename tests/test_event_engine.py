@@ -10,9 +10,9 @@ from event_helpers import head, make_workload
 
 from kvplan.cost.model import attn_pairs
 from kvplan.errors import KvplanError
+from kvplan.sim.build import build_cost
 from kvplan.sim.config import ReplayConfig
 from kvplan.sim.replay import run_replay
-from kvplan.sim.setup import build_cost
 from kvplan.trace import load_workload
 
 BS = 512

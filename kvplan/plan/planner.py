@@ -17,16 +17,17 @@ from kvplan.model.spec import load_model
 from kvplan.plan.candidates import ProfileContext, context, screen_profile, space_for
 from kvplan.plan.curves import HitCurve, pooled_curve
 from kvplan.plan.engines import EngineSettings, TierChoice, engine_settings
-from kvplan.plan.policies import policy_scales
+from kvplan.plan.policy_scale import LRU_SCALE, policy_scales
 from kvplan.plan.prepare import prepare, scale_load
 from kvplan.plan.recommend import ASCENDING, Recommendation, pareto, rank, recommend
 from kvplan.plan.routing import route
 from kvplan.plan.sampling import choose_sample_rate, method_words, subset_error
-from kvplan.plan.screen import LRU_SCALE, Candidates, Trace, candidate_thresholds
+from kvplan.plan.screen import Candidates, ScreenInput, candidate_thresholds
 from kvplan.plan.space import SearchSpace
 from kvplan.plan.spec import PlanSpec
 from kvplan.plan.stream import num_accesses
 from kvplan.plan.verify import VerifyJob, verification_pool, verify
+from kvplan.sim.blocks import BlockStream
 from kvplan.sim.config import ReplayConfig
 from kvplan.workload import Workload
 
@@ -133,7 +134,7 @@ def _plan(workload: Workload, spec: PlanSpec, prices: PriceTable, tick: Progress
         notes=notes)
 
 
-def _curve_method(whole: Trace, ctxs: list[ProfileContext], spaces: list[SearchSpace],
+def _curve_method(whole: ScreenInput, ctxs: list[ProfileContext], spaces: list[SearchSpace],
                   seed: int) -> str:
     """Exact, or SHARDS with its error against exact on a subset at the screen's capacities
     (every tier threshold of every profile's space, as a share of one replica's blocks)."""
@@ -160,7 +161,7 @@ def _screen(routes: Routes, ctxs: list[ProfileContext], spaces: list[SearchSpace
     whole = routes.whole
     frames, curves = [], []
     for i, (ctx, space) in enumerate(zip(ctxs, spaces, strict=True)):
-        scales = policy_scales(routes.workload, whole, ctx, space.evictions, spec.seed)
+        scales = policy_scales(routes.blocks, whole.curve, space.evictions)
         streams = {r: routes.traces(r) for r in space.replicas}
         frames.append(screen_profile(ctx, whole, streams, space, spec.slo, prices, scales,
                                      spec.max_seqs))
@@ -171,7 +172,7 @@ def _screen(routes: Routes, ctxs: list[ProfileContext], spaces: list[SearchSpace
     return rank(df, spec.objective), pl.concat(curves)
 
 
-def _engines(best: dict, whole: Trace, spec: PlanSpec) -> list[EngineSettings]:
+def _engines(best: dict, whole: ScreenInput, spec: PlanSpec) -> list[EngineSettings]:
     """Engine settings for one replica of the chosen configuration."""
     return engine_settings(TierChoice(
         block_size=whole.stream.block_size, hbm_kv_bytes=int(best["hbm_kv_gib"] * GIB),
@@ -183,10 +184,12 @@ def _engines(best: dict, whole: Trace, spec: PlanSpec) -> list[EngineSettings]:
 class Routes:
     """The workload routed to each replica count, prepared once (kvplan.plan.routing)."""
 
-    def __init__(self, workload: Workload, whole: Trace, seed: int = 0) -> None:
+    def __init__(self, workload: Workload, whole: ScreenInput, seed: int = 0) -> None:
         self.workload, self.whole, self.seed = workload, whole, seed
+        self.blocks = BlockStream.from_workload(workload)
+        """The whole workload's block stream (for the policy scaling replays)."""
         self._parts: dict[int, list[Workload]] = {}
-        self._traces: dict[int, list[Trace]] = {}
+        self._traces: dict[int, list[ScreenInput]] = {}
 
     def parts(self, replicas: int) -> list[Workload]:
         """The requests of each of ``replicas`` replicas (kvplan.plan.routing.route)."""
@@ -206,7 +209,7 @@ class Routes:
                               "requests")
         return ok
 
-    def traces(self, replicas: int) -> list[Trace]:
+    def traces(self, replicas: int) -> list[ScreenInput]:
         """Each replica's stack distances and curve, at the whole trace's arrival span (and
         the whole trace's sample rate when it is sampled)."""
         if replicas not in self._traces:
@@ -273,7 +276,7 @@ def _decide(ranked: pl.DataFrame, verified: pl.DataFrame, spec: PlanSpec) -> pl.
     return pl.concat([passed, joined.filter(~pl.col("sim_feasible"))])
 
 
-def _curve_frame(curve: HitCurve, whole: Trace, ctx: ProfileContext, replicas: int
+def _curve_frame(curve: HitCurve, whole: ScreenInput, ctx: ProfileContext, replicas: int
                  ) -> pl.DataFrame:
     """The LRU curve of ``replicas`` replicas (each at the same per-replica capacity, pooled)
     at 200 capacities from 0 to the footprint, in GiB of this model's KV."""

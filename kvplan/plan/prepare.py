@@ -9,7 +9,7 @@ import pyarrow.compute as pc
 
 from kvplan.errors import KvplanError
 from kvplan.plan.curves import curve_from_distances, prefix_distances, warm_prefix_blocks
-from kvplan.plan.screen import Trace
+from kvplan.plan.screen import ScreenInput
 from kvplan.plan.shards import shards_curve
 from kvplan.plan.stackdist import stack_distances
 from kvplan.plan.stream import access_stream
@@ -34,7 +34,7 @@ def scale_load(workload: Workload, load_scale: float) -> Workload:
 
 
 def prepare(workload: Workload, duration_s: float | None = None,
-            sample_rate: float | None = None, seed: int = 0) -> Trace:
+            sample_rate: float | None = None, seed: int = 0) -> ScreenInput:
     """Stack distances and the LRU curve of a workload, plus its per-request columns.
 
     ``duration_s`` sets the span the arrival rate is taken over (a replica's share of a trace
@@ -56,9 +56,9 @@ def prepare(workload: Workload, duration_s: float | None = None,
         np.float64), "arrival_s": arrivals.astype(np.float64), "duration_s": span}
     if sample_rate is not None:
         sc = shards_curve(stream.ids.astype(np.uint64), sample_rate, seed, stream.offsets)
-        return Trace(stream=stream, pd=None, curve=sc.curve, warm_blocks=warm_prefix_blocks(
+        return ScreenInput(stream=stream, pd=None, curve=sc.curve, warm_blocks=warm_prefix_blocks(
             stream.ids, stream.offsets, stream.num_blocks), sample_rate=sc.sample_rate,
             sampled_accesses=sc.sampled_accesses, **columns)
     sd = stack_distances(stream.ids, stream.num_blocks, stream.offsets)
-    return Trace(stream=stream, pd=prefix_distances(sd, stream.offsets),
+    return ScreenInput(stream=stream, pd=prefix_distances(sd, stream.offsets),
                  curve=curve_from_distances(sd), **columns)

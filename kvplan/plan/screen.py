@@ -48,6 +48,7 @@ from numba import njit
 
 from kvplan.cost.model import GIB, CostModel, attn_pairs
 from kvplan.plan.curves import HitCurve, request_hits, tier_thresholds
+from kvplan.plan.policy_scale import PolicyScale
 from kvplan.plan.stream import AccessStream
 
 LINKS = ("h2d", "d2h", "ssd_read", "ssd_write")
@@ -71,7 +72,7 @@ class Slo:
 
 
 @dataclass(frozen=True)
-class Trace:
+class ScreenInput:
     """What the screen needs from the workload, computed once."""
 
     stream: AccessStream
@@ -125,33 +126,6 @@ class Candidates:
     """Hit scaling of the eviction policy vs LRU (LRU_SCALE for LRU)."""
 
 
-@dataclass(frozen=True)
-class PolicyScale:
-    """A policy's hits / LRU hits at capacities given as fractions of the distinct blocks.
-
-    Relative capacities carry a ratio measured on the whole trace over to a replica's stream
-    (1/R of the blocks at 1/R of the capacity behaves alike).
-    """
-
-    fraction: np.ndarray
-    """Sampled capacities / distinct blocks, increasing."""
-    ratio: np.ndarray
-    """Policy hits / LRU hits at each sampled capacity."""
-
-    def at(self, capacity_blocks: np.ndarray, num_blocks: int) -> np.ndarray:
-        """Log-interpolated ratio at capacities of a stream of ``num_blocks`` distinct blocks.
-
-        Example: fraction [0.01, 1], ratio [0.5, 1]: 10 of 1,000 blocks -> 0.5, 100 -> 0.75.
-        """
-        x = np.log(np.maximum(np.asarray(capacity_blocks, dtype=np.float64), 1.0)
-                   / max(num_blocks, 1))
-        return np.interp(x, np.log(self.fraction), self.ratio)
-
-
-LRU_SCALE = PolicyScale(fraction=np.ones(1), ratio=np.ones(1))
-"""LRU is what the curves give: scale 1 everywhere."""
-
-
 def blocks_of(gib: np.ndarray, block_bytes: int) -> np.ndarray:
     """Whole blocks in a capacity. Example: 1 GiB, 64 MiB blocks -> 16."""
     return np.floor(np.asarray(gib, dtype=np.float64) * GIB / block_bytes).astype(np.int64)
@@ -166,7 +140,7 @@ def candidate_thresholds(cands: Candidates, block_bytes: int) -> np.ndarray:
         strict=True)])
 
 
-def tier_block_hits(trace: Trace, cands: Candidates, block_bytes: int) -> np.ndarray:
+def tier_block_hits(trace: ScreenInput, cands: Candidates, block_bytes: int) -> np.ndarray:
     """Prefix blocks hit per request per tier: int array (3, requests, candidates)."""
     thr = candidate_thresholds(cands, block_bytes)
     scale = cands.policy.at(thr, trace.stream.num_blocks)
@@ -229,7 +203,7 @@ def fcfs_waits(arrival_s: np.ndarray, service_s: np.ndarray) -> np.ndarray:
     return wait
 
 
-def queue_figures(cm: CostModel, trace: Trace, prefill_s: np.ndarray, stall_s: np.ndarray,
+def queue_figures(cm: CostModel, trace: ScreenInput, prefill_s: np.ndarray, stall_s: np.ndarray,
                   link_s: dict[str, np.ndarray], load: float, percentile: float,
                   max_seqs: int) -> Load:
     """GPU and link utilization, TTFT quantiles and TPOT with the arrivals ``load`` times as
@@ -275,7 +249,7 @@ class ReplicaFigures:
     """Queue figures at the replica's rate ("") and twice it ("_2x")."""
 
 
-def replica_figures(cm: CostModel, trace: Trace, cands: Candidates, percentile: float,
+def replica_figures(cm: CostModel, trace: ScreenInput, cands: Candidates, percentile: float,
                     max_seqs: int) -> ReplicaFigures:
     """Hits, prefill, stalls, link busy time and queueing of one replica's requests."""
     bs = trace.stream.block_size
@@ -319,7 +293,7 @@ def combine_loads(loads: list[Load], percentile: float) -> Load:
                 stable=np.all([ld.stable for ld in loads], axis=0))
 
 
-def evaluate(cm: CostModel, traces: list[Trace], cands: Candidates, slo: Slo,
+def evaluate(cm: CostModel, traces: list[ScreenInput], cands: Candidates, slo: Slo,
              max_seqs: int = 256) -> dict[str, np.ndarray]:
     """Screen every candidate served by ``len(traces)`` replicas, one routed stream each: one
     column per figure (units in the names), figures of the whole deployment."""
@@ -342,7 +316,7 @@ def evaluate(cm: CostModel, traces: list[Trace], cands: Candidates, slo: Slo,
     return cols
 
 
-def _fits(cm: CostModel, traces: list[Trace], cands: Candidates) -> np.ndarray:
+def _fits(cm: CostModel, traces: list[ScreenInput], cands: Candidates) -> np.ndarray:
     """The longest request's KV fits in the candidate's HBM KV budget."""
     longest = max((float(np.max(t.input_tokens + t.output_tokens)) for t in traces
                    if t.input_tokens.size), default=0.0)

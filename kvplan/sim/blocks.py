@@ -17,7 +17,6 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from kvplan.sim.policies.base import FutureUses
 from kvplan.workload.schema import Workload
 
 
@@ -50,16 +49,23 @@ class BlockStream:
         """int64 request index of every access (same length as ``ids``)."""
         return np.repeat(np.arange(self.num_requests, dtype=np.int64), np.diff(self.offsets))
 
-    def future_uses(self, request_times: np.ndarray | None = None) -> FutureUses:
-        """Every block's use times for offline oracles.
+    def future_uses(self, request_times: np.ndarray | None = None
+                    ) -> tuple[np.ndarray, np.ndarray]:
+        """Every block's use times for offline oracles, as CSR ``(offsets, times)``: block
+        k's sorted use times are ``times[offsets[k]:offsets[k + 1]]``.
 
         ``request_times[r]`` is when request r uses its blocks: by default its index in
-        arrival order (cache mode's clock), or e.g. arrival seconds in event mode.
+        arrival order (cache mode's clock), or e.g. arrival seconds in event mode::
+
+            prompts [[7, 3], [7]] (ids 0, 1, 0)  ->  offsets [0, 2, 3], times [0., 1., 0.]
         """
         req = self.request_of_access()
         times = req.astype(np.float64) if request_times is None else np.asarray(
             request_times, dtype=np.float64)[req]
-        return FutureUses(self.ids, times, self.num_blocks)
+        order = np.lexsort((times, self.ids))
+        counts = np.bincount(self.ids, minlength=self.num_blocks)
+        offsets = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
+        return offsets, times[order]
 
     @classmethod
     def from_hash_lists(cls, hashes: pa.ListArray | list[list[int]], block_size: int

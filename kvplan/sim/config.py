@@ -65,3 +65,8 @@ class ReplayConfig:
     """Simulated-time cap: the run stops and reports unfinished requests past it."""
     max_wall_s: float = 600.0
     """Wall-time cap of one run."""
+
+    @property
+    def evictions(self) -> tuple[str, str, str]:
+        """Eviction policy names of HBM, DRAM and SSD."""
+        return self.eviction_hbm, self.eviction_dram, self.eviction_ssd

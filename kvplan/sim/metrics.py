@@ -8,31 +8,58 @@ stall included); TPOT = (finish - first token) / (output_tokens - 1), the first 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import polars as pl
 
-from kvplan.sim import coverage
+from kvplan.hierarchy import LINK_LABELS, TIER_LABELS, Link, Tier
 from kvplan.sim.config import ReplayConfig
-from kvplan.sim.policies import eviction_class
+from kvplan.sim.policies import eviction_policy
 from kvplan.sim.prefetch import prefetch_class
+from kvplan.sim.request import Req
 from kvplan.sim.results import ReplayResult
-from kvplan.sim.transfers import LINK_NAMES, BusyTimeline
+from kvplan.sim.transfers import BusyTimeline
+from kvplan.units import GIB
 from kvplan.workload import Workload
 
-if TYPE_CHECKING:
-    from kvplan.sim.engine import EventSim
-    from kvplan.sim.kvstore import Req
-
-TIERS = ("hbm", "dram", "ssd")
+TIERS = TIER_LABELS
 _REQ_FLOAT = ("first_admit_s", "first_token_s", "finish_s", "load_stall_s")
 _REQ_INT = ("hit_hbm_blocks", "hit_dram_blocks", "hit_ssd_blocks", "prefill_tokens",
             "recomputed_tokens", "readmit_hit_tokens", "preemptions")
 
 
+class Snapshot(NamedTuple):
+    """What the time series records each second: occupancy and queue lengths."""
+
+    hbm_used_blocks: int
+    dram_used_blocks: int
+    ssd_used_blocks: int
+    running: int
+    waiting: int
+    parked: int
+
+
+@dataclass(frozen=True)
+class RunState:
+    """What the run summary needs from the simulator at the end, besides the requests."""
+
+    stop_reason: str
+    block_bytes: int
+    capacity_blocks: tuple[int, int, int]
+    peak_blocks: tuple[int, int, int]
+    """Most blocks resident in each tier (HBM: resident + private)."""
+    link_bytes: tuple[int, int, int, int]
+    """kvplan.hierarchy.Link order."""
+    link_busy_s: tuple[float, float, float, float]
+    coverage: dict[str, str | int]
+    """kvplan.sim.coverage.summary."""
+
+
 class Collector:
-    """Per-request arrays filled at finish, per-second samples and link busy time."""
+    """Per-request arrays filled at finish, per-second samples and link busy time. It reads
+    requests as they finish and the snapshots it is given; it changes nothing else."""
 
     def __init__(self, workload: Workload, config: ReplayConfig, n: int) -> None:
         self.workload, self.config = workload, config
@@ -40,7 +67,7 @@ class Collector:
         self.ints = {c: np.zeros(n, np.int64) for c in _REQ_INT}
         self.done = np.zeros(n, bool)
         self.finished = 0
-        self.timeline = BusyTimeline(len(LINK_NAMES))
+        self.timeline = BusyTimeline(len(Link))
         self.samples: list[tuple[int, ...]] = []
         self.next_sec = 0
 
@@ -54,23 +81,18 @@ class Collector:
         k["readmit_hit_tokens"][i], k["preemptions"][i] = req.readmit_hit_tokens, req.preemptions
         self.done[i] = True
         self.finished += 1
-        req.blocks = []
 
-    def sample_until(self, t: float, sim: EventSim) -> None:
-        """Record the state (constant since the last event) at every whole second <= t."""
-        if t < self.next_sec:
-            return
-        store, sched = sim.store, sim.sched
-        row = (store.hbm_used(), store.dram.used_blocks, store.ssd.used_blocks,
-               len(sched.running), len(sched.waiting), sched.parked)
+    def sample_until(self, t: float, row: Snapshot) -> None:
+        """Record ``row`` (the state, constant since the last event) at every whole second
+        from the last sample to ``t``."""
         last = int(t)
         self.samples.extend((s, *row) for s in range(self.next_sec, last + 1))
-        self.next_sec = last + 1
+        self.next_sec = max(self.next_sec, last + 1)
 
-    def result(self, sim: EventSim) -> ReplayResult:
+    def result(self, state: RunState) -> ReplayResult:
         requests = self._requests()
         return ReplayResult(config=self.config, requests=requests,
-                            run=self._run(sim, requests), timeseries=self._timeseries())
+                            run=self._run(state, requests), timeseries=self._timeseries())
 
     def _requests(self) -> pl.DataFrame:
         t = self.workload.table
@@ -105,17 +127,17 @@ class Collector:
         secs = df["t_s"].to_numpy()
         return df.with_columns(
             pl.Series(f"{name}_util", np.array([bins.get(int(s), 0.0) for s in secs]))
-            for name, bins in zip(LINK_NAMES, self.timeline.busy, strict=True)
+            for name, bins in zip(LINK_LABELS, self.timeline.busy, strict=True)
         )
 
-    def _run(self, sim: EventSim, req: pl.DataFrame) -> dict[str, float | int | str]:
+    def _run(self, state: RunState, req: pl.DataFrame) -> dict[str, float | int | str]:
         cfg = self.config
         fin = req.filter(pl.col("finished"))
         start = float(req["arrival_s"].min()) if req.height else 0.0
         end = float(fin["finish_s"].max()) if fin.height else start
         duration = max(end - start, 1e-9)
         run: dict[str, float | int | str] = {
-            "mode": "event", "bound": bound_label(cfg), "stop_reason": sim.stop_reason,
+            "mode": "event", "bound": bound_label(cfg), "stop_reason": state.stop_reason,
             "requests": req.height, "finished": fin.height, "sim_duration_s": duration,
             "throughput_req_s": fin.height / duration,
             "throughput_tok_s": float(fin["output_tokens"].sum()) / duration,
@@ -131,25 +153,22 @@ class Collector:
                 "preemptions": int(fin["preemptions"].sum()),
                 "recomputed_tokens": int(fin["recomputed_tokens"].sum())}
         run |= hit_ratios(fin, self.workload.block_size)
-        run |= self._tiers_and_links(sim, duration)
-        run |= coverage.summary(sim.coverage, {name: link.sizes for name, link in
-                                               zip(LINK_NAMES, sim.store.links, strict=True)})
+        run |= self._tiers_and_links(state, duration)
+        run |= state.coverage
         return run
 
-    def _tiers_and_links(self, sim: EventSim, duration: float) -> dict[str, float | int]:
-        store = sim.store
-        block_bytes = store.block_bytes
+    def _tiers_and_links(self, state: RunState, duration: float) -> dict[str, float | int]:
+        block_bytes = state.block_bytes
         out: dict[str, float | int] = {}
-        for i, (tier, t) in enumerate(zip(TIERS, (store.hbm, store.dram, store.ssd),
-                                          strict=True)):
-            out[f"{tier}_capacity_blocks"] = t.capacity_blocks
-            out[f"{tier}_peak_blocks"] = store.peak[i]
-            out[f"{tier}_peak_gib"] = store.peak[i] * block_bytes / 2**30
-        for name, link in zip(LINK_NAMES, store.links, strict=True):
-            out[f"{name}_bytes"] = link.bytes_total
-            out[f"{name}_util"] = link.busy_s / duration
-        written = store.links[LINK_NAMES.index("ssd_write")].bytes_total
-        cap_bytes = store.ssd.capacity_blocks * block_bytes
+        for t in Tier:
+            out[f"{t.label}_capacity_blocks"] = state.capacity_blocks[t]
+            out[f"{t.label}_peak_blocks"] = state.peak_blocks[t]
+            out[f"{t.label}_peak_gib"] = state.peak_blocks[t] * block_bytes / GIB
+        for link in Link:
+            out[f"{link.label}_bytes"] = state.link_bytes[link]
+            out[f"{link.label}_util"] = state.link_busy_s[link] / duration
+        written = state.link_bytes[Link.SSD_WRITE]
+        cap_bytes = state.capacity_blocks[Tier.SSD] * block_bytes
         out["ssd_bytes_written"] = written
         out["ssd_drive_writes_per_day"] = written / cap_bytes * 86_400 / duration if cap_bytes \
             else 0.0
@@ -159,8 +178,8 @@ class Collector:
 def bound_label(cfg: ReplayConfig) -> str:
     """'' for an online configuration; else which oracle makes the result a bound."""
     parts = [f"{tier} eviction {name} (offline oracle)"
-             for tier, name in zip(TIERS, (cfg.eviction_hbm, cfg.eviction_dram, cfg.eviction_ssd),
-                                   strict=True) if eviction_class(name).is_oracle]
+             for tier, name in zip(TIERS, cfg.evictions, strict=True)
+             if eviction_policy(name).is_oracle]
     if prefetch_class(cfg.prefetch).just_in_time:
         parts.append(f"prefetch {cfg.prefetch} (just-in-time bound)")
     return "; ".join(parts)

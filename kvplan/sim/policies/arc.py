@@ -9,89 +9,139 @@ list if the chosen one has only pinned keys). Victims join B1 or B2; ghosts are 
 |T1| + |B1| <= c and all four lists hold at most 2c ids.
 
 The tier inserts before choosing victims, so REPLACE counts T1 without the incoming key, as
-the original (evict-then-insert) algorithm sees it.
+the original (evict-then-insert) algorithm sees it; room made ahead of inserts (``incoming``
+-1) has no incoming key. Each list is searched once per ``victims`` call, resuming where its
+last victim was found, so pinned keys are passed once per call.
+
+Region: one list set (T1, T2, B1, B2) over the block ids, then the last inserted key and
+whether it came from B2; ``p`` is a float word. Region: (tier, refcount base, list set, nodes,
+the two words, p's offset in f, capacity).
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from collections.abc import Container
+from numba import njit, types
 
-from kvplan.sim.policies.base import EvictionPolicy, FutureUses, register_eviction
+from kvplan.sim.core import lists
+from kvplan.sim.core.layout import BLOCKS_AT, CAP, N_BLOCKS, PF, PI, F, I, M, V, pinned_at, th
+from kvplan.sim.policies.base import EvictionPolicy, register_eviction
+
+CODE = 4
+T1, T2, B1, B2 = 0, 1, 2, 3
+LAST_IN, LAST_FROM_B2 = 0, 1
+"""Words after the list set."""
+Region = types.UniTuple(I, 7)
 
 
-@register_eviction("arc")
-class ARC(EvictionPolicy):
-    """Adaptive Replacement Cache."""
+def words(n_blocks: int, capacity_blocks: int) -> tuple[int, int]:
+    return lists.words(n_blocks, 4) + 2, 1
 
-    def __init__(self, capacity_blocks: int, future: FutureUses | None = None) -> None:
-        super().__init__(capacity_blocks, future)
-        self.p = 0.0
-        self._t1: OrderedDict[int, None] = OrderedDict()
-        self._t2: OrderedDict[int, None] = OrderedDict()
-        self._b1: OrderedDict[int, None] = OrderedDict()
-        self._b2: OrderedDict[int, None] = OrderedDict()
-        self._incoming: int | None = None
-        self._incoming_from_b2 = False
 
-    def on_insert(self, key: int, now: float) -> None:
-        c = self.capacity_blocks
-        self._incoming, self._incoming_from_b2 = key, key in self._b2
-        if key in self._b1:
-            self.p = min(c, self.p + max(1.0, len(self._b2) / len(self._b1)))
-            del self._b1[key]
-            self._t2[key] = None
-        elif key in self._b2:
-            self.p = max(0.0, self.p - max(1.0, len(self._b1) / len(self._b2)))
-            del self._b2[key]
-            self._t2[key] = None
-        else:
-            self._t1[key] = None
-        self._trim_ghosts()
+@njit(Region(M, I), cache=True)
+def region(m, t):
+    ls, n = m[th(t) + PI], m[N_BLOCKS]
+    return (t, m[BLOCKS_AT] + t, ls, n, ls + lists.NODE_WORDS * (n + 4), m[th(t) + PF],
+            m[th(t) + CAP])
 
-    def on_access(self, key: int, now: float) -> None:
-        if key in self._t1:
-            del self._t1[key]
-        self._t2[key] = None
-        self._t2.move_to_end(key)
 
-    def on_remove(self, key: int) -> None:
-        self._t1.pop(key, None)
-        self._t2.pop(key, None)
+@njit(V(M, F, I), cache=True)
+def init(m, f, t):
+    v = region(m, t)
+    lists.init(m, v[2], v[3], 4)
+    m[v[4] + LAST_IN] = -1
+    m[v[4] + LAST_FROM_B2] = 0
+    f[v[5]] = 0.0
 
-    def victims(self, n: int, pinned: Container[int]) -> list[int]:
-        """REPLACE ``n`` times. Each list is searched once per call, resuming where its last
-        victim was found (victims leave their lists only at the end), so pinned keys at a
-        list's old end are passed once, not once per victim."""
-        out: list[int] = []
-        taken: list[list[int]] = [[], []]
-        """Victims taken from T1 and from T2."""
-        scans = [iter(self._t1), iter(self._t2)]
-        t1 = len(self._t1) - (self._incoming in self._t1)
-        while len(out) < n:
-            for i in ((0, 1) if self._prefer_t1(t1) else (1, 0)):
-                key = next((k for k in scans[i] if k not in pinned), None)
-                if key is not None:
-                    taken[i].append(key)
-                    out.append(key)
-                    t1 -= i == 0
+
+@njit(V(M, Region), cache=True)
+def _trim_ghosts(m, v):
+    ls, nodes, c = v[2], v[3], v[6]
+    t1, t2 = lists.size(m, ls, nodes, T1), lists.size(m, ls, nodes, T2)
+    b1 = lists.size(m, ls, nodes, B1)
+    for _ in range(min(b1, t1 + b1 - c)):
+        lists.pop_front(m, ls, nodes, B1)
+    b1, b2 = lists.size(m, ls, nodes, B1), lists.size(m, ls, nodes, B2)
+    for _ in range(t1 + t2 + b1 + b2 - 2 * c):
+        lists.pop_front(m, ls, nodes, B2 if lists.size(m, ls, nodes, B2) else B1)
+
+
+@njit(V(M, F, Region, I), cache=True)
+def on_insert(m, f, v, key):
+    ls, nodes, g, p, c = v[2], v[3], v[4], v[5], float(v[6])
+    owner = lists.owner(m, ls, key)
+    b1, b2 = float(lists.size(m, ls, nodes, B1)), float(lists.size(m, ls, nodes, B2))
+    m[g + LAST_IN] = key
+    m[g + LAST_FROM_B2] = 1 if owner == B2 else 0
+    if owner == B1:
+        f[p] = min(c, f[p] + max(1.0, b2 / b1))
+        lists.unlink(m, ls, nodes, key)
+        lists.push_back(m, ls, nodes, T2, key)
+    elif owner == B2:
+        f[p] = max(0.0, f[p] - max(1.0, b1 / b2))
+        lists.unlink(m, ls, nodes, key)
+        lists.push_back(m, ls, nodes, T2, key)
+    else:
+        lists.push_back(m, ls, nodes, T1, key)
+    _trim_ghosts(m, v)
+
+
+@njit(V(M, F, Region, I), cache=True)
+def on_access(m, f, v, key):
+    lists.unlink(m, v[2], v[3], key)
+    lists.push_back(m, v[2], v[3], T2, key)
+
+
+@njit(V(M, F, Region, I), cache=True)
+def on_remove(m, f, v, key):
+    if lists.owner(m, v[2], key) in (T1, T2):
+        lists.unlink(m, v[2], v[3], key)
+
+
+@njit(I(M, Region, I), cache=True)
+def _next_unpinned(m, v, k):
+    while k != lists.NONE and pinned_at(m, v[1], k):
+        k = lists.after(m, v[2], v[3], k)
+    return k
+
+
+@njit(I(M, F, Region, I, I, I), cache=True)
+def victims(m, f, v, n, out, incoming):
+    ls, nodes, g = v[2], v[3], v[4]
+    p = f[v[5]]
+    from_b2 = incoming >= 0 and incoming == m[g + LAST_IN] and m[g + LAST_FROM_B2] == 1
+    t1 = lists.size(m, ls, nodes, T1)
+    if incoming >= 0 and lists.owner(m, ls, incoming) == T1:
+        t1 -= 1
+    scan1, scan2 = lists.first(m, ls, nodes, T1), lists.first(m, ls, nodes, T2)
+    got = 0
+    while got < n:
+        prefer_t1 = t1 > p or (from_b2 and t1 == p)
+        key = lists.NONE
+        for i in range(2):
+            if prefer_t1 == (i == 0):
+                key = _next_unpinned(m, v, scan1)
+                if key != lists.NONE:
+                    scan1 = lists.after(m, ls, nodes, key)
+                    lists.unlink(m, ls, nodes, key)
+                    lists.push_back(m, ls, nodes, B1, key)
+                    t1 -= 1
                     break
+                scan1 = lists.NONE
             else:
-                break
-        for live, ghost, keys in ((self._t1, self._b1, taken[0]), (self._t2, self._b2, taken[1])):
-            for key in keys:
-                del live[key]
-                ghost[key] = None
-        self._trim_ghosts()
-        return out
+                key = _next_unpinned(m, v, scan2)
+                if key != lists.NONE:
+                    scan2 = lists.after(m, ls, nodes, key)
+                    lists.unlink(m, ls, nodes, key)
+                    lists.push_back(m, ls, nodes, B2, key)
+                    break
+                scan2 = lists.NONE
+        if key == lists.NONE:
+            break
+        m[out + got] = key
+        got += 1
+    _trim_ghosts(m, v)
+    return got
 
-    def _prefer_t1(self, t1: int) -> bool:
-        """REPLACE's choice with ``t1`` keys in T1 (the incoming key not counted)."""
-        return t1 > self.p or (self._incoming_from_b2 and t1 == self.p)
 
-    def _trim_ghosts(self) -> None:
-        c, b1, b2 = self.capacity_blocks, self._b1, self._b2
-        for _ in range(min(len(b1), len(self._t1) + len(b1) - c)):
-            b1.popitem(last=False)
-        for _ in range(len(self._t1) + len(self._t2) + len(b1) + len(b2) - 2 * c):
-            (b2 or b1).popitem(last=False)
+POLICY = register_eviction(EvictionPolicy(
+    "arc", CODE, words, init, region, on_insert, on_access, on_remove, victims))

@@ -9,114 +9,147 @@ its share, else from M:
   and its id is remembered in G (G holds at most as many ids as M's share of the capacity);
 - M, oldest first: count > 0 -> count - 1 and reinserted at the new end; else the victim.
 
-Pinned keys are skipped in place. With the tier's insert-then-evict order the new key is
-already in S (or M) when victims are chosen; S is measured without it, as the original
-(evict-then-insert) algorithm sees it: evict from S when ``len(S without new key) >= share``,
-and a new key sent to M ends up newer than the keys M reinserted while making room for it.
+Pinned keys are skipped in place. The incoming key is already in S (or M) when victims are
+chosen; S is measured without it, as the original (evict-then-insert) algorithm sees it, and
+a new key sent to M ends up newer than the keys M reinserted while making room for it.
+One scan of S per ``victims`` call resumes where its last victim was found (what it passed
+is pinned, or gone from S), so pinned keys are passed once per call, not once per victim.
+
+Region: one list set (S, M, G) over the block ids, then counts[n], and scratch for the
+keys M spares in one pass. Region: (tier, refcount base, list set, nodes, counts, small share,
+ghost size, spared scratch).
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from collections.abc import Container, Iterator
+from numba import njit, types
 
-from kvplan.sim.policies.base import EvictionPolicy, FutureUses, register_eviction
+from kvplan.sim.core import lists
+from kvplan.sim.core.layout import BLOCKS_AT, CAP, N_BLOCKS, PI, F, I, M, V, pinned_at, th
+from kvplan.sim.policies.base import EvictionPolicy, register_eviction
 
+CODE = 3
+SMALL, MAIN, GHOST = 0, 1, 2
 MAX_COUNT = 3
+Region = types.UniTuple(I, 8)
 
 
-@register_eviction("s3fifo")
-class S3FIFO(EvictionPolicy):
-    """Small + main + ghost FIFO queues with lazy promotion."""
+def words(n_blocks: int, capacity_blocks: int) -> tuple[int, int]:
+    return lists.words(n_blocks, 3) + n_blocks + capacity_blocks + 2, 0
 
-    def __init__(self, capacity_blocks: int, future: FutureUses | None = None) -> None:
-        super().__init__(capacity_blocks, future)
-        self.small_share = max(1, capacity_blocks // 10)
-        self.ghost_size = max(1, capacity_blocks - self.small_share)
-        self._small: OrderedDict[int, None] = OrderedDict()
-        self._main: OrderedDict[int, None] = OrderedDict()
-        self._ghost: OrderedDict[int, None] = OrderedDict()
-        self._count: dict[int, int] = {}
-        self._incoming: int | None = None
-        self._scan: Iterator[int] | None = None
-        self._gone: list[int] = []
 
-    def on_insert(self, key: int, now: float) -> None:
-        if key in self._ghost:
-            del self._ghost[key]
-            self._main[key] = None
+@njit(Region(M, I), cache=True)
+def region(m, t):
+    ls, n, cap = m[th(t) + PI], m[N_BLOCKS], m[th(t) + CAP]
+    counts = ls + lists.NODE_WORDS * (n + 3)
+    share = max(1, cap // 10)
+    return (t, m[BLOCKS_AT] + t, ls, n, counts, share, max(1, cap - share), counts + n)
+
+
+@njit(V(M, F, I), cache=True)
+def init(m, f, t):
+    lists.init(m, m[th(t) + PI], m[N_BLOCKS], 3)
+
+
+@njit(V(M, F, Region, I), cache=True)
+def on_insert(m, f, v, key):
+    ls, nodes = v[2], v[3]
+    if lists.owner(m, ls, key) == GHOST:
+        lists.unlink(m, ls, nodes, key)
+        lists.push_back(m, ls, nodes, MAIN, key)
+    else:
+        lists.push_back(m, ls, nodes, SMALL, key)
+    m[v[4] + key] = 0
+
+
+@njit(V(M, F, Region, I), cache=True)
+def on_access(m, f, v, key):
+    m[v[4] + key] = min(m[v[4] + key] + 1, MAX_COUNT)
+
+
+@njit(V(M, F, Region, I), cache=True)
+def on_remove(m, f, v, key):
+    if lists.owner(m, v[2], key) in (SMALL, MAIN):
+        lists.unlink(m, v[2], v[3], key)
+
+
+@njit(types.UniTuple(I, 2)(M, Region, I), cache=True)
+def _from_small(m, v, cursor):
+    """From ``cursor`` in S: the first unpinned key never accessed (remembered in G); keys
+    accessed meanwhile move to M. Returns (victim or -1, where the scan resumes)."""
+    ref0, ls, nodes, counts = v[1], v[2], v[3], v[4]
+    k = cursor
+    while k != lists.NONE:
+        nxt = lists.after(m, ls, nodes, k)
+        if pinned_at(m, ref0, k):
+            k = nxt
+            continue
+        lists.unlink(m, ls, nodes, k)
+        if m[counts + k] > 0:
+            lists.push_back(m, ls, nodes, MAIN, k)
+            m[counts + k] = 0
+            k = nxt
+            continue
+        lists.push_back(m, ls, nodes, GHOST, k)
+        if lists.size(m, ls, nodes, GHOST) > v[6]:
+            lists.pop_front(m, ls, nodes, GHOST)
+        return k, nxt
+    return lists.NONE, lists.NONE
+
+
+@njit(I(M, Region), cache=True)
+def _from_main(m, v):
+    """Up to MAX_COUNT + 1 passes over M: each pass spares (count - 1, to the new end) the
+    unpinned keys with count > 0 before the first unpinned key with count 0, the victim."""
+    ref0, ls, nodes, counts, spared = v[1], v[2], v[3], v[4], v[7]
+    for _ in range(MAX_COUNT + 1):
+        n_spared = 0
+        victim = lists.NONE
+        k = lists.first(m, ls, nodes, MAIN)
+        while k != lists.NONE:
+            if not pinned_at(m, ref0, k):
+                if m[counts + k] > 0:
+                    m[spared + n_spared] = k
+                    n_spared += 1
+                else:
+                    victim = k
+                    break
+            k = lists.after(m, ls, nodes, k)
+        for i in range(n_spared):
+            s = m[spared + i]
+            m[counts + s] -= 1
+            lists.move_to_back(m, ls, nodes, s)
+        if victim != lists.NONE:
+            lists.unlink(m, ls, nodes, victim)
+            return victim
+    return lists.NONE
+
+
+@njit(I(M, F, Region, I, I, I), cache=True)
+def victims(m, f, v, n, out, incoming):
+    ls, nodes = v[2], v[3]
+    got = 0
+    cursor = lists.first(m, ls, nodes, SMALL)
+    while got < n:
+        small = lists.size(m, ls, nodes, SMALL)
+        if incoming >= 0 and lists.owner(m, ls, incoming) == SMALL:
+            small -= 1
+        if small >= v[5]:
+            key, cursor = _from_small(m, v, cursor)
+            if key == lists.NONE:
+                key = _from_main(m, v)
         else:
-            self._small[key] = None
-        self._count[key] = 0
-        self._incoming = key
+            key = _from_main(m, v)
+            if key == lists.NONE:
+                key, cursor = _from_small(m, v, cursor)
+        if key == lists.NONE:
+            break
+        m[out + got] = key
+        got += 1
+    if incoming >= 0 and lists.owner(m, ls, incoming) == MAIN:
+        lists.move_to_back(m, ls, nodes, incoming)
+    return got
 
-    def on_access(self, key: int, now: float) -> None:
-        self._count[key] = min(self._count[key] + 1, MAX_COUNT)
 
-    def on_remove(self, key: int) -> None:
-        self._small.pop(key, None)
-        self._main.pop(key, None)
-        self._count.pop(key, None)
-
-    def victims(self, n: int, pinned: Container[int]) -> list[int]:
-        out: list[int] = []
-        self._scan, self._gone = None, []
-        while len(out) < n:
-            small = len(self._small) - len(self._gone) - (self._incoming in self._small)
-            if small >= self.small_share:
-                key = self._from_small(pinned)
-                key = self._from_main(pinned) if key is None else key
-            else:
-                key = self._from_main(pinned)
-                key = self._from_small(pinned) if key is None else key
-            if key is None:
-                break
-            out.append(key)
-        for key in self._gone:
-            del self._small[key]
-        self._scan = None
-        if self._incoming in self._main:
-            self._main.move_to_end(self._incoming)
-        self._incoming = None
-        return out
-
-    def _from_small(self, pinned: Container[int]) -> int | None:
-        """The oldest unpinned small key never accessed, promoting accessed ones on the way.
-        One scan per ``victims`` call resumes where the last victim was found; the keys it
-        passes leave ``_small`` when the call ends (``_gone``)."""
-        if self._scan is None:
-            self._scan = iter(self._small)
-        for key in self._scan:
-            if key in pinned:
-                continue
-            self._gone.append(key)
-            if self._count[key] > 0:
-                self._main[key] = None
-                self._count[key] = 0
-                continue
-            del self._count[key]
-            self._ghost[key] = None
-            if len(self._ghost) > self.ghost_size:
-                self._ghost.popitem(last=False)
-            return key
-        return None
-
-    def _from_main(self, pinned: Container[int]) -> int | None:
-        for _ in range(MAX_COUNT + 1):
-            spared: list[int] = []
-            victim = None
-            for key in self._main:
-                if key in pinned:
-                    continue
-                if self._count[key] > 0:
-                    spared.append(key)
-                    continue
-                victim = key
-                break
-            for key in spared:
-                self._count[key] -= 1
-                self._main.move_to_end(key)
-            if victim is not None:
-                del self._main[victim], self._count[victim]
-                return victim
-        return None
+POLICY = register_eviction(EvictionPolicy(
+    "s3fifo", CODE, words, init, region, on_insert, on_access, on_remove, victims))

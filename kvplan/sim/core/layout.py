@@ -1,0 +1,145 @@
+"""Named offsets into the core's state: one int64 array ``m`` and one float64 array ``f``.
+
+Numba compiles the core, and every compiled operation takes the whole state as these two
+arrays (two arguments: cheap to pass from Python, no reference counting inside the loops).
+``m`` starts with a header of named words; the ``*_AT`` words hold where each region
+starts. Each block has one record of BLOCK_WORDS words, so a lookup reads one cache line
+per block whatever the tier; each tier ``t`` (0 HBM, 1 DRAM, 2 SSD) has a header of
+TIER_WORDS at ``th(t)`` and its policy's regions::
+
+    m:  [header | tier 0 | tier 1 | tier 2 | block records: n x [ref_0, ref_1, ref_2, hits,
+         origin, inflight, unseen] | policy_0 ints | policy_1 ints | policy_2 ints | future offsets
+         [n + 1], cursors [n] and ranks (oracle only) | levels | out | scratch a, b, c |
+         fresh | move table | move blocks]
+    f:  [NOW, NOW_SEEN | policy_0 floats | policy_1 floats | policy_2 floats | distinct
+         use times (oracle only)]
+
+``ref_t``: -1 the block is not in tier t, 0 resident and cached (evictable), k > 0 resident
+and in use by k requests. Worked example, block 2 cached in DRAM and pinned once in HBM::
+
+    record of block 2 at m[BLOCKS_AT] + 2 * BLOCK_WORDS:  [1, 0, -1, hits, -1, -1, 0]
+
+Built by :func:`kvplan.sim.core.state.build_state`; read from Python with :func:`tier_word`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, types
+
+from kvplan.hierarchy import Link, Tier
+
+M = types.int64[::1]
+"""Numba type of the int state ``m`` (and of block-id arrays)."""
+F = types.float64[::1]
+"""Numba type of the float state ``f``."""
+I, B, V, R = types.int64, types.boolean, types.void, types.float64  # noqa: E741
+"""Numba scalar types: int, bool, no result, float. Every compiled function of the core
+declares its signature with these, so it is compiled once (at import, or loaded from numba's
+cache), never once per literal argument type."""
+
+HBM, DRAM, SSD = int(Tier.HBM), int(Tier.DRAM), int(Tier.SSD)
+H2D, D2H, SSD_READ, SSD_WRITE = (int(link) for link in Link)
+NO_TIER = -1
+
+STORE, EVICT = 0, 1
+"""``copy_on`` codes (kvplan.sim.core.spec.TierRules)."""
+
+# -- header words of m ----------------------------------------------------------------------
+N_BLOCKS = 0
+"""Dense block ids are 0 .. N_BLOCKS - 1."""
+INCLUSIVE = 1
+"""1: a block promoted upward keeps its lower copy."""
+COPY_ON = 2
+"""3 words, by tier (HBM's unused): STORE or EVICT."""
+MIN_HITS = 5
+"""3 words, by tier: prefix hits a block needs to enter the tier."""
+PRIVATE = 8
+"""HBM blocks reserved outside the HBM tier (private to requests; see rules.reserve)."""
+BLOCKS_AT = 9
+"""Block records."""
+FUTURE_AT, CURSOR_AT, FUTURE_R_AT = 10, 11, 12
+"""Oracle next uses (kvplan.sim.policies.belady): per block, its use times as ranks among the
+distinct use times, sorted (CSR offsets[n + 1] and ranks), and a cursor per block (0: none)."""
+LEVELS_AT, LEVELS_CAP = 13, 14
+"""Lookup scratch: tier of each block of the last looked-up prefix."""
+OUT_AT, OUT_CAP = 15, 16
+"""Small results of the last operation (docstrings say which)."""
+A_AT, B_AT, C_AT, SCRATCH_CAP = 17, 18, 19, 20
+"""Three scratch block lists of SCRATCH_CAP words each."""
+FRESH_AT, FRESH_N, FRESH_CAP = 21, 22, 23
+"""Blocks committed since the last flush_stores (write-through candidates)."""
+MOVES_AT, MOVES_CAP, MQ_HEAD, MQ_TAIL = 24, 25, 26, 27
+"""Move table (MOVE_WORDS per move) and its queue ends (kvplan.sim.core.moves)."""
+MBLK_AT, MBLK_CAP, MB_TAIL = 28, 29, 30
+"""Blocks of the queued moves."""
+NEXT_MOVE_ID = 31
+LINK_BLOCKS = 32
+"""4 words, by link: blocks moved (counted when a move is applied at once, cache mode)."""
+INS_VICTIM = 36
+"""Where an insert into a full tier writes its victim."""
+DISTINCT_AT, N_DISTINCT, NOW_LO, NOW_HI = 37, 38, 39, 40
+"""The distinct use times, sorted (in f); how many; and NOW's rank among them: how many are
+< NOW and <= NOW (updated when NOW moves)."""
+BELOW = 41
+"""3 words, by tier: the next present tier below it (-1: none)."""
+COUNTS_HITS = 44
+"""1 when some tier's min_hits > 0 (prefix hits must be counted per block)."""
+TIER_HDR = 45
+"""First tier header."""
+
+# -- block record words (at m[BLOCKS_AT] + BLOCK_WORDS * b) ----------------------------------
+BLOCK_WORDS = 7
+HITS, ORIGIN, INFLIGHT, UNSEEN = 3, 4, 5, 6
+"""After the three refcounts: prefix hits so far; the tier a staged block came from (-1);
+the id of the move loading it into HBM (-1: none); 1 while the block sits in HBM room a
+request reserved and the HBM policy has not been told (kvplan.sim.core.tier.fill_reserved)."""
+
+# -- tier header words (at th(t)) -----------------------------------------------------------
+TIER_WORDS = 7
+CAP, CODE, USED, PINNED, PI, PF, PEAK = range(TIER_WORDS)
+"""Capacity in blocks; policy code; resident blocks; pinned blocks; policy int / float
+region offsets; peak occupancy (HBM: resident + private)."""
+
+# -- f ---------------------------------------------------------------------------------------
+NOW = 0
+"""Simulation time of the current operation (oracles compare next uses against it)."""
+NOW_SEEN = 1
+"""The NOW that NOW_LO / NOW_HI were computed for."""
+F_HEADER = 2
+
+HEADER = TIER_HDR + 3 * TIER_WORDS
+
+
+@njit(inline="always", cache=True)
+def th(t):
+    """Offset of tier ``t``'s header."""
+    return TIER_HDR + t * TIER_WORDS
+
+
+@njit(inline="always", cache=True)
+def word_at(m, b, w):
+    """Offset of word ``w`` of block ``b``'s record."""
+    return m[BLOCKS_AT] + BLOCK_WORDS * b + w
+
+
+@njit(inline="always", cache=True)
+def ref_at(m, t, b):
+    """Offset of block ``b``'s refcount in tier ``t`` (-1 absent, 0 cached, k > 0 pinned)."""
+    return m[BLOCKS_AT] + BLOCK_WORDS * b + t
+
+
+@njit(inline="always", cache=True)
+def is_pinned(m, t, b):
+    return m[m[BLOCKS_AT] + BLOCK_WORDS * b + t] > 0
+
+
+@njit(inline="always", cache=True)
+def pinned_at(m, ref0, b):
+    """Block ``b`` is pinned, given ``ref0 = m[BLOCKS_AT] + t`` (read once per batch)."""
+    return m[ref0 + BLOCK_WORDS * b] > 0
+
+
+def tier_word(m: np.ndarray, t: int, word: int) -> int:
+    """A tier header word from Python. Example: tier_word(m, DRAM, USED) -> DRAM's blocks."""
+    return int(m[TIER_HDR + t * TIER_WORDS + word])

@@ -1,0 +1,92 @@
+"""Drive one compiled tier (kvplan.sim.core.tier) from Python with the reference Tier's API."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from kvplan.sim.core import layout as L
+from kvplan.sim.core import tier
+from kvplan.sim.core.spec import CoreSpec
+from kvplan.sim.core.state import build_state
+from kvplan.sim.policies import dispatch
+
+HBM = 0
+
+
+class CompiledTier:
+    """HBM of a one-tier core running ``policy``; keys are dense ids < ``n_blocks``.
+
+    An unpinned insert into a full tier evicts one block (the policy sees the key as
+    incoming), as DRAM and SSD landings do; a pinned insert needs room (HBM fills room
+    reserved for it)."""
+
+    def __init__(self, policy: str, capacity_blocks: int, n_blocks: int = 64,
+                 future: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+        self.capacity_blocks = capacity_blocks
+        spec = CoreSpec((capacity_blocks, 0, 0), (policy, "lru", "lru"))
+        self.m, self.f = build_state(spec, n_blocks, 1, future)
+        self.out = int(self.m[L.A_AT])
+
+    def _now(self, now: float) -> None:
+        self.f[L.NOW] = max(self.f[L.NOW], now)
+
+    def _keys(self, *keys: int) -> np.ndarray:
+        return np.array(keys, np.int64)
+
+    def __contains__(self, key: int) -> bool:
+        return bool(tier.contains(self.m, HBM, key))
+
+    def refcount(self, key: int) -> int:
+        return max(int(self.m[self.m[L.BLOCKS_AT] + L.BLOCK_WORDS * key + HBM]), 0)
+
+    @property
+    def used_blocks(self) -> int:
+        return L.tier_word(self.m, HBM, L.USED)
+
+    @property
+    def pinned_blocks(self) -> int:
+        return L.tier_word(self.m, HBM, L.PINNED)
+
+    def can_insert(self, pin: bool = False) -> bool:
+        if pin:
+            return self.used_blocks < self.capacity_blocks
+        return self.pinned_blocks < self.capacity_blocks
+
+    def insert(self, key: int, now: float, pin: bool = False) -> list[int]:
+        self._now(now)
+        if pin:
+            dispatch.fill_reserved(self.m, self.f, HBM, self._keys(key), self.out)
+            return []
+        got = dispatch.place_all(self.m, self.f, HBM, self._keys(key), self.out)
+        return self.m[self.out:self.out + got].tolist()
+
+    def touch(self, key: int, now: float) -> None:
+        self._now(now)
+        dispatch.touch_all(self.m, self.f, HBM, self._keys(key), False)
+
+    def pin(self, key: int) -> None:
+        tier.pin(self.m, HBM, key)
+
+    def unpin(self, key: int) -> None:
+        tier.unpin(self.m, HBM, key)
+
+    def evict(self, n: int, now: float = 0.0) -> list[int]:
+        self._now(now)
+        got = dispatch.evict(self.m, self.f, HBM, n, self.out, -1)
+        return self.m[self.out:self.out + got].tolist()
+
+    def remove(self, key: int) -> None:
+        dispatch.remove_all(self.m, self.f, HBM, self._keys(key))
+
+
+def list_keys(tier: CompiledTier, region, j: int) -> list[int]:
+    """Keys of list ``j`` of a list set, oldest first (``region``: the policy's region
+    function; its v[2] is the list set, v[3] its nodes)."""
+    from kvplan.sim.core import lists
+
+    v = region(tier.m, HBM)
+    out, k = [], lists.first(tier.m, v[2], v[3], j)
+    while k != lists.NONE:
+        out.append(int(k))
+        k = lists.after(tier.m, v[2], v[3], k)
+    return out
