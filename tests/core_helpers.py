@@ -21,7 +21,7 @@ class CompiledTier:
     reserved for it)."""
 
     def __init__(self, policy: str, capacity_blocks: int, n_blocks: int = 64,
-                 future: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+                 future=None) -> None:
         self.capacity_blocks = capacity_blocks
         spec = CoreSpec((capacity_blocks, 0, 0), (policy, "lru", "lru"))
         self.m, self.f = build_state(spec, n_blocks, 1, future)
@@ -37,7 +37,7 @@ class CompiledTier:
         return bool(tier.contains(self.m, HBM, key))
 
     def refcount(self, key: int) -> int:
-        return max(int(self.m[self.m[L.BLOCKS_AT] + L.BLOCK_WORDS * key + HBM]), 0)
+        return max(L.block_users(self.m, HBM, key), 0)
 
     @property
     def used_blocks(self) -> int:
@@ -80,13 +80,13 @@ class CompiledTier:
 
 
 def list_keys(tier: CompiledTier, region, j: int) -> list[int]:
-    """Keys of list ``j`` of a list set, oldest first (``region``: the policy's region
-    function; its v[2] is the list set, v[3] its nodes)."""
+    """Blocks in list ``j`` of a policy's list set, oldest first (``region``: the policy's
+    region function: v[2] slot keys, v[3] the list set, v[4] its nodes)."""
     from kvplan.sim.core import lists
 
     v = region(tier.m, HBM)
-    out, k = [], lists.first(tier.m, v[2], v[3], j)
-    while k != lists.NONE:
-        out.append(int(k))
-        k = lists.after(tier.m, v[2], v[3], k)
+    out, s = [], lists.first(tier.m, v[3], v[4], j)
+    while s != lists.NONE:
+        out.append(int(tier.m[v[2] + s]))
+        s = lists.after(tier.m, v[3], v[4], s)
     return out

@@ -51,14 +51,14 @@ def test_block_stream_handles_sliced_arrow_and_empty_requests():
     assert s.ids.tolist() == [0, 1, 2] and s.offsets.tolist() == [0, 0, 2, 3]
 
 
-def test_future_uses_are_sorted_use_times_per_block():
-    offsets, times = BlockStream.from_hash_lists([[9, 4], [9], [4, 9]], 16).future_uses()
+def test_future_uses_are_sorted_use_ranks_per_block():
+    fu = BlockStream.from_hash_lists([[9, 4], [9], [4, 9]], 16).future_uses()
     nine, four = 0, 1
-    assert offsets.tolist() == [0, 3, 5]
-    assert times[offsets[nine]:offsets[nine + 1]].tolist() == [0.0, 1.0, 2.0]
-    assert times[offsets[four]:offsets[four + 1]].tolist() == [0.0, 2.0]
-    _, at = BlockStream.from_hash_lists([[9], [9]], 16).future_uses(np.array([10.0, 30.0]))
-    assert at.tolist() == [10.0, 30.0]
+    assert fu.offsets.tolist() == [0, 3, 5] and fu.distinct_times.tolist() == [0.0, 1.0, 2.0]
+    assert fu.ranks[fu.offsets[nine]:fu.offsets[nine + 1]].tolist() == [0, 1, 2]
+    assert fu.ranks[fu.offsets[four]:fu.offsets[four + 1]].tolist() == [0, 2]
+    at = BlockStream.from_hash_lists([[9], [9], [9]], 16).future_uses(np.array([10.0, 30.0, 30.0]))
+    assert at.ranks.tolist() == [0, 1, 1] and at.distinct_times.tolist() == [10.0, 30.0]
 
 
 def test_tier_lazy_eviction_and_pins():

@@ -59,11 +59,12 @@ def test_policy_matches_reference_with_pins(ops, cap, name):
 
 
 def _future(uses):
+    """The reference oracle's view of the same future (use times by block)."""
     from reference import FutureUses
 
-    offsets, times = uses
+    offsets = uses.offsets
     keys = [k for k in range(len(offsets) - 1) for _ in range(offsets[k + 1] - offsets[k])]
-    return FutureUses(keys, times, len(offsets) - 1)
+    return FutureUses(keys, uses.distinct_times[uses.ranks], len(offsets) - 1)
 
 
 def test_lru_passes_pinned_keys_to_the_recent_end():

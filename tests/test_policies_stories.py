@@ -89,7 +89,7 @@ def test_arc_story():
     assert t.insert(4, 0.0) == [3]               # |T1| = 1 > p = 0 -> B1 [3]
     assert t.insert(3, 0.0) == [2]               # B1 hit: p = 1, REPLACE takes T2's LRU
     v = arc.region(t.m, 0)
-    assert t.f[v[5]] == 1.0
+    assert t.f[v[6]] == 1.0
     assert list_keys(t, arc.region, arc.T1) == [4] and list_keys(t, arc.region, arc.T2) == [3]
     assert list_keys(t, arc.region, arc.B2) == [2]
 

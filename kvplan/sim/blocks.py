@@ -21,6 +21,20 @@ from kvplan.workload.schema import Workload
 
 
 @dataclass(frozen=True)
+class FutureUses:
+    """When each block is used, for offline oracles: block k's uses, sorted, are
+    ``ranks[offsets[k]:offsets[k + 1]]``, each the index of its time in ``distinct_times``
+    (equal times, equal ranks)."""
+
+    offsets: np.ndarray
+    """int64, num_blocks + 1."""
+    ranks: np.ndarray
+    """int64, one per access."""
+    distinct_times: np.ndarray
+    """float64, sorted."""
+
+
+@dataclass(frozen=True)
 class BlockStream:
     """The block-access stream of a workload, with dense ids and per-request offsets."""
 
@@ -49,23 +63,27 @@ class BlockStream:
         """int64 request index of every access (same length as ``ids``)."""
         return np.repeat(np.arange(self.num_requests, dtype=np.int64), np.diff(self.offsets))
 
-    def future_uses(self, request_times: np.ndarray | None = None
-                    ) -> tuple[np.ndarray, np.ndarray]:
-        """Every block's use times for offline oracles, as CSR ``(offsets, times)``: block
-        k's sorted use times are ``times[offsets[k]:offsets[k + 1]]``.
+    def future_uses(self, request_times: np.ndarray | None = None) -> FutureUses:
+        """Every block's use times for offline oracles (kvplan.sim.policies.belady).
 
         ``request_times[r]`` is when request r uses its blocks: by default its index in
-        arrival order (cache mode's clock), or e.g. arrival seconds in event mode::
+        arrival order (cache mode's clock), or e.g. arrival seconds in event mode (non-
+        decreasing, as the workload's arrivals are)::
 
-            prompts [[7, 3], [7]] (ids 0, 1, 0)  ->  offsets [0, 2, 3], times [0., 1., 0.]
+            prompts [[7, 3], [7]] (ids 0, 1, 0), times [0., 1.]
+            ->  offsets [0, 2, 3], ranks [0, 1, 0], distinct_times [0., 1.]
         """
-        req = self.request_of_access()
-        times = req.astype(np.float64) if request_times is None else np.asarray(
-            request_times, dtype=np.float64)[req]
-        order = np.lexsort((times, self.ids))
+        times = (np.arange(self.num_requests, dtype=np.float64) if request_times is None
+                 else np.asarray(request_times, dtype=np.float64))
+        distinct, request_rank = np.unique(times, return_inverse=True)
+        ranks = np.repeat(request_rank.reshape(-1).astype(np.int64), np.diff(self.offsets))
+        if np.any(np.diff(times) < 0):
+            order = np.lexsort((ranks, self.ids))
+        else:  # requests in time order: a stable sort by block keeps each block's uses sorted
+            order = np.argsort(self.ids, kind="stable")
         counts = np.bincount(self.ids, minlength=self.num_blocks)
         offsets = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
-        return offsets, times[order]
+        return FutureUses(offsets, ranks[order], distinct)
 
     @classmethod
     def from_hash_lists(cls, hashes: pa.ListArray | list[list[int]], block_size: int

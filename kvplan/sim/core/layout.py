@@ -3,21 +3,27 @@
 Numba compiles the core, and every compiled operation takes the whole state as these two
 arrays (two arguments: cheap to pass from Python, no reference counting inside the loops).
 ``m`` starts with a header of named words; the ``*_AT`` words hold where each region
-starts. Each block has one record of BLOCK_WORDS words, so a lookup reads one cache line
-per block whatever the tier; each tier ``t`` (0 HBM, 1 DRAM, 2 SSD) has a header of
-TIER_WORDS at ``th(t)`` and its policy's regions::
+starts. Each block has a record of BLOCK_WORDS words, zero when the block was never seen (so
+a fresh state needs no initialisation pass); each tier ``t`` (0 HBM, 1 DRAM, 2 SSD) has a
+header of TIER_WORDS at ``th(t)``, a *slot pool* of ``POOL`` slots (its resident blocks
+and its policy's ghost entries, so a policy's structures grow with the tier, not with the
+number of distinct blocks) and its policy's region::
 
-    m:  [header | tier 0 | tier 1 | tier 2 | block records: n x [ref_0, ref_1, ref_2, hits,
-         origin, inflight, unseen] | policy_0 ints | policy_1 ints | policy_2 ints | future offsets
-         [n + 1], cursors [n] and ranks (oracle only) | levels | out | scratch a, b, c |
-         fresh | move table | move blocks]
-    f:  [NOW, NOW_SEEN | policy_0 floats | policy_1 floats | policy_2 floats | distinct
-         use times (oracle only)]
+    m:  [header | tier 0 | tier 1 | tier 2 | block records: n x [w_0, w_1, w_2, hits,
+         origin, inflight, unseen] | per tier: slot keys[POOL], free slots[POOL], policy
+         ints | future offsets[n + 1], cursors[n] and ranks (oracle only) | levels | out |
+         scratch a, b, c | fresh | move table | move blocks]
+    f:  [NOW, NOW_SEEN | policy floats per tier | distinct use times (oracle only)]
 
-``ref_t``: -1 the block is not in tier t, 0 resident and cached (evictable), k > 0 resident
-and in use by k requests. Worked example, block 2 cached in DRAM and pinned once in HBM::
+A record's word ``w_t`` packs the block's state in tier t::
 
-    record of block 2 at m[BLOCKS_AT] + 2 * BLOCK_WORDS:  [1, 0, -1, hits, -1, -1, 0]
+    w_t = 0                              not in tier t (and no ghost entry)
+    w_t = slot + 1                       not resident; the policy keeps a ghost entry in slot
+    w_t = (refs + 1) << REF_SHIFT | (slot + 1)    resident in slot, refs users (0: cached)
+
+Worked example: block 2 cached in DRAM slot 5 and in use by one request in HBM slot 0::
+
+    record of block 2 at m[BLOCKS_AT] + 2 * BLOCK_WORDS:  [2 << 40 | 1, 1 << 40 | 6, 0, ...]
 
 Built by :func:`kvplan.sim.core.state.build_state`; read from Python with :func:`tier_word`.
 """
@@ -77,7 +83,7 @@ NEXT_MOVE_ID = 31
 LINK_BLOCKS = 32
 """4 words, by link: blocks moved (counted when a move is applied at once, cache mode)."""
 INS_VICTIM = 36
-"""Where an insert into a full tier writes its victim."""
+"""Unused (kept so the header stays put)."""
 DISTINCT_AT, N_DISTINCT, NOW_LO, NOW_HI = 37, 38, 39, 40
 """The distinct use times, sorted (in f); how many; and NOW's rank among them: how many are
 < NOW and <= NOW (updated when NOW moves)."""
@@ -91,15 +97,21 @@ TIER_HDR = 45
 # -- block record words (at m[BLOCKS_AT] + BLOCK_WORDS * b) ----------------------------------
 BLOCK_WORDS = 7
 HITS, ORIGIN, INFLIGHT, UNSEEN = 3, 4, 5, 6
-"""After the three refcounts: prefix hits so far; the tier a staged block came from (-1);
-the id of the move loading it into HBM (-1: none); 1 while the block sits in HBM room a
-request reserved and the HBM policy has not been told (kvplan.sim.core.tier.fill_reserved)."""
+"""After the three tier words: prefix hits so far; 1 + the tier a staged block came from
+(0: none); 1 + the id of the move loading it into HBM (0: none); 1 while the block sits in
+HBM room a request reserved and the HBM policy has not been told of it
+(kvplan.sim.core.tier.fill_reserved)."""
+REF_SHIFT = 40
+REF1 = 1 << REF_SHIFT
+"""One user in a tier word."""
+SLOT_MASK = REF1 - 1
 
 # -- tier header words (at th(t)) -----------------------------------------------------------
-TIER_WORDS = 7
-CAP, CODE, USED, PINNED, PI, PF, PEAK = range(TIER_WORDS)
+TIER_WORDS = 11
+CAP, CODE, USED, PINNED, PI, PF, PEAK, POOL, KEYS_AT, FREE_AT, FREE_N = range(TIER_WORDS)
 """Capacity in blocks; policy code; resident blocks; pinned blocks; policy int / float
-region offsets; peak occupancy (HBM: resident + private)."""
+region offsets; peak occupancy (HBM: resident + private); slots in the pool; slot -> block;
+the free slots (a stack) and how many."""
 
 # -- f ---------------------------------------------------------------------------------------
 NOW = 0
@@ -125,21 +137,34 @@ def word_at(m, b, w):
 
 @njit(inline="always", cache=True)
 def ref_at(m, t, b):
-    """Offset of block ``b``'s refcount in tier ``t`` (-1 absent, 0 cached, k > 0 pinned)."""
+    """Offset of block ``b``'s tier word ``w_t`` (module docstring)."""
     return m[BLOCKS_AT] + BLOCK_WORDS * b + t
 
 
 @njit(inline="always", cache=True)
-def is_pinned(m, t, b):
-    return m[m[BLOCKS_AT] + BLOCK_WORDS * b + t] > 0
+def resident(w):
+    """A tier word says the block is resident."""
+    return w >= REF1
 
 
 @njit(inline="always", cache=True)
-def pinned_at(m, ref0, b):
-    """Block ``b`` is pinned, given ``ref0 = m[BLOCKS_AT] + t`` (read once per batch)."""
-    return m[ref0 + BLOCK_WORDS * b] > 0
+def users(w):
+    """Users of a resident block (0: cached, evictable)."""
+    return (w >> REF_SHIFT) - 1
+
+
+@njit(inline="always", cache=True)
+def slot_of(w):
+    """The slot a tier word names (-1: none)."""
+    return (w & SLOT_MASK) - 1
 
 
 def tier_word(m: np.ndarray, t: int, word: int) -> int:
     """A tier header word from Python. Example: tier_word(m, DRAM, USED) -> DRAM's blocks."""
     return int(m[TIER_HDR + t * TIER_WORDS + word])
+
+
+def block_users(m: np.ndarray, t: int, b: int) -> int:
+    """From Python: users of block ``b`` in tier ``t`` (-1: not resident)."""
+    w = int(m[m[BLOCKS_AT] + BLOCK_WORDS * b + t])
+    return (w >> REF_SHIFT) - 1 if w >= REF1 else -1

@@ -33,7 +33,8 @@ SIZE = OWNER
 NODE_WORDS = 3
 
 
-def words(nodes: int, lists: int) -> int:
+@njit(I(I, I), cache=True)
+def words(nodes, lists):
     """Words a list set of ``nodes`` ids and ``lists`` lists takes. Example: (4, 2) -> 18."""
     return NODE_WORDS * (nodes + lists)
 
@@ -49,32 +50,32 @@ def init(m, ls, nodes, lists):
         m[s + SIZE] = 0
 
 
-@njit(I(M, I, I), cache=True)
+@njit(inline="always", cache=True)
 def owner(m, ls, k):
     """The list holding ``k`` (-1: none)."""
     return m[ls + 3 * k + OWNER]
 
 
-@njit(I(M, I, I, I), cache=True)
+@njit(inline="always", cache=True)
 def size(m, ls, nodes, j):
     return m[ls + 3 * (nodes + j) + SIZE]
 
 
-@njit(I(M, I, I, I), cache=True)
+@njit(inline="always", cache=True)
 def first(m, ls, nodes, j):
     """Oldest id of list ``j`` (-1 when empty)."""
     k = m[ls + 3 * (nodes + j) + NEXT]
     return k if k < nodes else NONE
 
 
-@njit(I(M, I, I, I), cache=True)
+@njit(inline="always", cache=True)
 def after(m, ls, nodes, k):
     """The id after ``k`` in its list (-1 at the end)."""
     q = m[ls + 3 * k + NEXT]
     return q if q < nodes else NONE
 
 
-@njit(V(M, I, I, I, I, I), cache=True)
+@njit(inline="always", cache=True)
 def _link(m, ls, nodes, j, p, k):
     """Link ``k`` into list ``j`` right after node ``p`` (an id or ``j``'s sentinel)."""
     a, pa = ls + 3 * k, ls + 3 * p
@@ -87,25 +88,25 @@ def _link(m, ls, nodes, j, p, k):
     m[ls + 3 * (nodes + j) + SIZE] += 1
 
 
-@njit(V(M, I, I, I, I), cache=True)
+@njit(inline="always", cache=True)
 def push_back(m, ls, nodes, j, k):
     """Append ``k`` (in no list) as the newest of list ``j``."""
     _link(m, ls, nodes, j, m[ls + 3 * (nodes + j) + PREV], k)
 
 
-@njit(V(M, I, I, I, I), cache=True)
+@njit(inline="always", cache=True)
 def push_front(m, ls, nodes, j, k):
     """Insert ``k`` (in no list) as the oldest of list ``j``."""
     _link(m, ls, nodes, j, nodes + j, k)
 
 
-@njit(V(M, I, I, I, I), cache=True)
+@njit(inline="always", cache=True)
 def insert_after(m, ls, nodes, p, k):
     """Insert ``k`` (in no list) right after ``p`` (in some list), in ``p``'s list."""
     _link(m, ls, nodes, m[ls + 3 * p + OWNER], p, k)
 
 
-@njit(V(M, I, I, I), cache=True)
+@njit(inline="always", cache=True)
 def unlink(m, ls, nodes, k):
     """Take ``k`` out of its list (it must be in one)."""
     a = ls + 3 * k
@@ -116,7 +117,7 @@ def unlink(m, ls, nodes, k):
     m[a + OWNER] = NONE
 
 
-@njit(V(M, I, I, I), cache=True)
+@njit(inline="always", cache=True)
 def move_to_back(m, ls, nodes, k):
     """Make ``k`` the newest of its own list."""
     j = m[ls + 3 * k + OWNER]
@@ -124,7 +125,7 @@ def move_to_back(m, ls, nodes, k):
     push_back(m, ls, nodes, j, k)
 
 
-@njit(I(M, I, I, I), cache=True)
+@njit(inline="always", cache=True)
 def pop_front(m, ls, nodes, j):
     """Remove and return the oldest id of list ``j`` (-1 when empty)."""
     k = first(m, ls, nodes, j)

@@ -68,6 +68,7 @@ from kvplan.sim.core.layout import (
     PEAK,
     PINNED,
     PRIVATE,
+    REF1,
     SSD,
     SSD_READ,
     SSD_WRITE,
@@ -79,6 +80,7 @@ from kvplan.sim.core.layout import (
     M,
     V,
     ref_at,
+    resident,
     th,
     word_at,
 )
@@ -94,14 +96,14 @@ def _below(m, t):
     return m[BELOW + t]
 
 
-@njit(B(M, I, I, I), cache=True)
+@njit(inline="always", cache=True)
 def _takes(m, t, b, rule):
     """Tier ``t`` takes block ``b`` by ``rule`` (STORE or EVICT): its rule and hit count."""
     return m[COPY_ON + t] == rule and (
         m[MIN_HITS + t] == 0 or m[word_at(m, b, HITS)] >= m[MIN_HITS + t])
 
 
-@njit(I(M, I, I), cache=True)
+@njit(inline="always", cache=True)
 def _store_from(m, b, src):
     """Where the next STORE hop of ``b`` leaves from, going down from tier ``src`` (-1: none):
     past the lower tiers that already hold it, to the first that lacks it and takes it."""
@@ -115,7 +117,7 @@ def _store_from(m, b, src):
         t = lower
 
 
-@njit(B(M, I, I), cache=True)
+@njit(inline="always", cache=True)
 def _held_below(m, t, b):
     for lower in range(t + 1, 3):  # noqa: SIM110  (numba compiles no generators)
         if tier.contains(m, lower, b):
@@ -128,7 +130,7 @@ def _demote(m, t, victims, n):
     """Queue one DEMOTE hop for the blocks evicted from tier ``t`` (at m[victims:]) that the
     next present tier takes by the evict rule and no lower tier holds."""
     lower = _below(m, t)
-    if lower == NO_TIER:
+    if lower == NO_TIER or m[COPY_ON + lower] != EVICT or n == 0:
         return
     out = m[C_AT]
     k = 0
@@ -141,7 +143,7 @@ def _demote(m, t, victims, n):
         moves.push(m, DEMOTE, t, t + 1, m[out:out + k], -1)
 
 
-@njit(B(M, I, I), cache=True)
+@njit(inline="always", cache=True)
 def _crossed(m, b, src):
     """Block ``b``'s hits just reached the ``min_hits`` of a tier below ``src`` that stores."""
     hits = m[word_at(m, b, HITS)]
@@ -183,7 +185,7 @@ def lookup(m, blocks, limit):
         r = rec + BLOCK_WORDS * blocks[i]
         level = NO_TIER
         for t in range(3):
-            if m[r + t] != tier.ABSENT:
+            if resident(m[r + t]):
                 level = t
                 break
         if level == NO_TIER:
@@ -220,7 +222,7 @@ def fits(m, need, blocks, hits):
     levels = m[LEVELS_AT]
     unpinned_hits = 0
     for i in range(hits):
-        if m[levels + i] == HBM and m[ref_at(m, HBM, blocks[i])] == 0:
+        if m[levels + i] == HBM and m[ref_at(m, HBM, blocks[i])] < 2 * REF1:
             unpinned_hits += 1
     return short <= m[h + USED] - m[h + PINNED] - unpinned_hits
 
@@ -233,8 +235,12 @@ def _pin_hbm(m, blocks, hits, delta):
     for i in range(hits):
         if m[levels + i] == HBM:
             r = ref0 + BLOCK_WORDS * blocks[i]
-            pinned += (m[r] == 0) if delta > 0 else -(m[r] == 1)
-            m[r] += delta
+            if delta > 0:
+                pinned += m[r] < 2 * REF1
+                m[r] += REF1
+            else:
+                m[r] -= REF1
+                pinned -= m[r] < 2 * REF1
     m[h + PINNED] = pinned
 
 
@@ -260,7 +266,7 @@ def reserve(m, f, n):
             return False
         got = dispatch.evict(m, f, HBM, short, m[A_AT], -1)
         for i in range(got):
-            m[word_at(m, m[m[A_AT] + i], ORIGIN)] = NO_TIER
+            m[word_at(m, m[m[A_AT] + i], ORIGIN)] = 0
         _demote(m, HBM, m[A_AT], got)
     m[PRIVATE] += n
     if m[h + USED] + m[PRIVATE] > m[h + PEAK]:
@@ -284,14 +290,14 @@ def _queue_loads(m, kind, from_dram, from_ssd):
     if len(from_dram):
         mid = moves.push(m, kind, DRAM, HBM, from_dram, -1)
         for b in from_dram:
-            m[word_at(m, b, INFLIGHT)] = mid
+            m[word_at(m, b, INFLIGHT)] = mid + 1
     if len(from_ssd):
         mid = moves.push(m, kind, SSD, DRAM, from_ssd, -1)
         for b in from_ssd:
-            m[word_at(m, b, INFLIGHT)] = mid
+            m[word_at(m, b, INFLIGHT)] = mid + 1
 
 
-@njit(B(M, I, I, I), cache=True)
+@njit(inline="always", cache=True)
 def _seen(m, at, n, value):
     for i in range(n):  # noqa: SIM110  (numba compiles no generators)
         if m[at + i] == value:
@@ -309,7 +315,7 @@ def _start_loads(m, f, blocks, hits, out):
     for i in range(hits):
         b, level = blocks[i], m[levels + i]
         if level == HBM:
-            mid = m[word_at(m, b, INFLIGHT)]
+            mid = m[word_at(m, b, INFLIGHT)] - 1
             if mid >= 0 and not _seen(m, out + 4, waits, mid):
                 m[out + 4 + waits] = mid
                 waits += 1
@@ -348,9 +354,9 @@ def admit(m, f, blocks, hits):
     for i in range(hits):
         b, level = blocks[i], m[levels + i]
         counted = level
-        if level == HBM and m[word_at(m, b, ORIGIN)] != NO_TIER:
-            counted = m[word_at(m, b, ORIGIN)]
-            m[word_at(m, b, ORIGIN)] = NO_TIER
+        if level == HBM and m[word_at(m, b, ORIGIN)] != 0:
+            counted = m[word_at(m, b, ORIGIN)] - 1
+            m[word_at(m, b, ORIGIN)] = 0
         m[out + counted] += 1
         m[src_of + i] = NO_TIER
         if counts:
@@ -383,7 +389,7 @@ def stage(m, f, blocks, hits, room_blocks, granted):
             taken += 1
             if granted:
                 m[out + n_dram + n_ssd] = b
-                m[word_at(m, b, ORIGIN)] = level
+                m[word_at(m, b, ORIGIN)] = level + 1
                 if level == DRAM:
                     m[from_dram + n_dram] = b
                     n_dram += 1
@@ -442,8 +448,8 @@ def unpin_blocks(m, blocks):
     pinned = m[h + PINNED]
     for b in blocks:
         r = ref0 + BLOCK_WORDS * b
-        m[r] -= 1
-        pinned -= m[r] == 0
+        m[r] -= REF1
+        pinned -= m[r] < 2 * REF1
     m[h + PINNED] = pinned
 
 
@@ -483,8 +489,8 @@ def land(m, f, mid, kind, src, dst, blocks):
     inclusive = m[INCLUSIVE] == 1
     if dst == HBM:
         for b in blocks:
-            if m[word_at(m, b, INFLIGHT)] == mid:
-                m[word_at(m, b, INFLIGHT)] = -1
+            if m[word_at(m, b, INFLIGHT)] == mid + 1:
+                m[word_at(m, b, INFLIGHT)] = 0
         if not inclusive:
             dispatch.remove_all(m, f, DRAM, blocks)
     elif src == SSD:
@@ -495,8 +501,8 @@ def land(m, f, mid, kind, src, dst, blocks):
         if kind != PROMOTE:
             nxt = moves.push(m, kind, DRAM, HBM, blocks, mid)
             for b in blocks:
-                if m[word_at(m, b, INFLIGHT)] == mid:
-                    m[word_at(m, b, INFLIGHT)] = nxt
+                if m[word_at(m, b, INFLIGHT)] == mid + 1:
+                    m[word_at(m, b, INFLIGHT)] = nxt + 1
     elif dst == DRAM:
         if tier.present(m, DRAM):
             _insert_lower(m, f, DRAM, blocks)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from kvplan.hierarchy import Tier
+from kvplan.sim.blocks import FutureUses
 from kvplan.sim.core import layout as L
 from kvplan.sim.core import moves
 from kvplan.sim.core.spec import CoreSpec
@@ -26,11 +27,14 @@ class _Words:
 
 
 def build_state(spec: CoreSpec, n_blocks: int, max_request_blocks: int,
-                future: tuple[np.ndarray, np.ndarray] | None = None
-                ) -> tuple[np.ndarray, np.ndarray]:
+                future: FutureUses | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Empty tiers for ``n_blocks`` dense block ids; requests of at most
-    ``max_request_blocks`` blocks. ``future``: each block's sorted use times as CSR
-    (offsets[n_blocks + 1], times), required when a tier runs an oracle policy."""
+    ``max_request_blocks`` blocks. ``future``: each block's use times
+    (kvplan.sim.blocks.BlockStream.future_uses), required when a tier runs an oracle.
+
+    The block records start as zeros (never seen) and are not written here, so their pages
+    are only touched as blocks are used; the tiers' pools and policy regions grow with the
+    tiers' capacities."""
     policies = [eviction_policy(name) for name in spec.eviction]
     if future is None and any(p.is_oracle for p in policies):
         names = ", ".join(p.name for p in policies if p.is_oracle)
@@ -41,15 +45,15 @@ def build_state(spec: CoreSpec, n_blocks: int, max_request_blocks: int,
     hdr = {L.BLOCKS_AT: mw.take(n_blocks * L.BLOCK_WORDS)}
     regions = []
     for p, cap in zip(policies, caps, strict=True):
-        ints, floats = p.words(n_blocks, cap) if cap > 0 else (0, 0)
-        regions.append((mw.take(ints), fw.take(floats)))
+        pool = p.slots(cap) if cap > 0 else 0
+        times = len(future.distinct_times) if future is not None else 0
+        ints, floats = p.words(cap, times) if cap > 0 else (0, 0)
+        regions.append((pool, mw.take(pool), mw.take(pool), mw.take(ints), fw.take(floats)))
     if future is not None:
-        offsets, times = future
-        distinct, ranks = np.unique(times, return_inverse=True)
         hdr[L.FUTURE_AT] = mw.take(n_blocks + 1)
         hdr[L.CURSOR_AT] = mw.take(n_blocks)
-        hdr[L.FUTURE_R_AT] = mw.take(len(times))
-        hdr[L.DISTINCT_AT] = fw.take(len(distinct))
+        hdr[L.FUTURE_R_AT] = mw.take(len(future.ranks))
+        hdr[L.DISTINCT_AT] = fw.take(len(future.distinct_times))
     hdr[L.LEVELS_AT] = mw.take(max_request_blocks + 1)
     hdr[L.OUT_AT] = mw.take(max_request_blocks + 8)
     for name in (L.A_AT, L.B_AT, L.C_AT):
@@ -76,21 +80,20 @@ def build_state(spec: CoreSpec, n_blocks: int, max_request_blocks: int,
     m[L.FRESH_CAP] = caps[Tier.HBM] + 1
     m[L.MOVES_CAP] = MOVE_ROWS
     m[L.MBLK_CAP] = 8 * scratch + 64
-    records = m[m[L.BLOCKS_AT]:m[L.BLOCKS_AT] + n_blocks * L.BLOCK_WORDS].reshape(
-        n_blocks, L.BLOCK_WORDS)
-    records[:, :3] = -1
-    records[:, L.ORIGIN] = L.NO_TIER
-    records[:, L.INFLIGHT] = -1
     m[L.NOW_HI] = -1
     if future is not None:
-        m[m[L.FUTURE_AT]:m[L.FUTURE_AT] + n_blocks + 1] = offsets
-        m[m[L.CURSOR_AT]:m[L.CURSOR_AT] + n_blocks] = offsets[:-1]
-        m[m[L.FUTURE_R_AT]:m[L.FUTURE_R_AT] + len(times)] = ranks
-        f[m[L.DISTINCT_AT]:m[L.DISTINCT_AT] + len(distinct)] = distinct
-        m[L.N_DISTINCT] = len(distinct)
-    for t, (p, cap, (ints, floats)) in enumerate(zip(policies, caps, regions, strict=True)):
+        m[m[L.FUTURE_AT]:m[L.FUTURE_AT] + n_blocks + 1] = future.offsets
+        m[m[L.CURSOR_AT]:m[L.CURSOR_AT] + n_blocks] = future.offsets[:-1]
+        m[m[L.FUTURE_R_AT]:m[L.FUTURE_R_AT] + len(future.ranks)] = future.ranks
+        m[L.N_DISTINCT] = len(future.distinct_times)
+        f[m[L.DISTINCT_AT]:m[L.DISTINCT_AT] + m[L.N_DISTINCT]] = future.distinct_times
+    for t, (p, cap, (pool, keys, free, ints, floats)) in enumerate(
+            zip(policies, caps, regions, strict=True)):
         h = L.TIER_HDR + t * L.TIER_WORDS
         m[h + L.CAP], m[h + L.CODE], m[h + L.PI], m[h + L.PF] = cap, p.code, ints, floats
+        m[h + L.POOL], m[h + L.KEYS_AT], m[h + L.FREE_AT], m[h + L.FREE_N] = \
+            pool, keys, free, pool
+        m[free:free + pool] = np.arange(pool - 1, -1, -1)
         if cap > 0:
             dispatch.init(m, f, t)
     return m, f

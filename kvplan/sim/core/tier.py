@@ -7,12 +7,13 @@ room is needed::
     capacity 4:  [a*] [b ] [c*] [  ]      * = pinned (refcount > 0)
     used 3 + free 1 = capacity 4;  evictable = used - pinned = 1 (only b)
 
-The batch operations (``touch_all``, ``fill_reserved``, ``place_all``, ``evict``,
-``remove_all``) are written once here and compiled once per policy: their first argument is
-a policy's code as a compile-time constant (kvplan.sim.policies.dispatch passes it), and
-numba builds a copy calling that policy's hooks directly, so they inline. A batch reads the
-tier's counters and the policy's region (its offsets) once and keeps them in registers.
-An absent tier (capacity 0) holds nothing.
+A resident block occupies a slot of the tier's pool (kvplan.sim.core.slots); the policy's
+hooks take slots. The batch operations (``touch_all``, ``fill_reserved``, ``place_all``,
+``evict``, ``remove_all``) are written once here and compiled once per policy: their first
+argument is a policy's code as a compile-time constant (kvplan.sim.policies.dispatch passes
+it), so numba builds a copy calling that policy's hooks directly and inlines them. A batch
+reads the tier's counters and the policy's region (its offsets) once and keeps them in
+registers. An absent tier (capacity 0) holds nothing.
 """
 
 from __future__ import annotations
@@ -20,53 +21,51 @@ from __future__ import annotations
 from numba import njit, types
 from numba.extending import overload
 
+from kvplan.sim.core import slots
 from kvplan.sim.core.layout import (
     BLOCK_WORDS,
     BLOCKS_AT,
     CAP,
     HBM,
+    KEYS_AT,
     PEAK,
     PINNED,
+    REF1,
     UNSEEN,
     USED,
-    B,
-    I,
-    M,
-    V,
     ref_at,
+    resident,
+    slot_of,
     th,
 )
 from kvplan.sim.policies.base import EvictionPolicy, policy_of_code
 
-ABSENT = -1
-"""Refcount word of a block not in the tier."""
 
-
-@njit(B(M, I), cache=True)
+@njit(inline="always", cache=True)
 def present(m, t):
     return m[th(t) + CAP] > 0
 
 
-@njit(B(M, I, I), cache=True)
+@njit(inline="always", cache=True)
 def contains(m, t, b):
-    return m[ref_at(m, t, b)] != ABSENT
+    return resident(m[ref_at(m, t, b)])
 
 
-@njit(V(M, I, I), cache=True)
+@njit(inline="always", cache=True)
 def pin(m, t, b):
     """One more user of a resident block: it cannot be evicted until unpinned."""
     r = ref_at(m, t, b)
-    if m[r] == 0:
+    if m[r] < 2 * REF1:
         m[th(t) + PINNED] += 1
-    m[r] += 1
+    m[r] += REF1
 
 
-@njit(V(M, I, I), cache=True)
+@njit(inline="always", cache=True)
 def unpin(m, t, b):
     """One user fewer; at refcount 0 the block stays cached and becomes evictable."""
     r = ref_at(m, t, b)
-    m[r] -= 1
-    if m[r] == 0:
+    m[r] -= REF1
+    if m[r] < 2 * REF1:
         m[th(t) + PINNED] -= 1
 
 
@@ -75,8 +74,21 @@ def _policy(code) -> EvictionPolicy | None:
     return policy_of_code(code.literal_value) if isinstance(code, types.IntegerLiteral) else None
 
 
+@njit(inline="always", cache=True)
+def _seat(m, t, b, r, users):
+    """Make block ``b`` (its tier word at ``r``) resident in tier ``t`` with ``users``
+    users, in its ghost entry's slot if the policy kept one, else in a free slot; returns
+    the slot."""
+    s = slot_of(m[r])
+    if s < 0:
+        s = slots.take_slot(m, t)
+        m[m[th(t) + KEYS_AT] + s] = b
+    m[r] = (users + 1) * REF1 + s + 1
+    return s
+
+
 def init(code, m, f, t):
-    """Lay out tier ``t``'s region for policy ``code`` (compiled only)."""
+    """Lay out tier ``t``'s policy region for policy ``code`` (compiled only)."""
     raise NotImplementedError
 
 
@@ -95,8 +107,8 @@ def _init(code, m, f, t):
 
 def touch_all(code, m, f, t, keys, backward):
     """Resident blocks were used, in order (``backward``: last first). A block the policy
-    has not been told of yet (filled into reserved room) is inserted into its order now,
-    as a block vLLM frees joins its free queue; any other is accessed."""
+    has not been told of yet (filled into reserved room) joins its order now, as a block
+    vLLM frees joins its free queue; any other is accessed."""
     raise NotImplementedError
 
 
@@ -109,37 +121,43 @@ def _touch_all(code, m, f, t, keys, backward):
 
     def impl(code, m, f, t, keys, backward):
         v = region(m, t)
-        rec = m[BLOCKS_AT] + UNSEEN
+        rec = m[BLOCKS_AT]
         n = len(keys)
         for i in range(n):
-            b = keys[n - 1 - i] if backward else keys[i]
-            u = rec + BLOCK_WORDS * b
-            if t == HBM and m[u] == 1:
-                m[u] = 0
-                on_insert(m, f, v, b)
+            r = rec + BLOCK_WORDS * (keys[n - 1 - i] if backward else keys[i])
+            if t == HBM and m[r + UNSEEN] == 1:
+                m[r + UNSEEN] = 0
+                on_insert(m, f, v, slot_of(m[r + t]))
             else:
-                on_access(m, f, v, b)
+                on_access(m, f, v, slot_of(m[r + t]))
 
     return impl
 
 
 def evict(code, m, f, t, n, out, incoming):
     """Evict up to ``n`` unpinned blocks chosen by the policy into m[out:]; returns how many.
-    ``incoming``: the block being inserted (-1: room made ahead of inserts)."""
+    ``incoming``: the slot being filled (-1: room made ahead of inserts)."""
     raise NotImplementedError
 
 
-def _evict_with(region, victims, on_remove):
-    """The eviction loop of a policy's hooks (shared by ``evict`` and ``place_all``)."""
+def _evict_with(victims, on_remove):
+    """The eviction loop of a policy's hooks (shared by ``evict`` and ``place_all``): the
+    policy names slots; each victim's block leaves (keeping its slot if the policy keeps a
+    ghost entry there), and m[out:] gets the blocks."""
 
-    @njit
+    @njit(inline="always")
     def evict_n(m, f, t, v, n, out, incoming):
         got = victims(m, f, v, n, out, incoming)
-        ref0 = m[BLOCKS_AT] + t
+        rec, keys = m[BLOCKS_AT] + t, m[th(t) + KEYS_AT]
         for i in range(got):
-            b = m[out + i]
-            m[ref0 + BLOCK_WORDS * b] = ABSENT
-            on_remove(m, f, v, b)
+            s = m[out + i]
+            b = m[keys + s]
+            m[out + i] = b
+            if on_remove(m, f, v, s):
+                m[rec + BLOCK_WORDS * b] = s + 1
+            else:
+                m[rec + BLOCK_WORDS * b] = 0
+                slots.free_slot(m, t, s)
         return got
 
     return evict_n
@@ -150,7 +168,7 @@ def _evict(code, m, f, t, n, out, incoming):
     p = _policy(code)
     if p is None:
         return None
-    region, evict_n = p.region, _evict_with(p.region, p.victims, p.on_remove)
+    region, evict_n = p.region, _evict_with(p.victims, p.on_remove)
 
     def impl(code, m, f, t, n, out, incoming):
         if n <= 0:
@@ -177,21 +195,20 @@ def _fill_reserved(code, m, f, t, keys, new):
         return None
 
     def impl(code, m, f, t, keys, new):
-        h, ref0 = th(t), m[BLOCKS_AT] + t
-        unseen = m[BLOCKS_AT] + UNSEEN
+        h, rec = th(t), m[BLOCKS_AT]
         used, pinned, n = m[h + USED], m[h + PINNED], 0
         for b in keys:
-            r = ref0 + BLOCK_WORDS * b
-            if m[r] == ABSENT:
-                m[r] = 1
-                m[unseen + BLOCK_WORDS * b] = 1
-                used += 1
-                pinned += 1
-                m[new + n] = b
-                n += 1
-            else:
-                pinned += m[r] == 0
-                m[r] += 1
+            r = rec + BLOCK_WORDS * b + t
+            if resident(m[r]):
+                pinned += m[r] < 2 * REF1
+                m[r] += REF1
+                continue
+            _seat(m, t, b, r, 1)
+            m[rec + BLOCK_WORDS * b + UNSEEN] = 1
+            used += 1
+            pinned += 1
+            m[new + n] = b
+            n += 1
         m[h + USED], m[h + PINNED] = used, pinned
         return n
 
@@ -201,7 +218,8 @@ def _fill_reserved(code, m, f, t, keys, new):
 def place_all(code, m, f, t, keys, out):
     """Blocks arrive in a tier that has no reservations (DRAM, SSD): a resident one is
     touched; any other is inserted, a full tier evicting one block for it (the policy sees
-    it as incoming, pinned while room is made). The victims go to m[out:]; returns how many."""
+    its slot as incoming, pinned while room is made). The victims go to m[out:]; returns
+    how many."""
     raise NotImplementedError
 
 
@@ -211,25 +229,25 @@ def _place_all(code, m, f, t, keys, out):
     if p is None:
         return None
     region, on_insert, on_access = p.region, p.on_insert, p.on_access
-    evict_n = _evict_with(p.region, p.victims, p.on_remove)
+    evict_n = _evict_with(p.victims, p.on_remove)
 
     def impl(code, m, f, t, keys, out):
         v = region(m, t)
-        h, ref0 = th(t), m[BLOCKS_AT] + t
+        h, rec = th(t), m[BLOCKS_AT] + t
         cap, used, peak, n = m[h + CAP], m[h + USED], m[h + PEAK], 0
         for b in keys:
-            r = ref0 + BLOCK_WORDS * b
-            if m[r] != ABSENT:
-                on_access(m, f, v, b)
+            r = rec + BLOCK_WORDS * b
+            if resident(m[r]):
+                on_access(m, f, v, slot_of(m[r]))
                 continue
-            m[r] = 1
+            s = _seat(m, t, b, r, 1)
             used += 1
-            on_insert(m, f, v, b)
+            on_insert(m, f, v, s)
             if used > cap:
-                got = evict_n(m, f, t, v, 1, out + n, b)
+                got = evict_n(m, f, t, v, 1, out + n, s)
                 used -= got
                 n += got
-            m[r] = 0
+            m[r] -= REF1
             peak = max(peak, used)
         m[h + USED], m[h + PEAK] = used, peak
         return n
@@ -251,14 +269,19 @@ def _remove_all(code, m, f, t, keys):
 
     def impl(code, m, f, t, keys):
         v = region(m, t)
-        ref0 = m[BLOCKS_AT] + t
+        rec = m[BLOCKS_AT] + t
         gone = 0
         for b in keys:
-            r = ref0 + BLOCK_WORDS * b
-            if m[r] == 0:
-                m[r] = ABSENT
+            r = rec + BLOCK_WORDS * b
+            w = m[r]
+            if resident(w) and w < 2 * REF1:
+                s = slot_of(w)
                 gone += 1
-                on_remove(m, f, v, b)
+                if on_remove(m, f, v, s):
+                    m[r] = s + 1
+                else:
+                    m[r] = 0
+                    slots.free_slot(m, t, s)
         m[th(t) + USED] -= gone
 
     return impl

@@ -38,8 +38,10 @@ class EvictionPolicy:
     name: str
     code: int
     """Its branch in kvplan.sim.policies.dispatch."""
+    slots: Callable[[int], int]
+    """capacity_blocks -> slots in the tier's pool."""
     words: Callable[[int, int], tuple[int, int]]
-    """(n_blocks, capacity_blocks) -> int and float words of one tier's region."""
+    """(capacity_blocks, distinct future use times) -> int and float words of its region."""
     init: Callable
     region: Callable
     on_insert: Callable

@@ -1,79 +1,87 @@
-"""LRU: evict the least recently inserted-or-accessed key.
+"""LRU: evict the least recently inserted-or-accessed block.
 
-One list, oldest first. A pinned key met while looking for victims moves to the recent end:
-it is in use, so it is as recent as any (vLLM v1 keeps in-use blocks out of its free queue
-and appends them again when freed). Callers that release a request's blocks tail first (as
-vLLM frees them) get chain tails evicted before heads among equally recent blocks::
+One list of slots, oldest first. A pinned block met while looking for victims moves to the
+recent end: it is in use, so it is as recent as any (vLLM v1 keeps in-use blocks out of its
+free queue and appends them again when freed). Callers that release a request's blocks tail
+first (as vLLM frees them) get chain tails evicted before heads among equally recent ones::
 
     order a [b*] c d     (* pinned)   victims(2): b passed and moved, a and c named
     ->    d b*
 
-Region: (tier, refcount base, list set, nodes).
+Region: one list set over the pool. Region tuple: (tier, refcount base, slot keys, list set,
+pool).
 """
 
 from __future__ import annotations
 
 from numba import njit, types
 
-from kvplan.sim.core import lists
-from kvplan.sim.core.layout import BLOCKS_AT, N_BLOCKS, PI, F, I, M, V, pinned_at, th
+from kvplan.sim.core import lists, slots
+from kvplan.sim.core.layout import BLOCKS_AT, KEYS_AT, PI, POOL, F, I, M, V, th
 from kvplan.sim.policies.base import EvictionPolicy, register_eviction
 
 CODE = 0
 ORDER = 0
 """The one list."""
-Region = types.UniTuple(I, 4)
+Region = types.UniTuple(I, 5)
 
 
-def words(n_blocks: int, capacity_blocks: int) -> tuple[int, int]:
-    return lists.words(n_blocks, 1), 0
+def pool(capacity_blocks: int) -> int:
+    return capacity_blocks + 1
+
+
+def words(capacity_blocks: int, times: int = 0) -> tuple[int, int]:
+    return lists.words(pool(capacity_blocks), 1), 0
+
+
+@njit(inline="always", cache=True)
+def region(m, t):
+    h = th(t)
+    return t, m[BLOCKS_AT] + t, m[h + KEYS_AT], m[h + PI], m[h + POOL]
 
 
 @njit(V(M, F, I), cache=True)
 def init(m, f, t):
-    lists.init(m, m[th(t) + PI], m[N_BLOCKS], 1)
+    v = region(m, t)
+    lists.init(m, v[3], v[4], 1)
 
 
-@njit(Region(M, I), cache=True)
-def region(m, t):
-    return t, m[BLOCKS_AT] + t, m[th(t) + PI], m[N_BLOCKS]
+@njit(inline="always", cache=True)
+def on_insert(m, f, v, s):
+    lists.push_back(m, v[3], v[4], ORDER, s)
 
 
-@njit(V(M, F, Region, I), cache=True)
-def on_insert(m, f, v, key):
-    lists.push_back(m, v[2], v[3], ORDER, key)
+@njit(inline="always", cache=True)
+def on_access(m, f, v, s):
+    lists.move_to_back(m, v[3], v[4], s)
 
 
-@njit(V(M, F, Region, I), cache=True)
-def on_access(m, f, v, key):
-    lists.move_to_back(m, v[2], v[3], key)
+@njit(inline="always", cache=True)
+def on_remove(m, f, v, s):
+    if lists.owner(m, v[3], s) != lists.NONE:
+        lists.unlink(m, v[3], v[4], s)
+    return False
 
 
-@njit(V(M, F, Region, I), cache=True)
-def on_remove(m, f, v, key):
-    if lists.owner(m, v[2], key) != lists.NONE:
-        lists.unlink(m, v[2], v[3], key)
-
-
-@njit(I(M, F, Region, I, I, I), cache=True)
+@njit(inline="always", cache=True)
 def victims(m, f, v, n, out, incoming):
-    """Oldest unpinned keys; pinned keys passed on the way move to the recent end (each
-    key is visited at most once per call: moved keys land behind the walk)."""
-    ref0, ls, nodes = v[1], v[2], v[3]
+    """Oldest unpinned blocks; pinned ones passed on the way move to the recent end (each
+    is visited at most once per call: moved ones land behind the walk)."""
+    ls, nodes, pins = v[3], v[4], slots.any_pinned(m, v[0])
     got, steps, total = 0, 0, lists.size(m, ls, nodes, ORDER)
-    k = lists.first(m, ls, nodes, ORDER)
+    s = lists.first(m, ls, nodes, ORDER)
     while got < n and steps < total:
-        nxt = lists.after(m, ls, nodes, k)
-        if pinned_at(m, ref0, k):
-            lists.move_to_back(m, ls, nodes, k)
+        nxt = lists.after(m, ls, nodes, s)
+        if slots.held(m, v, s, incoming, pins):
+            lists.move_to_back(m, ls, nodes, s)
         else:
-            lists.unlink(m, ls, nodes, k)
-            m[out + got] = k
+            lists.unlink(m, ls, nodes, s)
+            m[out + got] = s
             got += 1
         steps += 1
-        k = nxt
+        s = nxt
     return got
 
 
 POLICY = register_eviction(EvictionPolicy(
-    "lru", CODE, words, init, region, on_insert, on_access, on_remove, victims))
+    "lru", CODE, pool, words, init, region, on_insert, on_access, on_remove, victims))

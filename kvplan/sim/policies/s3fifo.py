@@ -1,150 +1,168 @@
 """S3-FIFO (Yang et al., SOSP'23): a small probationary FIFO, a main FIFO and a ghost FIFO.
 
-New keys enter the small queue S (10% of capacity, at least one block); a key found in the
-ghost queue G (recently evicted from S) enters the main queue M instead. Each key counts its
+New blocks enter the small queue S (10% of capacity, at least one block); a block found in
+the ghost queue G (recently evicted from S) enters the main queue M instead. Each counts its
 accesses, capped at 3. Eviction, one victim at a time, takes from S while S holds more than
 its share, else from M:
 
 - S, oldest first: accessed at least once -> moves to M with count 0; else it is the victim
-  and its id is remembered in G (G holds at most as many ids as M's share of the capacity);
+  and remembered in G (G holds at most as many entries as M's share of the capacity);
 - M, oldest first: count > 0 -> count - 1 and reinserted at the new end; else the victim.
 
-Pinned keys are skipped in place. The incoming key is already in S (or M) when victims are
-chosen; S is measured without it, as the original (evict-then-insert) algorithm sees it, and
-a new key sent to M ends up newer than the keys M reinserted while making room for it.
-One scan of S per ``victims`` call resumes where its last victim was found (what it passed
-is pinned, or gone from S), so pinned keys are passed once per call, not once per victim.
+Pinned blocks are skipped in place. The incoming block is already in S (or M) when victims
+are chosen; S is measured without it, as the original (evict-then-insert) algorithm sees it,
+and a new block sent to M ends up newer than the blocks M reinserted while making room for
+it. One scan of S per ``victims`` call resumes where its last victim was found (what it
+passed is pinned, or gone from S), so pinned blocks are passed once per call, not once per
+victim. A ghost entry keeps its slot (kvplan.sim.core.slots) until G drops it.
 
-Region: one list set (S, M, G) over the block ids, then counts[n], and scratch for the
-keys M spares in one pass. Region: (tier, refcount base, list set, nodes, counts, small share,
-ghost size, spared scratch).
+Region: one list set (S, M, G) over the pool, counts per slot, scratch for the slots M spares
+in one pass. Region tuple: (tier, refcount base, slot keys, list set, pool, counts, small
+share, ghost size, spared scratch).
 """
 
 from __future__ import annotations
 
 from numba import njit, types
 
-from kvplan.sim.core import lists
-from kvplan.sim.core.layout import BLOCKS_AT, CAP, N_BLOCKS, PI, F, I, M, V, pinned_at, th
+from kvplan.sim.core import lists, slots
+from kvplan.sim.core.layout import BLOCKS_AT, CAP, KEYS_AT, PI, POOL, F, I, M, V, th
 from kvplan.sim.policies.base import EvictionPolicy, register_eviction
 
 CODE = 3
 SMALL, MAIN, GHOST = 0, 1, 2
 MAX_COUNT = 3
-Region = types.UniTuple(I, 8)
+Region = types.UniTuple(I, 9)
 
 
-def words(n_blocks: int, capacity_blocks: int) -> tuple[int, int]:
-    return lists.words(n_blocks, 3) + n_blocks + capacity_blocks + 2, 0
+def _shares(capacity_blocks: int) -> tuple[int, int]:
+    """(small share, ghost size). Example: capacity 100 -> (10, 90)."""
+    share = max(1, capacity_blocks // 10)
+    return share, max(1, capacity_blocks - share)
 
 
-@njit(Region(M, I), cache=True)
+def pool(capacity_blocks: int) -> int:
+    """Resident blocks (+ the one being inserted) and ghost entries (+ the one being added)."""
+    return capacity_blocks + _shares(capacity_blocks)[1] + 3
+
+
+def words(capacity_blocks: int, times: int = 0) -> tuple[int, int]:
+    n = pool(capacity_blocks)
+    return lists.words(n, 3) + 2 * n, 0
+
+
+@njit(inline="always", cache=True)
 def region(m, t):
-    ls, n, cap = m[th(t) + PI], m[N_BLOCKS], m[th(t) + CAP]
-    counts = ls + lists.NODE_WORDS * (n + 3)
+    h = th(t)
+    ls, n, cap = m[h + PI], m[h + POOL], m[h + CAP]
+    counts = ls + lists.words(n, 3)
     share = max(1, cap // 10)
-    return (t, m[BLOCKS_AT] + t, ls, n, counts, share, max(1, cap - share), counts + n)
+    return (t, m[BLOCKS_AT] + t, m[h + KEYS_AT], ls, n, counts, share, max(1, cap - share),
+            counts + n)
 
 
 @njit(V(M, F, I), cache=True)
 def init(m, f, t):
-    lists.init(m, m[th(t) + PI], m[N_BLOCKS], 3)
+    v = region(m, t)
+    lists.init(m, v[3], v[4], 3)
 
 
-@njit(V(M, F, Region, I), cache=True)
-def on_insert(m, f, v, key):
-    ls, nodes = v[2], v[3]
-    if lists.owner(m, ls, key) == GHOST:
-        lists.unlink(m, ls, nodes, key)
-        lists.push_back(m, ls, nodes, MAIN, key)
+@njit(inline="always", cache=True)
+def on_insert(m, f, v, s):
+    ls, nodes = v[3], v[4]
+    if lists.owner(m, ls, s) == GHOST:
+        lists.unlink(m, ls, nodes, s)
+        lists.push_back(m, ls, nodes, MAIN, s)
     else:
-        lists.push_back(m, ls, nodes, SMALL, key)
-    m[v[4] + key] = 0
+        lists.push_back(m, ls, nodes, SMALL, s)
+    m[v[5] + s] = 0
 
 
-@njit(V(M, F, Region, I), cache=True)
-def on_access(m, f, v, key):
-    m[v[4] + key] = min(m[v[4] + key] + 1, MAX_COUNT)
+@njit(inline="always", cache=True)
+def on_access(m, f, v, s):
+    m[v[5] + s] = min(m[v[5] + s] + 1, MAX_COUNT)
 
 
-@njit(V(M, F, Region, I), cache=True)
-def on_remove(m, f, v, key):
-    if lists.owner(m, v[2], key) in (SMALL, MAIN):
-        lists.unlink(m, v[2], v[3], key)
+@njit(inline="always", cache=True)
+def on_remove(m, f, v, s):
+    owner = lists.owner(m, v[3], s)
+    if owner in (SMALL, MAIN):
+        lists.unlink(m, v[3], v[4], s)
+    return owner == GHOST
 
 
-@njit(types.UniTuple(I, 2)(M, Region, I), cache=True)
-def _from_small(m, v, cursor):
-    """From ``cursor`` in S: the first unpinned key never accessed (remembered in G); keys
-    accessed meanwhile move to M. Returns (victim or -1, where the scan resumes)."""
-    ref0, ls, nodes, counts = v[1], v[2], v[3], v[4]
-    k = cursor
-    while k != lists.NONE:
-        nxt = lists.after(m, ls, nodes, k)
-        if pinned_at(m, ref0, k):
-            k = nxt
+@njit(inline="always", cache=True)
+def _from_small(m, v, cursor, incoming, pins):
+    """From ``cursor`` in S: the first unpinned block never accessed (remembered in G);
+    those accessed meanwhile move to M. Returns (victim or -1, where the scan resumes)."""
+    ls, nodes, counts = v[3], v[4], v[5]
+    s = cursor
+    while s != lists.NONE:
+        nxt = lists.after(m, ls, nodes, s)
+        if slots.held(m, v, s, incoming, pins):
+            s = nxt
             continue
-        lists.unlink(m, ls, nodes, k)
-        if m[counts + k] > 0:
-            lists.push_back(m, ls, nodes, MAIN, k)
-            m[counts + k] = 0
-            k = nxt
+        lists.unlink(m, ls, nodes, s)
+        if m[counts + s] > 0:
+            lists.push_back(m, ls, nodes, MAIN, s)
+            m[counts + s] = 0
+            s = nxt
             continue
-        lists.push_back(m, ls, nodes, GHOST, k)
-        if lists.size(m, ls, nodes, GHOST) > v[6]:
-            lists.pop_front(m, ls, nodes, GHOST)
-        return k, nxt
+        lists.push_back(m, ls, nodes, GHOST, s)
+        if lists.size(m, ls, nodes, GHOST) > v[7]:
+            slots.forget(m, v[0], lists.pop_front(m, ls, nodes, GHOST))
+        return s, nxt
     return lists.NONE, lists.NONE
 
 
-@njit(I(M, Region), cache=True)
-def _from_main(m, v):
+@njit(inline="always", cache=True)
+def _from_main(m, v, incoming, pins):
     """Up to MAX_COUNT + 1 passes over M: each pass spares (count - 1, to the new end) the
-    unpinned keys with count > 0 before the first unpinned key with count 0, the victim."""
-    ref0, ls, nodes, counts, spared = v[1], v[2], v[3], v[4], v[7]
+    unpinned blocks with count > 0 before the first unpinned one with count 0, the victim."""
+    ls, nodes, counts, spared = v[3], v[4], v[5], v[8]
     for _ in range(MAX_COUNT + 1):
         n_spared = 0
         victim = lists.NONE
-        k = lists.first(m, ls, nodes, MAIN)
-        while k != lists.NONE:
-            if not pinned_at(m, ref0, k):
-                if m[counts + k] > 0:
-                    m[spared + n_spared] = k
+        s = lists.first(m, ls, nodes, MAIN)
+        while s != lists.NONE:
+            if not slots.held(m, v, s, incoming, pins):
+                if m[counts + s] > 0:
+                    m[spared + n_spared] = s
                     n_spared += 1
                 else:
-                    victim = k
+                    victim = s
                     break
-            k = lists.after(m, ls, nodes, k)
+            s = lists.after(m, ls, nodes, s)
         for i in range(n_spared):
-            s = m[spared + i]
-            m[counts + s] -= 1
-            lists.move_to_back(m, ls, nodes, s)
+            k = m[spared + i]
+            m[counts + k] -= 1
+            lists.move_to_back(m, ls, nodes, k)
         if victim != lists.NONE:
             lists.unlink(m, ls, nodes, victim)
             return victim
     return lists.NONE
 
 
-@njit(I(M, F, Region, I, I, I), cache=True)
+@njit(inline="always", cache=True)
 def victims(m, f, v, n, out, incoming):
-    ls, nodes = v[2], v[3]
+    ls, nodes, pins = v[3], v[4], slots.any_pinned(m, v[0])
     got = 0
     cursor = lists.first(m, ls, nodes, SMALL)
     while got < n:
         small = lists.size(m, ls, nodes, SMALL)
         if incoming >= 0 and lists.owner(m, ls, incoming) == SMALL:
             small -= 1
-        if small >= v[5]:
-            key, cursor = _from_small(m, v, cursor)
-            if key == lists.NONE:
-                key = _from_main(m, v)
+        if small >= v[6]:
+            s, cursor = _from_small(m, v, cursor, incoming, pins)
+            if s == lists.NONE:
+                s = _from_main(m, v, incoming, pins)
         else:
-            key = _from_main(m, v)
-            if key == lists.NONE:
-                key, cursor = _from_small(m, v, cursor)
-        if key == lists.NONE:
+            s = _from_main(m, v, incoming, pins)
+            if s == lists.NONE:
+                s, cursor = _from_small(m, v, cursor, incoming, pins)
+        if s == lists.NONE:
             break
-        m[out + got] = key
+        m[out + got] = s
         got += 1
     if incoming >= 0 and lists.owner(m, ls, incoming) == MAIN:
         lists.move_to_back(m, ls, nodes, incoming)
@@ -152,4 +170,4 @@ def victims(m, f, v, n, out, incoming):
 
 
 POLICY = register_eviction(EvictionPolicy(
-    "s3fifo", CODE, words, init, region, on_insert, on_access, on_remove, victims))
+    "s3fifo", CODE, pool, words, init, region, on_insert, on_access, on_remove, victims))
