@@ -59,6 +59,8 @@ def test_future_uses_are_sorted_use_ranks_per_block():
     assert fu.ranks[fu.offsets[four]:fu.offsets[four + 1]].tolist() == [0, 2]
     at = BlockStream.from_hash_lists([[9], [9], [9]], 16).future_uses(np.array([10.0, 30.0, 30.0]))
     assert at.ranks.tolist() == [0, 1, 1] and at.distinct_times.tolist() == [10.0, 30.0]
+    late = BlockStream.from_hash_lists([[9], [4], [9]], 16).future_uses(np.array([5.0, 1.0, 2.0]))
+    assert late.ranks.tolist() == [1, 2, 0]  # block 9's uses sorted although times were not
 
 
 def test_tier_lazy_eviction_and_pins():

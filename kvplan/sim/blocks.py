@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
+from numba import njit
 
 from kvplan.workload.schema import Workload
 
@@ -77,13 +78,11 @@ class BlockStream:
                  else np.asarray(request_times, dtype=np.float64))
         distinct, request_rank = np.unique(times, return_inverse=True)
         ranks = np.repeat(request_rank.reshape(-1).astype(np.int64), np.diff(self.offsets))
-        if np.any(np.diff(times) < 0):
-            order = np.lexsort((ranks, self.ids))
-        else:  # requests in time order: a stable sort by block keeps each block's uses sorted
-            order = np.argsort(self.ids, kind="stable")
         counts = np.bincount(self.ids, minlength=self.num_blocks)
         offsets = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
-        return FutureUses(offsets, ranks[order], distinct)
+        by_block = _group_by_block(np.ascontiguousarray(self.ids, np.int64), ranks, offsets,
+                                   bool(np.any(np.diff(times) < 0)))
+        return FutureUses(offsets, by_block, distinct)
 
     @classmethod
     def from_hash_lists(cls, hashes: pa.ListArray | list[list[int]], block_size: int
@@ -104,3 +103,19 @@ class BlockStream:
         """The workload's block-access stream in arrival (= table row) order."""
         col = workload.table.column("block_hashes").combine_chunks()
         return cls.from_hash_lists(col, workload.block_size)
+
+
+@njit(cache=True)
+def _group_by_block(ids, ranks, offsets, unordered):
+    """``ranks`` regrouped by block (block k's at offsets[k]:offsets[k + 1]), in access order
+    (a counting sort: one pass); each block's sorted when the times were not in order."""
+    out = np.empty_like(ranks)
+    cursor = offsets[:-1].copy()
+    for i in range(len(ids)):
+        b = ids[i]
+        out[cursor[b]] = ranks[i]
+        cursor[b] += 1
+    if unordered:
+        for k in range(len(offsets) - 1):
+            out[offsets[k]:offsets[k + 1]].sort()
+    return out

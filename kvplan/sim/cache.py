@@ -29,14 +29,14 @@ from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
-from numba import njit, types
+from numba import types
 
 from kvplan.hierarchy import LINK_LABELS, TIER_LABELS, Link, Tier
 from kvplan.sim.blocks import BlockStream
 from kvplan.sim.config import ReplayConfig
 from kvplan.sim.core import layout as L
 from kvplan.sim.core import rules
-from kvplan.sim.core.layout import HBM, NOW, F, M, V
+from kvplan.sim.core.layout import HBM, NOW, F, M, V, compiled
 from kvplan.sim.core.spec import CoreSpec
 from kvplan.sim.core.state import build_state
 from kvplan.sim.policies import eviction_policy
@@ -78,7 +78,7 @@ def replay_blocks(stream: BlockStream, spec: CoreSpec, shapes: Shapes | None = N
                        np.array(peaks, np.int64))
 
 
-@njit(V(M, F, M, M, M, M, M, types.int64[:, ::1]), cache=True)
+@compiled(V(M, F, M, M, M, M, M, types.int64[:, ::1]))
 def _replay(m, f, ids, offsets, limits, tails, decodes, hits_out):
     shaped = len(limits) > 0
     cap = m[L.th(HBM) + L.CAP]

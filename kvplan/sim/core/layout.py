@@ -44,6 +44,23 @@ I, B, V, R = types.int64, types.boolean, types.void, types.float64  # noqa: E741
 declares its signature with these, so it is compiled once (at import, or loaded from numba's
 cache), never once per literal argument type."""
 
+
+
+def compiled(signature):
+    """Compile a core operation for ``signature``: once, cached on disk, and without numba's
+    reference counting (``_nrt=False``). The core never allocates: it works in arrays its
+    caller owns, so nothing needs counting, and the counting numba would otherwise emit
+    around array arguments of inlined helpers (atomic operations it cannot always prune
+    inside loops) cost a third of the replay time."""
+    return njit(signature, cache=True, _nrt=False)
+
+
+inline = njit(inline="always", cache=True, _nrt=False)
+"""Compile a core helper into each caller (numba inlines it where it is called)."""
+
+NO_RC = {"_nrt": False}
+"""``jit_options`` of the core's ``@overload`` implementations (see ``compiled``)."""
+
 HBM, DRAM, SSD = int(Tier.HBM), int(Tier.DRAM), int(Tier.SSD)
 H2D, D2H, SSD_READ, SSD_WRITE = (int(link) for link in Link)
 NO_TIER = -1
@@ -95,7 +112,7 @@ TIER_HDR = 45
 """First tier header."""
 
 # -- block record words (at m[BLOCKS_AT] + BLOCK_WORDS * b) ----------------------------------
-BLOCK_WORDS = 7
+BLOCK_WORDS = 8
 HITS, ORIGIN, INFLIGHT, UNSEEN = 3, 4, 5, 6
 """After the three tier words: prefix hits so far; 1 + the tier a staged block came from
 (0: none); 1 + the id of the move loading it into HBM (0: none); 1 while the block sits in
@@ -123,37 +140,37 @@ F_HEADER = 2
 HEADER = TIER_HDR + 3 * TIER_WORDS
 
 
-@njit(inline="always", cache=True)
+@inline
 def th(t):
     """Offset of tier ``t``'s header."""
     return TIER_HDR + t * TIER_WORDS
 
 
-@njit(inline="always", cache=True)
+@inline
 def word_at(m, b, w):
     """Offset of word ``w`` of block ``b``'s record."""
     return m[BLOCKS_AT] + BLOCK_WORDS * b + w
 
 
-@njit(inline="always", cache=True)
+@inline
 def ref_at(m, t, b):
     """Offset of block ``b``'s tier word ``w_t`` (module docstring)."""
     return m[BLOCKS_AT] + BLOCK_WORDS * b + t
 
 
-@njit(inline="always", cache=True)
+@inline
 def resident(w):
     """A tier word says the block is resident."""
     return w >= REF1
 
 
-@njit(inline="always", cache=True)
+@inline
 def users(w):
     """Users of a resident block (0: cached, evictable)."""
     return (w >> REF_SHIFT) - 1
 
 
-@njit(inline="always", cache=True)
+@inline
 def slot_of(w):
     """The slot a tier word names (-1: none)."""
     return (w & SLOT_MASK) - 1

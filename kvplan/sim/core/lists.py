@@ -21,9 +21,7 @@ so the compiled loops keep them in registers instead of reloading them from ``m`
 
 from __future__ import annotations
 
-from numba import njit
-
-from kvplan.sim.core.layout import I, M, V
+from kvplan.sim.core.layout import I, M, V, compiled, inline
 
 NONE = -1
 """Owner of an id in no list; what ``first`` / ``after`` return past the end."""
@@ -33,13 +31,13 @@ SIZE = OWNER
 NODE_WORDS = 3
 
 
-@njit(I(I, I), cache=True)
+@compiled(I(I, I))
 def words(nodes, lists):
     """Words a list set of ``nodes`` ids and ``lists`` lists takes. Example: (4, 2) -> 18."""
     return NODE_WORDS * (nodes + lists)
 
 
-@njit(V(M, I, I, I), cache=True)
+@compiled(V(M, I, I, I))
 def init(m, ls, nodes, lists):
     """Lay out an empty list set at ``ls``."""
     for k in range(nodes):
@@ -50,32 +48,32 @@ def init(m, ls, nodes, lists):
         m[s + SIZE] = 0
 
 
-@njit(inline="always", cache=True)
+@inline
 def owner(m, ls, k):
     """The list holding ``k`` (-1: none)."""
     return m[ls + 3 * k + OWNER]
 
 
-@njit(inline="always", cache=True)
+@inline
 def size(m, ls, nodes, j):
     return m[ls + 3 * (nodes + j) + SIZE]
 
 
-@njit(inline="always", cache=True)
+@inline
 def first(m, ls, nodes, j):
     """Oldest id of list ``j`` (-1 when empty)."""
     k = m[ls + 3 * (nodes + j) + NEXT]
     return k if k < nodes else NONE
 
 
-@njit(inline="always", cache=True)
+@inline
 def after(m, ls, nodes, k):
     """The id after ``k`` in its list (-1 at the end)."""
     q = m[ls + 3 * k + NEXT]
     return q if q < nodes else NONE
 
 
-@njit(inline="always", cache=True)
+@inline
 def _link(m, ls, nodes, j, p, k):
     """Link ``k`` into list ``j`` right after node ``p`` (an id or ``j``'s sentinel)."""
     a, pa = ls + 3 * k, ls + 3 * p
@@ -88,25 +86,25 @@ def _link(m, ls, nodes, j, p, k):
     m[ls + 3 * (nodes + j) + SIZE] += 1
 
 
-@njit(inline="always", cache=True)
+@inline
 def push_back(m, ls, nodes, j, k):
     """Append ``k`` (in no list) as the newest of list ``j``."""
     _link(m, ls, nodes, j, m[ls + 3 * (nodes + j) + PREV], k)
 
 
-@njit(inline="always", cache=True)
+@inline
 def push_front(m, ls, nodes, j, k):
     """Insert ``k`` (in no list) as the oldest of list ``j``."""
     _link(m, ls, nodes, j, nodes + j, k)
 
 
-@njit(inline="always", cache=True)
+@inline
 def insert_after(m, ls, nodes, p, k):
     """Insert ``k`` (in no list) right after ``p`` (in some list), in ``p``'s list."""
     _link(m, ls, nodes, m[ls + 3 * p + OWNER], p, k)
 
 
-@njit(inline="always", cache=True)
+@inline
 def unlink(m, ls, nodes, k):
     """Take ``k`` out of its list (it must be in one)."""
     a = ls + 3 * k
@@ -117,7 +115,7 @@ def unlink(m, ls, nodes, k):
     m[a + OWNER] = NONE
 
 
-@njit(inline="always", cache=True)
+@inline
 def move_to_back(m, ls, nodes, k):
     """Make ``k`` the newest of its own list."""
     j = m[ls + 3 * k + OWNER]
@@ -125,7 +123,7 @@ def move_to_back(m, ls, nodes, k):
     push_back(m, ls, nodes, j, k)
 
 
-@njit(inline="always", cache=True)
+@inline
 def pop_front(m, ls, nodes, j):
     """Remove and return the oldest id of list ``j`` (-1 when empty)."""
     k = first(m, ls, nodes, j)

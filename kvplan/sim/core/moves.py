@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 import numpy as np
-from numba import njit
 
 from kvplan.sim.core.layout import (
     MB_TAIL,
@@ -35,6 +34,8 @@ from kvplan.sim.core.layout import (
     I,
     M,
     V,
+    compiled,
+    inline,
 )
 
 
@@ -53,7 +54,7 @@ MOVE_WORDS = 7
 ID, KIND, SRC, DST, START, COUNT, PARENT = range(MOVE_WORDS)
 
 
-@njit(I(M, I, I, I, M, I), cache=True)
+@compiled(I(M, I, I, I, M, I))
 def push(m, kind, src, dst, blocks, parent):
     """Queue a move of ``blocks`` (an array); returns its id."""
     row, start, n = m[MQ_TAIL], m[MB_TAIL], len(blocks)
@@ -72,20 +73,20 @@ def push(m, kind, src, dst, blocks, parent):
     return mid
 
 
-@njit(I(M, I), cache=True)
+@inline
 def row_at(m, row):
     """Offset of queue row ``row``."""
     return m[MOVES_AT] + row * MOVE_WORDS
 
 
-@njit(M(M, I), cache=True)
+@inline
 def blocks_of(m, at):
     """The blocks of the move at offset ``at`` (a view into the block buffer)."""
     base = m[MBLK_AT] + m[at + START]
     return m[base:base + m[at + COUNT]]
 
 
-@njit(V(M), cache=True)
+@compiled(V(M))
 def clear(m):
     """Empty the queue (its moves were applied or handed over)."""
     m[MQ_HEAD] = m[MQ_TAIL] = m[MB_TAIL] = 0

@@ -33,8 +33,6 @@ DRAM -> SSD; landing there ends it. Blocks a lower tier already holds are not co
 
 from __future__ import annotations
 
-from numba import njit
-
 from kvplan.sim.core import moves, tier
 from kvplan.sim.core.layout import (
     A_AT,
@@ -79,6 +77,8 @@ from kvplan.sim.core.layout import (
     I,
     M,
     V,
+    compiled,
+    inline,
     ref_at,
     resident,
     th,
@@ -90,20 +90,20 @@ from kvplan.sim.policies import dispatch
 # -- where blocks go down -----------------------------------------------------------------------
 
 
-@njit(inline="always", cache=True)
+@inline
 def _below(m, t):
     """The next present tier below ``t`` (-1: none)."""
     return m[BELOW + t]
 
 
-@njit(inline="always", cache=True)
+@inline
 def _takes(m, t, b, rule):
     """Tier ``t`` takes block ``b`` by ``rule`` (STORE or EVICT): its rule and hit count."""
     return m[COPY_ON + t] == rule and (
         m[MIN_HITS + t] == 0 or m[word_at(m, b, HITS)] >= m[MIN_HITS + t])
 
 
-@njit(inline="always", cache=True)
+@inline
 def _store_from(m, b, src):
     """Where the next STORE hop of ``b`` leaves from, going down from tier ``src`` (-1: none):
     past the lower tiers that already hold it, to the first that lacks it and takes it."""
@@ -117,7 +117,7 @@ def _store_from(m, b, src):
         t = lower
 
 
-@njit(inline="always", cache=True)
+@inline
 def _held_below(m, t, b):
     for lower in range(t + 1, 3):  # noqa: SIM110  (numba compiles no generators)
         if tier.contains(m, lower, b):
@@ -125,7 +125,7 @@ def _held_below(m, t, b):
     return False
 
 
-@njit(V(M, I, I, I), cache=True)
+@compiled(V(M, I, I, I))
 def _demote(m, t, victims, n):
     """Queue one DEMOTE hop for the blocks evicted from tier ``t`` (at m[victims:]) that the
     next present tier takes by the evict rule and no lower tier holds."""
@@ -143,7 +143,7 @@ def _demote(m, t, victims, n):
         moves.push(m, DEMOTE, t, t + 1, m[out:out + k], -1)
 
 
-@njit(inline="always", cache=True)
+@inline
 def _crossed(m, b, src):
     """Block ``b``'s hits just reached the ``min_hits`` of a tier below ``src`` that stores."""
     hits = m[word_at(m, b, HITS)]
@@ -153,7 +153,7 @@ def _crossed(m, b, src):
     return False
 
 
-@njit(V(M, M, M, I, I), cache=True)
+@compiled(V(M, M, M, I, I))
 def _queue_stores(m, blocks, src_of, n, parent):
     """Queue the STORE hops of ``blocks[:n]`` leaving from tier ``src_of[i]`` (-1: none):
     one batch HBM -> DRAM, then one DRAM -> SSD."""
@@ -171,7 +171,7 @@ def _queue_stores(m, blocks, src_of, n, parent):
 # -- lookup and HBM reservations --------------------------------------------------------------
 
 
-@njit(I(M, M, I), cache=True)
+@compiled(I(M, M, I))
 def lookup(m, blocks, limit):
     """Tier of each block of the longest prefix of ``blocks[:limit]`` found in some tier, the
     fastest holding it, into m[LEVELS:]; returns its length. Chained hashes make the prefix
@@ -194,7 +194,7 @@ def lookup(m, blocks, limit):
     return n
 
 
-@njit(I(M, I, I), cache=True)
+@compiled(I(M, I, I))
 def count_level(m, hits, level):
     """How many of the last lookup's ``hits`` blocks were found in ``level``."""
     out = m[LEVELS_AT]
@@ -204,14 +204,14 @@ def count_level(m, hits, level):
     return n
 
 
-@njit(I(M), cache=True)
+@compiled(I(M))
 def room(m):
     """Blocks ``reserve`` can grant now: free + unpinned cached HBM blocks."""
     h = th(HBM)
     return m[h + CAP] - m[h + PINNED] - m[PRIVATE]
 
 
-@njit(B(M, I, M, I), cache=True)
+@compiled(B(M, I, M, I))
 def fits(m, need, blocks, hits):
     """Whether ``reserve(need)`` would succeed once the HBM hits among ``blocks[:hits]``
     (the last lookup) are pinned, without pinning them."""
@@ -227,7 +227,7 @@ def fits(m, need, blocks, hits):
     return short <= m[h + USED] - m[h + PINNED] - unpinned_hits
 
 
-@njit(V(M, M, I, I), cache=True)
+@compiled(V(M, M, I, I))
 def _pin_hbm(m, blocks, hits, delta):
     """Add ``delta`` (+1 / -1) to the refcount of the last lookup's HBM hits."""
     levels, ref0, h = m[LEVELS_AT], m[BLOCKS_AT] + HBM, th(HBM)
@@ -244,18 +244,18 @@ def _pin_hbm(m, blocks, hits, delta):
     m[h + PINNED] = pinned
 
 
-@njit(V(M, M, I), cache=True)
+@compiled(V(M, M, I))
 def pin_prefix(m, blocks, hits):
     """Pin the HBM hits of the last lookup."""
     _pin_hbm(m, blocks, hits, 1)
 
 
-@njit(V(M, M, I), cache=True)
+@compiled(V(M, M, I))
 def unpin_prefix(m, blocks, hits):
     _pin_hbm(m, blocks, hits, -1)
 
 
-@njit(B(M, F, I), cache=True)
+@compiled(B(M, F, I))
 def reserve(m, f, n):
     """Reserve ``n`` private HBM blocks, evicting cached blocks (the evict rule may demote
     them). False, with no side effect, when free + unpinned blocks are fewer than ``n``."""
@@ -274,7 +274,7 @@ def reserve(m, f, n):
     return True
 
 
-@njit(V(M, I), cache=True)
+@compiled(V(M, I))
 def free_private(m, n):
     """Return ``n`` private HBM blocks (a finished request's tail and decode blocks)."""
     m[PRIVATE] -= n
@@ -283,7 +283,7 @@ def free_private(m, n):
 # -- admission: hits and loads ------------------------------------------------------------------
 
 
-@njit(V(M, I, M, M), cache=True)
+@compiled(V(M, I, M, M))
 def _queue_loads(m, kind, from_dram, from_ssd):
     """One hop DRAM -> HBM and one SSD -> DRAM (its second hop is queued when it lands);
     their blocks are in flight into HBM until the last hop lands."""
@@ -297,7 +297,7 @@ def _queue_loads(m, kind, from_dram, from_ssd):
             m[word_at(m, b, INFLIGHT)] = mid + 1
 
 
-@njit(inline="always", cache=True)
+@inline
 def _seen(m, at, n, value):
     for i in range(n):  # noqa: SIM110  (numba compiles no generators)
         if m[at + i] == value:
@@ -305,7 +305,7 @@ def _seen(m, at, n, value):
     return False
 
 
-@njit(I(M, F, M, I, I), cache=True)
+@compiled(I(M, F, M, I, I))
 def _start_loads(m, f, blocks, hits, out):
     """Waits on in-flight HBM hits (their move ids to m[out + 4:]); DRAM / SSD hits take
     their reserved HBM room pinned, are touched where found, and are queued as loads."""
@@ -336,7 +336,7 @@ def _start_loads(m, f, blocks, hits, out):
     return waits
 
 
-@njit(I(M, F, M, I), cache=True)
+@compiled(I(M, F, M, I))
 def admit(m, f, blocks, hits):
     """A request's HBM room is reserved and its HBM hits pinned: count its hits and load the
     rest of its prefix (the last lookup's ``hits`` blocks) into HBM.
@@ -371,7 +371,7 @@ def admit(m, f, blocks, hits):
 # -- prefetch staging ---------------------------------------------------------------------------
 
 
-@njit(I(M, F, M, I, I, I), cache=True)
+@compiled(I(M, F, M, I, I, I))
 def stage(m, f, blocks, hits, room_blocks, granted):
     """Prefetch: the first ``room_blocks`` DRAM / SSD blocks of the last lookup's prefix go
     into HBM (pinned, into ``granted`` reserved blocks; none when 0), remembering the tier
@@ -411,7 +411,7 @@ def stage(m, f, blocks, hits, room_blocks, granted):
 # -- compute and release ------------------------------------------------------------------------
 
 
-@njit(V(M, F, M, I, I), cache=True)
+@compiled(V(M, F, M, I, I))
 def commit(m, f, blocks, lo, hi):
     """Blocks ``blocks[lo:hi]`` were computed into the request's private HBM blocks: each
     becomes a cached block pinned by the request (or pins the copy another request already
@@ -423,7 +423,7 @@ def commit(m, f, blocks, lo, hi):
     m[PRIVATE] -= hi - lo
 
 
-@njit(V(M, F), cache=True)
+@compiled(V(M, F))
 def flush_stores(m, f):
     """The store rule for the blocks committed since the last flush (one batch per hop)."""
     fresh, n = m[FRESH_AT], m[FRESH_N]
@@ -434,14 +434,14 @@ def flush_stores(m, f):
     m[FRESH_N] = 0
 
 
-@njit(V(M, F, M, I), cache=True)
+@compiled(V(M, F, M, I))
 def touch_prefix(m, f, blocks, n):
     """A finishing request used its ``n`` cached blocks: touch them tail first (vLLM frees a
     request's blocks in reverse order), so chain tails go first among equally recent ones."""
     dispatch.touch_all(m, f, HBM, blocks[:n], True)
 
 
-@njit(V(M, M), cache=True)
+@compiled(V(M, M))
 def unpin_blocks(m, blocks):
     """Unpin HBM blocks (a request's prefix, a session's pins, staged blocks), in order."""
     ref0, h = m[BLOCKS_AT] + HBM, th(HBM)
@@ -456,14 +456,14 @@ def unpin_blocks(m, blocks):
 # -- landings ----------------------------------------------------------------------------------
 
 
-@njit(V(M, F, I, M), cache=True)
+@compiled(V(M, F, I, M))
 def _insert_lower(m, f, t, blocks):
     """Blocks land in DRAM or SSD: touched if there, else inserted (a full tier evicts one
     block per insert; the evict rule may demote DRAM's victims)."""
     _demote(m, t, m[A_AT], dispatch.place_all(m, f, t, blocks, m[A_AT]))
 
 
-@njit(V(M, I, M, I), cache=True)
+@compiled(V(M, I, M, I))
 def _onward_to_ssd(m, kind, blocks, mid):
     """After a hop HBM -> DRAM: a STORE goes on to SSD when SSD takes it and lacks it; with
     DRAM absent (the hop was the bounce buffer) every block goes on that SSD lacks."""
@@ -482,7 +482,7 @@ def _onward_to_ssd(m, kind, blocks, mid):
         moves.push(m, kind, DRAM, SSD, m[out:out + k], mid)
 
 
-@njit(V(M, F, I, I, I, I, M), cache=True)
+@compiled(V(M, F, I, I, I, I, M))
 def land(m, f, mid, kind, src, dst, blocks):
     """Move ``mid`` (``kind``, hop ``src`` -> ``dst``) arrived: apply the rules at ``dst``
     and queue its next hop, if any."""
@@ -514,7 +514,7 @@ def land(m, f, mid, kind, src, dst, blocks):
 # -- cache mode: moves applied at once ----------------------------------------------------------
 
 
-@njit(I(I, I), cache=True)
+@compiled(I(I, I))
 def hop_link(src, dst):
     """The link between neighbouring tiers (kvplan.hierarchy.hop_link, compiled)."""
     if dst < src:
@@ -522,7 +522,7 @@ def hop_link(src, dst):
     return D2H if src == HBM else SSD_WRITE
 
 
-@njit(V(M, F), cache=True)
+@compiled(V(M, F))
 def drain(m, f):
     """Apply every queued move at once, in queue order (moves its landings queue included),
     counting blocks per link: the transfer manager of cache mode."""

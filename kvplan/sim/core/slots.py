@@ -11,8 +11,6 @@ form a stack::
 
 from __future__ import annotations
 
-from numba import njit
-
 from kvplan.sim.core.layout import (
     BLOCK_WORDS,
     BLOCKS_AT,
@@ -21,12 +19,13 @@ from kvplan.sim.core.layout import (
     KEYS_AT,
     PINNED,
     REF1,
+    inline,
     resident,
     th,
 )
 
 
-@njit(inline="always", cache=True)
+@inline
 def take_slot(m, t):
     """A free slot of tier ``t`` (the pool is sized so one is always free)."""
     h = th(t)
@@ -36,14 +35,14 @@ def take_slot(m, t):
     return m[m[h + FREE_AT] + m[h + FREE_N]]
 
 
-@njit(inline="always", cache=True)
+@inline
 def free_slot(m, t, s):
     h = th(t)
     m[m[h + FREE_AT] + m[h + FREE_N]] = s
     m[h + FREE_N] += 1
 
 
-@njit(inline="always", cache=True)
+@inline
 def forget(m, t, s):
     """A policy dropped its ghost entry in slot ``s``: the block loses it, the slot is free
     (unless the block became resident meanwhile and owns the slot)."""
@@ -53,21 +52,21 @@ def forget(m, t, s):
         free_slot(m, t, s)
 
 
-@njit(inline="always", cache=True)
+@inline
 def any_pinned(m, t):
     """Tier ``t`` has pinned blocks (DRAM and SSD never do): when not, a victim search need
     not read each candidate's record, only skip the slot being filled."""
     return m[th(t) + PINNED] > 0
 
 
-@njit(inline="always", cache=True)
+@inline
 def held(m, v, s, incoming, pins):
     """Slot ``s`` may not be a victim: it is being filled, or (``pins``: the tier has pins)
     its block is in use. ``v``: a policy's region tuple (v[1], v[2] as in ``pinned``)."""
     return s == incoming or (pins and pinned(m, v[1], v[2], s))
 
 
-@njit(inline="always", cache=True)
+@inline
 def pinned(m, rec_t, keys_at, s):
     """The block in slot ``s`` is in use (``rec_t = m[BLOCKS_AT] + t``, ``keys_at`` the
     tier's KEYS, both read once per batch)."""

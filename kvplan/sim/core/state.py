@@ -26,6 +26,13 @@ class _Words:
         return at
 
 
+def _align(m: np.ndarray, at: int) -> int:
+    """Words to skip after ``m[at]`` so that block records start on a cache line (a record
+    is one line: a block's words cost one memory access)."""
+    line = L.BLOCK_WORDS * m.itemsize
+    return (-(m.ctypes.data + at * m.itemsize) % line) // m.itemsize
+
+
 def build_state(spec: CoreSpec, n_blocks: int, max_request_blocks: int,
                 future: FutureUses | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Empty tiers for ``n_blocks`` dense block ids; requests of at most
@@ -42,7 +49,8 @@ def build_state(spec: CoreSpec, n_blocks: int, max_request_blocks: int,
     caps = [int(c) for c in spec.capacity_blocks]
     scratch = max(caps[Tier.HBM], max_request_blocks) + 2
     mw, fw = _Words(L.HEADER), _Words(L.F_HEADER)
-    hdr = {L.BLOCKS_AT: mw.take(n_blocks * L.BLOCK_WORDS)}
+    blocks_at = mw.take(n_blocks * L.BLOCK_WORDS + L.BLOCK_WORDS)  # + room to align
+    hdr = {}
     regions = []
     for p, cap in zip(policies, caps, strict=True):
         pool = p.slots(cap) if cap > 0 else 0
@@ -65,6 +73,7 @@ def build_state(spec: CoreSpec, n_blocks: int, max_request_blocks: int,
     f = np.zeros(fw.size, np.float64)
     for word, at in hdr.items():
         m[word] = at
+    m[L.BLOCKS_AT] = blocks_at + _align(m, blocks_at)
     m[L.N_BLOCKS] = n_blocks
     m[L.INCLUSIVE] = int(spec.rules.inclusive)
     for t, (copy_on, min_hits) in enumerate(zip(spec.rules.copy_on, spec.rules.min_hits,

@@ -18,7 +18,7 @@ registers. An absent tier (capacity 0) holds nothing.
 
 from __future__ import annotations
 
-from numba import njit, types
+from numba import types
 from numba.extending import overload
 
 from kvplan.sim.core import slots
@@ -28,11 +28,13 @@ from kvplan.sim.core.layout import (
     CAP,
     HBM,
     KEYS_AT,
+    NO_RC,
     PEAK,
     PINNED,
     REF1,
     UNSEEN,
     USED,
+    inline,
     ref_at,
     resident,
     slot_of,
@@ -41,17 +43,17 @@ from kvplan.sim.core.layout import (
 from kvplan.sim.policies.base import EvictionPolicy, policy_of_code
 
 
-@njit(inline="always", cache=True)
+@inline
 def present(m, t):
     return m[th(t) + CAP] > 0
 
 
-@njit(inline="always", cache=True)
+@inline
 def contains(m, t, b):
     return resident(m[ref_at(m, t, b)])
 
 
-@njit(inline="always", cache=True)
+@inline
 def pin(m, t, b):
     """One more user of a resident block: it cannot be evicted until unpinned."""
     r = ref_at(m, t, b)
@@ -60,7 +62,7 @@ def pin(m, t, b):
     m[r] += REF1
 
 
-@njit(inline="always", cache=True)
+@inline
 def unpin(m, t, b):
     """One user fewer; at refcount 0 the block stays cached and becomes evictable."""
     r = ref_at(m, t, b)
@@ -74,7 +76,7 @@ def _policy(code) -> EvictionPolicy | None:
     return policy_of_code(code.literal_value) if isinstance(code, types.IntegerLiteral) else None
 
 
-@njit(inline="always", cache=True)
+@inline
 def _seat(m, t, b, r, users):
     """Make block ``b`` (its tier word at ``r``) resident in tier ``t`` with ``users``
     users, in its ghost entry's slot if the policy kept one, else in a free slot; returns
@@ -92,7 +94,7 @@ def init(code, m, f, t):
     raise NotImplementedError
 
 
-@overload(init, prefer_literal=True)
+@overload(init, prefer_literal=True, jit_options=NO_RC)
 def _init(code, m, f, t):
     p = _policy(code)
     if p is None:
@@ -112,7 +114,7 @@ def touch_all(code, m, f, t, keys, backward):
     raise NotImplementedError
 
 
-@overload(touch_all, prefer_literal=True)
+@overload(touch_all, prefer_literal=True, jit_options=NO_RC)
 def _touch_all(code, m, f, t, keys, backward):
     p = _policy(code)
     if p is None:
@@ -145,7 +147,7 @@ def _evict_with(victims, on_remove):
     policy names slots; each victim's block leaves (keeping its slot if the policy keeps a
     ghost entry there), and m[out:] gets the blocks."""
 
-    @njit(inline="always")
+    @inline
     def evict_n(m, f, t, v, n, out, incoming):
         got = victims(m, f, v, n, out, incoming)
         rec, keys = m[BLOCKS_AT] + t, m[th(t) + KEYS_AT]
@@ -163,7 +165,7 @@ def _evict_with(victims, on_remove):
     return evict_n
 
 
-@overload(evict, prefer_literal=True)
+@overload(evict, prefer_literal=True, jit_options=NO_RC)
 def _evict(code, m, f, t, n, out, incoming):
     p = _policy(code)
     if p is None:
@@ -189,7 +191,7 @@ def fill_reserved(code, m, f, t, keys, new):
     raise NotImplementedError
 
 
-@overload(fill_reserved, prefer_literal=True)
+@overload(fill_reserved, prefer_literal=True, jit_options=NO_RC)
 def _fill_reserved(code, m, f, t, keys, new):
     if _policy(code) is None:
         return None
@@ -223,7 +225,7 @@ def place_all(code, m, f, t, keys, out):
     raise NotImplementedError
 
 
-@overload(place_all, prefer_literal=True)
+@overload(place_all, prefer_literal=True, jit_options=NO_RC)
 def _place_all(code, m, f, t, keys, out):
     p = _policy(code)
     if p is None:
@@ -260,7 +262,7 @@ def remove_all(code, m, f, t, keys):
     raise NotImplementedError
 
 
-@overload(remove_all, prefer_literal=True)
+@overload(remove_all, prefer_literal=True, jit_options=NO_RC)
 def _remove_all(code, m, f, t, keys):
     p = _policy(code)
     if p is None:

@@ -21,10 +21,24 @@ set, pool, the two words, p's offset in f, capacity).
 
 from __future__ import annotations
 
-from numba import njit, types
+from numba import types
 
 from kvplan.sim.core import lists, slots
-from kvplan.sim.core.layout import BLOCKS_AT, CAP, KEYS_AT, PF, PI, POOL, F, I, M, V, th
+from kvplan.sim.core.layout import (
+    BLOCKS_AT,
+    CAP,
+    KEYS_AT,
+    PF,
+    PI,
+    POOL,
+    F,
+    I,
+    M,
+    V,
+    compiled,
+    inline,
+    th,
+)
 from kvplan.sim.policies.base import EvictionPolicy, register_eviction
 
 CODE = 4
@@ -44,7 +58,7 @@ def words(capacity_blocks: int, times: int = 0) -> tuple[int, int]:
     return lists.words(pool(capacity_blocks), 4) + 2, 1
 
 
-@njit(inline="always", cache=True)
+@inline
 def region(m, t):
     h = th(t)
     ls, n = m[h + PI], m[h + POOL]
@@ -52,7 +66,7 @@ def region(m, t):
             m[h + CAP])
 
 
-@njit(V(M, F, I), cache=True)
+@compiled(V(M, F, I))
 def init(m, f, t):
     v = region(m, t)
     lists.init(m, v[3], v[4], 4)
@@ -61,7 +75,7 @@ def init(m, f, t):
     f[v[6]] = 0.0
 
 
-@njit(inline="always", cache=True)
+@inline
 def _trim_ghosts(m, v):
     t, ls, nodes, c = v[0], v[3], v[4], v[7]
     t1, t2 = lists.size(m, ls, nodes, T1), lists.size(m, ls, nodes, T2)
@@ -74,7 +88,7 @@ def _trim_ghosts(m, v):
                                            B2 if lists.size(m, ls, nodes, B2) else B1))
 
 
-@njit(inline="always", cache=True)
+@inline
 def on_insert(m, f, v, s):
     ls, nodes, g, p, c = v[3], v[4], v[5], v[6], float(v[7])
     owner = lists.owner(m, ls, s)
@@ -94,13 +108,13 @@ def on_insert(m, f, v, s):
     _trim_ghosts(m, v)
 
 
-@njit(inline="always", cache=True)
+@inline
 def on_access(m, f, v, s):
     lists.unlink(m, v[3], v[4], s)
     lists.push_back(m, v[3], v[4], T2, s)
 
 
-@njit(inline="always", cache=True)
+@inline
 def on_remove(m, f, v, s):
     owner = lists.owner(m, v[3], s)
     if owner in (T1, T2):
@@ -108,14 +122,14 @@ def on_remove(m, f, v, s):
     return owner in (B1, B2)
 
 
-@njit(inline="always", cache=True)
+@inline
 def _next_unpinned(m, v, s, incoming, pins):
     while s != lists.NONE and slots.held(m, v, s, incoming, pins):
         s = lists.after(m, v[3], v[4], s)
     return s
 
 
-@njit(inline="always", cache=True)
+@inline
 def victims(m, f, v, n, out, incoming):
     ls, nodes, g, pins = v[3], v[4], v[5], slots.any_pinned(m, v[0])
     p = f[v[6]]

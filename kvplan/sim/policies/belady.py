@@ -21,7 +21,7 @@ buckets, top's offset).
 
 from __future__ import annotations
 
-from numba import njit, types
+from numba import types
 
 from kvplan.sim.core import lists, slots
 from kvplan.sim.core.layout import (
@@ -42,6 +42,8 @@ from kvplan.sim.core.layout import (
     I,
     M,
     V,
+    compiled,
+    inline,
     th,
 )
 from kvplan.sim.policies.base import EvictionPolicy, register_eviction
@@ -60,21 +62,21 @@ def words(capacity_blocks: int, times: int = 0) -> tuple[int, int]:
     return lists.words(pool(capacity_blocks), times + 1) + 1, 0
 
 
-@njit(Region(M, I), cache=True)
+@compiled(Region(M, I))
 def region(m, t):
     h = th(t)
     ls, n, buckets = m[h + PI], m[h + POOL], m[N_DISTINCT] + 1
     return t, m[BLOCKS_AT] + t, m[h + KEYS_AT], ls, n, buckets, ls + lists.words(n, buckets)
 
 
-@njit(V(M, F, I), cache=True)
+@compiled(V(M, F, I))
 def init(m, f, t):
     v = region(m, t)
     lists.init(m, v[LS], v[NODES], v[BUCKETS])
     m[v[TOP]] = 0
 
 
-@njit(inline="always", cache=True)
+@inline
 def _now_ranks(m, f):
     """NOW_LO / NOW_HI for f[NOW]: distinct use times < NOW and <= NOW (binary search)."""
     if f[NOW] == f[NOW_SEEN] and m[NOW_HI] >= 0:
@@ -94,7 +96,7 @@ def _now_ranks(m, f):
     f[NOW_SEEN] = now
 
 
-@njit(inline="always", cache=True)
+@inline
 def next_use(m, f, key):
     """Rank of ``key``'s first use after NOW (N_DISTINCT: never). NOW never decreases, so a
     per-block cursor into its sorted use ranks only moves forward."""
@@ -108,7 +110,7 @@ def next_use(m, f, key):
     return m[ranks + i] if i < hi else m[N_DISTINCT]
 
 
-@njit(inline="always", cache=True)
+@inline
 def _touch(m, f, v, s):
     """Slot ``s`` to the end of its next use's bucket (the newest touch)."""
     if lists.owner(m, v[LS], s) != lists.NONE:
@@ -119,24 +121,24 @@ def _touch(m, f, v, s):
         m[v[TOP]] = b
 
 
-@njit(inline="always", cache=True)
+@inline
 def on_insert(m, f, v, s):
     _touch(m, f, v, s)
 
 
-@njit(inline="always", cache=True)
+@inline
 def on_access(m, f, v, s):
     _touch(m, f, v, s)
 
 
-@njit(inline="always", cache=True)
+@inline
 def on_remove(m, f, v, s):
     if lists.owner(m, v[LS], s) != lists.NONE:
         lists.unlink(m, v[LS], v[NODES], s)
     return False
 
 
-@njit(inline="always", cache=True)
+@inline
 def _search(m, f, v, incoming, pins):
     """The next victim (-1: none): the oldest unpinned slot of the highest bucket holding
     one; a slot met in a bucket whose time has passed is re-bucketed and the search
@@ -158,7 +160,7 @@ def _search(m, f, v, incoming, pins):
     return lists.NONE
 
 
-@njit(inline="always", cache=True)
+@inline
 def victims(m, f, v, n, out, incoming):
     _now_ranks(m, f)
     pins = slots.any_pinned(m, v[0])

@@ -8,10 +8,8 @@ function here (docs/policies.md).
 
 from __future__ import annotations
 
-from numba import njit
-
 from kvplan.sim.core import tier
-from kvplan.sim.core.layout import CODE, B, F, I, M, V, th
+from kvplan.sim.core.layout import CODE, B, F, I, M, V, compiled, th
 from kvplan.sim.policies.arc import CODE as ARC
 from kvplan.sim.policies.belady import CODE as BELADY
 from kvplan.sim.policies.fifo import CODE as FIFO
@@ -20,7 +18,7 @@ from kvplan.sim.policies.lru import CODE as LRU
 from kvplan.sim.policies.s3fifo import CODE as S3FIFO
 
 
-@njit(V(M, F, I), cache=True)
+@compiled(V(M, F, I))
 def init(m, f, t):
     code = m[th(t) + CODE]
     if code == LRU:
@@ -37,7 +35,7 @@ def init(m, f, t):
         tier.init(BELADY, m, f, t)
 
 
-@njit(V(M, F, I, M, B), cache=True)
+@compiled(V(M, F, I, M, B))
 def touch_all(m, f, t, keys, backward):
     """kvplan.sim.core.tier.touch_all with tier ``t``'s policy."""
     code = m[th(t) + CODE]
@@ -55,7 +53,7 @@ def touch_all(m, f, t, keys, backward):
         tier.touch_all(BELADY, m, f, t, keys, backward)
 
 
-@njit(I(M, F, I, M, I), cache=True)
+@compiled(I(M, F, I, M, I))
 def fill_reserved(m, f, t, keys, new):
     """kvplan.sim.core.tier.fill_reserved with tier ``t``'s policy."""
     code = m[th(t) + CODE]
@@ -72,7 +70,7 @@ def fill_reserved(m, f, t, keys, new):
     return tier.fill_reserved(BELADY, m, f, t, keys, new)
 
 
-@njit(I(M, F, I, M, I), cache=True)
+@compiled(I(M, F, I, M, I))
 def place_all(m, f, t, keys, out):
     """kvplan.sim.core.tier.place_all with tier ``t``'s policy."""
     code = m[th(t) + CODE]
@@ -89,7 +87,7 @@ def place_all(m, f, t, keys, out):
     return tier.place_all(BELADY, m, f, t, keys, out)
 
 
-@njit(I(M, F, I, I, I, I), cache=True)
+@compiled(I(M, F, I, I, I, I))
 def evict(m, f, t, n, out, incoming):
     """kvplan.sim.core.tier.evict with tier ``t``'s policy."""
     code = m[th(t) + CODE]
@@ -106,7 +104,7 @@ def evict(m, f, t, n, out, incoming):
     return tier.evict(BELADY, m, f, t, n, out, incoming)
 
 
-@njit(V(M, F, I, M), cache=True)
+@compiled(V(M, F, I, M))
 def remove_all(m, f, t, keys):
     """kvplan.sim.core.tier.remove_all with tier ``t``'s policy."""
     code = m[th(t) + CODE]

@@ -6,10 +6,10 @@ pool).
 
 from __future__ import annotations
 
-from numba import njit, types
+from numba import types
 
 from kvplan.sim.core import lists, slots
-from kvplan.sim.core.layout import BLOCKS_AT, KEYS_AT, PI, POOL, F, I, M, V, th
+from kvplan.sim.core.layout import BLOCKS_AT, KEYS_AT, PI, POOL, F, I, M, V, compiled, inline, th
 from kvplan.sim.policies.base import EvictionPolicy, register_eviction
 
 CODE = 1
@@ -25,36 +25,36 @@ def words(capacity_blocks: int, times: int = 0) -> tuple[int, int]:
     return lists.words(pool(capacity_blocks), 1), 0
 
 
-@njit(inline="always", cache=True)
+@inline
 def region(m, t):
     h = th(t)
     return t, m[BLOCKS_AT] + t, m[h + KEYS_AT], m[h + PI], m[h + POOL]
 
 
-@njit(V(M, F, I), cache=True)
+@compiled(V(M, F, I))
 def init(m, f, t):
     v = region(m, t)
     lists.init(m, v[3], v[4], 1)
 
 
-@njit(inline="always", cache=True)
+@inline
 def on_insert(m, f, v, s):
     lists.push_back(m, v[3], v[4], ORDER, s)
 
 
-@njit(inline="always", cache=True)
+@inline
 def on_access(m, f, v, s):
     return
 
 
-@njit(inline="always", cache=True)
+@inline
 def on_remove(m, f, v, s):
     if lists.owner(m, v[3], s) != lists.NONE:
         lists.unlink(m, v[3], v[4], s)
     return False
 
 
-@njit(inline="always", cache=True)
+@inline
 def victims(m, f, v, n, out, incoming):
     ls, nodes, pins = v[3], v[4], slots.any_pinned(m, v[0])
     got = 0

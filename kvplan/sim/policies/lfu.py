@@ -14,10 +14,10 @@ slot lists, pool, bucket lists, buckets, counts).
 
 from __future__ import annotations
 
-from numba import njit, types
+from numba import types
 
 from kvplan.sim.core import lists, slots
-from kvplan.sim.core.layout import BLOCKS_AT, KEYS_AT, PI, POOL, F, I, M, V, th
+from kvplan.sim.core.layout import BLOCKS_AT, KEYS_AT, PI, POOL, F, I, M, V, compiled, inline, th
 from kvplan.sim.policies.base import EvictionPolicy, register_eviction
 
 CODE = 2
@@ -41,7 +41,7 @@ def words(capacity_blocks: int, times: int = 0) -> tuple[int, int]:
     return lists.words(n, nb) + lists.words(nb, 2) + nb, 0
 
 
-@njit(inline="always", cache=True)
+@inline
 def region(m, t):
     h = th(t)
     keys, n = m[h + PI], m[h + POOL]
@@ -51,7 +51,7 @@ def region(m, t):
             buckets + lists.words(nb, 2))
 
 
-@njit(V(M, F, I), cache=True)
+@compiled(V(M, F, I))
 def init(m, f, t):
     v = region(m, t)
     lists.init(m, v[3], v[4], v[6])
@@ -60,7 +60,7 @@ def init(m, f, t):
         lists.push_back(m, v[5], v[6], FREE, b)
 
 
-@njit(inline="always", cache=True)
+@inline
 def _bucket_after(m, v, prev, count):
     """A fresh bucket of ``count`` placed after bucket ``prev`` (-1: first)."""
     buckets, nb = v[5], v[6]
@@ -73,7 +73,7 @@ def _bucket_after(m, v, prev, count):
     return b
 
 
-@njit(inline="always", cache=True)
+@inline
 def _leave(m, v, s):
     """Take slot ``s`` out of its bucket; free the bucket if it empties."""
     b = lists.owner(m, v[3], s)
@@ -83,7 +83,7 @@ def _leave(m, v, s):
         lists.push_back(m, v[5], v[6], FREE, b)
 
 
-@njit(inline="always", cache=True)
+@inline
 def on_insert(m, f, v, s):
     b = lists.first(m, v[5], v[6], BY_COUNT)
     if b == lists.NONE or m[v[7] + b] != 1:
@@ -91,7 +91,7 @@ def on_insert(m, f, v, s):
     lists.push_back(m, v[3], v[4], b, s)
 
 
-@njit(inline="always", cache=True)
+@inline
 def on_access(m, f, v, s):
     b = lists.owner(m, v[3], s)
     nxt = lists.after(m, v[5], v[6], b)
@@ -101,14 +101,14 @@ def on_access(m, f, v, s):
     lists.push_back(m, v[3], v[4], nxt, s)
 
 
-@njit(inline="always", cache=True)
+@inline
 def on_remove(m, f, v, s):
     if lists.owner(m, v[3], s) != lists.NONE:
         _leave(m, v, s)
     return False
 
 
-@njit(inline="always", cache=True)
+@inline
 def victims(m, f, v, n, out, incoming):
     """Lowest count first, oldest first within a count; nothing moves (on_remove unlinks)."""
     keys, nodes, buckets, nb = v[3], v[4], v[5], v[6]

@@ -23,10 +23,23 @@ share, ghost size, spared scratch).
 
 from __future__ import annotations
 
-from numba import njit, types
+from numba import types
 
 from kvplan.sim.core import lists, slots
-from kvplan.sim.core.layout import BLOCKS_AT, CAP, KEYS_AT, PI, POOL, F, I, M, V, th
+from kvplan.sim.core.layout import (
+    BLOCKS_AT,
+    CAP,
+    KEYS_AT,
+    PI,
+    POOL,
+    F,
+    I,
+    M,
+    V,
+    compiled,
+    inline,
+    th,
+)
 from kvplan.sim.policies.base import EvictionPolicy, register_eviction
 
 CODE = 3
@@ -51,7 +64,7 @@ def words(capacity_blocks: int, times: int = 0) -> tuple[int, int]:
     return lists.words(n, 3) + 2 * n, 0
 
 
-@njit(inline="always", cache=True)
+@inline
 def region(m, t):
     h = th(t)
     ls, n, cap = m[h + PI], m[h + POOL], m[h + CAP]
@@ -61,13 +74,13 @@ def region(m, t):
             counts + n)
 
 
-@njit(V(M, F, I), cache=True)
+@compiled(V(M, F, I))
 def init(m, f, t):
     v = region(m, t)
     lists.init(m, v[3], v[4], 3)
 
 
-@njit(inline="always", cache=True)
+@inline
 def on_insert(m, f, v, s):
     ls, nodes = v[3], v[4]
     if lists.owner(m, ls, s) == GHOST:
@@ -78,12 +91,12 @@ def on_insert(m, f, v, s):
     m[v[5] + s] = 0
 
 
-@njit(inline="always", cache=True)
+@inline
 def on_access(m, f, v, s):
     m[v[5] + s] = min(m[v[5] + s] + 1, MAX_COUNT)
 
 
-@njit(inline="always", cache=True)
+@inline
 def on_remove(m, f, v, s):
     owner = lists.owner(m, v[3], s)
     if owner in (SMALL, MAIN):
@@ -91,7 +104,7 @@ def on_remove(m, f, v, s):
     return owner == GHOST
 
 
-@njit(inline="always", cache=True)
+@inline
 def _from_small(m, v, cursor, incoming, pins):
     """From ``cursor`` in S: the first unpinned block never accessed (remembered in G);
     those accessed meanwhile move to M. Returns (victim or -1, where the scan resumes)."""
@@ -115,7 +128,7 @@ def _from_small(m, v, cursor, incoming, pins):
     return lists.NONE, lists.NONE
 
 
-@njit(inline="always", cache=True)
+@inline
 def _from_main(m, v, incoming, pins):
     """Up to MAX_COUNT + 1 passes over M: each pass spares (count - 1, to the new end) the
     unpinned blocks with count > 0 before the first unpinned one with count 0, the victim."""
@@ -143,7 +156,7 @@ def _from_main(m, v, incoming, pins):
     return lists.NONE
 
 
-@njit(inline="always", cache=True)
+@inline
 def victims(m, f, v, n, out, incoming):
     ls, nodes, pins = v[3], v[4], slots.any_pinned(m, v[0])
     got = 0
