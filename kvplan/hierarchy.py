@@ -45,8 +45,6 @@ class Link(IntEnum):
         return self.name.lower()
 
 
-TIERS = tuple(Tier)
-LINKS = tuple(Link)
 TIER_LABELS = tuple(t.label for t in Tier)
 """("hbm", "dram", "ssd")."""
 LINK_LABELS = tuple(link.label for link in Link)

@@ -5,12 +5,18 @@ from __future__ import annotations
 import numpy as np
 
 from kvplan.sim.core import layout as L
-from kvplan.sim.core import tier
+from kvplan.sim.core import rules, tier
 from kvplan.sim.core.spec import CoreSpec
 from kvplan.sim.core.state import build_state
 from kvplan.sim.policies import dispatch
 
 HBM = 0
+
+
+def block_users(m: np.ndarray, t: int, b: int) -> int:
+    """Users of block ``b`` in tier ``t`` (-1: not resident)."""
+    w = int(m[m[L.BLOCKS_AT] + L.BLOCK_WORDS * b + t])
+    return (w >> L.REF_SHIFT) - 1 if w >= L.REF1 else -1
 
 
 class CompiledTier:
@@ -37,7 +43,7 @@ class CompiledTier:
         return bool(tier.contains(self.m, HBM, key))
 
     def refcount(self, key: int) -> int:
-        return max(L.block_users(self.m, HBM, key), 0)
+        return max(block_users(self.m, HBM, key), 0)
 
     @property
     def used_blocks(self) -> int:
@@ -65,10 +71,13 @@ class CompiledTier:
         dispatch.touch_all(self.m, self.f, HBM, self._keys(key), False)
 
     def pin(self, key: int) -> None:
-        tier.pin(self.m, HBM, key)
+        """One more user (as a request's prefix lookup pins its HBM hits)."""
+        keys = self._keys(key)
+        rules.lookup(self.m, keys, 1)
+        rules.pin_prefix(self.m, keys, 1)
 
     def unpin(self, key: int) -> None:
-        tier.unpin(self.m, HBM, key)
+        rules.unpin_blocks(self.m, self._keys(key))
 
     def evict(self, n: int, now: float = 0.0) -> list[int]:
         self._now(now)

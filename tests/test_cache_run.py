@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kvplan.errors import KvplanError
-from kvplan.hierarchy import Link
+from kvplan.hierarchy import Link, Tier
 from kvplan.sim.blocks import BlockStream
 from kvplan.sim.cache import replay_blocks, run_cache
 from kvplan.sim.config import ReplayConfig
@@ -146,12 +146,15 @@ def test_run_cache_on_bundled_trace_accounts_every_token():
     assert ((hit * w.block_size + req["recomputed_tokens"]) == req["input_tokens"]).all()
     assert (hit <= req["prompt_blocks"]).all()
     run = res.run
-    assert run["mode"] == "cache" and run["bound"] == "" and run["hbm_capacity_blocks"] == 128
-    assert run["ssd_bytes_written"] == run["ssd_write_bytes"] > 0
-    total = sum(run[f"hit_ratio_{t}_blocks"] for t in ("hbm", "dram", "ssd"))
+    assert run.mode == "cache" and run.bound == "" and run.tier(Tier.HBM).capacity_blocks == 128
+    assert run.ssd_bytes_written == run.link(Link.SSD_WRITE).bytes > 0
+    assert run.timing is None and run.link(Link.H2D).util is None
+    total = sum(run.tier(t).hit_ratio_blocks for t in Tier)
     assert 0 < total <= 1
+    row = run.as_row()
+    assert row["hbm_capacity_blocks"] == 128 and "finished" not in row
     oracle = run_cache(w, ReplayConfig(mode="cache", hbm_kv_gib=8, eviction_hbm="belady"))
-    assert "offline oracle" in oracle.run["bound"]
+    assert "offline oracle" in oracle.run.bound
 
 
 def test_run_cache_unknown_policy_lists_valid_names():

@@ -41,8 +41,7 @@ def test_block_stream_dense_ids_and_offsets():
     assert s.ids.tolist() == [0, 1, 0, 1, 2, 3, 4]
     assert s.offsets.tolist() == [0, 2, 5, 6, 7]
     assert (s.num_blocks, s.num_requests, s.num_accesses, s.block_size) == (5, 4, 7, 16)
-    assert s.request_blocks(1).tolist() == [0, 1, 2]
-    assert s.request_of_access().tolist() == [0, 0, 1, 1, 1, 2, 3]
+    assert s.ids[s.offsets[1]:s.offsets[2]].tolist() == [0, 1, 2]
 
 
 def test_block_stream_handles_sliced_arrow_and_empty_requests():

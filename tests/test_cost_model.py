@@ -11,8 +11,8 @@ from kvplan.cost.model import CostModel, activation_reserve, attn_pairs
 from kvplan.errors import KvplanError
 from kvplan.hardware.profile import load_profile
 from kvplan.model.spec import load_model
+from kvplan.units import GIB
 
-GIB = 1 << 30
 H100 = load_profile("h100-sxm")
 LLAMA8 = load_model("llama-3.1-8b")
 CM8 = CostModel.build(LLAMA8, H100)

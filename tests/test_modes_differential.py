@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kvplan.hierarchy import LINK_LABELS, TIER_LABELS
+from kvplan.hierarchy import TIER_LABELS, Link
 from kvplan.sim import engine
 from kvplan.sim.build import build_cost
 from kvplan.sim.config import ReplayConfig
@@ -81,8 +81,8 @@ def assert_modes_agree(workload: Workload, config: ReplayConfig) -> None:
     for tier in TIER_LABELS:
         col = f"hit_{tier}_blocks"
         assert event.requests[col].to_list() == cache.requests[col].to_list(), col
-    for link in LINK_LABELS:
-        assert event.run[f"{link}_bytes"] == cache.run[f"{link}_bytes"], link
+    for link in Link:
+        assert event.run.link(link).bytes == cache.run.link(link).bytes, link.label
 
 
 def prompts_strategy():

@@ -60,10 +60,10 @@ def test_json_output(small_trace):
     assert variant["run"]["finished"] == 150
 
 
-def test_same_seed_gives_byte_identical_parquet(small_trace, tmp_path):
+def test_replays_are_deterministic_byte_identical_parquet(small_trace, tmp_path):
     for d in ("a", "b"):
         res = _run("--trace", str(small_trace), "--dram-gib", "64", "--ssd-gib", "256",
-                   "--prefetch", "lookahead", "--seed", "3", "-o", str(tmp_path / d))
+                   "--prefetch", "lookahead", "-o", str(tmp_path / d))
         assert res.exit_code == 0, res.output
     for name in ("requests", "run", "timeseries"):
         a = (tmp_path / "a" / f"{name}.parquet").read_bytes()
@@ -108,3 +108,22 @@ def test_zero_bandwidth_link_is_refused(small_trace, tmp_path):
     res = _run("--trace", str(small_trace), "--profile", str(path), "--ssd-gib", "100")
     assert res.exit_code == 2
     assert "link ssd_read has zero bandwidth" in res.output
+
+
+def test_option_defaults_are_replay_config_defaults():
+    """The CLI takes its defaults from ReplayConfig's fields (one home for them)."""
+    import inspect
+
+    from kvplan.cli.replay import replay
+    from kvplan.sim.config import ReplayConfig
+
+    d = ReplayConfig()
+    params = inspect.signature(replay).parameters
+    for name in ("model", "profile", "kv_dtype", "mode", "hbm_kv_gib", "dram_gib", "ssd_gib",
+                 "prefetch", "write", "store_threshold", "session_ttl_s", "max_batched_tokens",
+                 "max_seqs", "slo_ttft_ms", "slo_tpot_ms"):
+        assert params[name].default == getattr(d, name), name
+    assert params["lookahead"].default == d.lookahead_iters
+    assert params["staging_frac"].default == d.staging_budget_frac
+    assert params["exclusive"].default is not d.inclusive
+    assert params["eviction"].default == d.eviction_hbm == d.eviction_dram == d.eviction_ssd

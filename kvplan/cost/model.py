@@ -28,8 +28,8 @@ from kvplan.hardware.profile import HardwareProfile
 from kvplan.model.flops import attn_flops_per_pair, matmul_flops_per_token
 from kvplan.model.kv import kv_bytes_per_token, kv_bytes_per_token_layer, param_count, weight_bytes
 from kvplan.model.spec import ModelSpec
+from kvplan.units import GIB
 
-GIB = 1 << 30
 _SCALAR_RUN_ITERS = 32
 """Decode runs sum this many iterations as floats before switching to arrays."""
 GPU_MEMORY_UTILIZATION = 0.90

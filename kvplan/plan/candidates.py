@@ -17,12 +17,13 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from kvplan.cost.model import GIB, CostModel
+from kvplan.cost.model import CostModel
 from kvplan.hardware.prices import PriceTable
 from kvplan.plan import costing
 from kvplan.plan.policy_scale import PolicyScale
 from kvplan.plan.screen import BINDING_LABELS, Candidates, ScreenInput, Slo, evaluate
 from kvplan.plan.space import SearchSpace, default_space
+from kvplan.units import GIB
 
 KEEP_2X = ("ttft_pq_ms", "feasible", "binding", "max_rate_rps")
 

@@ -19,7 +19,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-GIB = 1 << 30
+from kvplan.units import GIB
+
 GB = 10**9
 VLLM_CUDA_BLOCK_SIZES = (1, 8, 16, 32)
 """Block sizes vLLM's CUDA attention backends accept (``CacheConfig.block_size``)."""

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import polars as pl
 
-from kvplan.cost.model import GIB, CostModel
+from kvplan.cost.model import CostModel
 from kvplan.errors import KvplanError
 from kvplan.hardware.prices import PriceTable
 from kvplan.hardware.profile import load_profile
@@ -29,6 +29,7 @@ from kvplan.plan.stream import num_accesses
 from kvplan.plan.verify import VerifyJob, verification_pool, verify
 from kvplan.sim.blocks import BlockStream
 from kvplan.sim.config import ReplayConfig
+from kvplan.units import GIB
 from kvplan.workload import Workload
 
 NEAR_MISS_TTFT_FACTOR = 4.0
@@ -257,7 +258,7 @@ def _config(r: dict, spec: PlanSpec) -> ReplayConfig:
         eviction_ssd=r["eviction"], prefetch=sp.get("prefetch", "none"),
         write=sp.get("write", "write-through"), inclusive=bool(r["inclusive"]),
         max_batched_tokens=spec.max_batched_tokens, max_seqs=spec.max_seqs,
-        slo_ttft_ms=spec.slo.ttft_ms, slo_tpot_ms=spec.slo.tpot_ms, seed=spec.seed,
+        slo_ttft_ms=spec.slo.ttft_ms, slo_tpot_ms=spec.slo.tpot_ms,
         max_wall_s=spec.verify_wall_s)
 
 

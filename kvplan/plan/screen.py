@@ -46,12 +46,13 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from kvplan.cost.model import GIB, CostModel, attn_pairs
+from kvplan.cost.model import CostModel, attn_pairs
+from kvplan.hierarchy import LINK_LABELS
 from kvplan.plan.curves import HitCurve, request_hits, tier_thresholds
 from kvplan.plan.policy_scale import PolicyScale
 from kvplan.plan.stream import AccessStream
+from kvplan.units import GIB
 
-LINKS = ("h2d", "d2h", "ssd_read", "ssd_write")
 BINDING_LABELS = {"gpu": "GPU", "h2d": "H2D link", "d2h": "D2H link", "ssd_read": "SSD reads",
                   "ssd_write": "SSD writes"}
 """Words for the ``binding`` column's values."""
@@ -260,7 +261,7 @@ def replica_figures(cm: CostModel, trace: ScreenInput, cands: Candidates, percen
     hit = h.sum(axis=0)
     prefill_s = prefill_seconds(cm, inp, hit * bs)
     max_blocks = int(blocks.max()) if blocks.size else 0
-    tab = {k: transfer_table(cm, k, max_blocks, block_bytes) for k in LINKS}
+    tab = {k: transfer_table(cm, k, max_blocks, block_bytes) for k in LINK_LABELS}
     moved = {"h2d": h[1] + h[2], "ssd_read": h[2],
              "d2h": np.where(cands.dram_gib > 0, blocks - hit, 0.0),
              "ssd_write": np.where(cands.ssd_gib > 0, blocks - hit, 0.0)}

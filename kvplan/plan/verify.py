@@ -23,7 +23,9 @@ import numpy as np
 import polars as pl
 
 from kvplan.errors import KvplanError
+from kvplan.hierarchy import Tier
 from kvplan.sim.config import ReplayConfig
+from kvplan.sim.results import RunSummary
 from kvplan.workload import Workload
 
 SIM_COLUMNS = ("candidate_id", "sim_finished_frac", "sim_ttft_p50_ms", "sim_ttft_pq_ms",
@@ -31,9 +33,6 @@ SIM_COLUMNS = ("candidate_id", "sim_finished_frac", "sim_ttft_p50_ms", "sim_ttft
                "sim_goodput_rps", "sim_throughput_tok_s", "sim_load_stall_mean_ms",
                "sim_stop_reason")
 """Columns of the verified table besides the analytic ones (docs/plan.md)."""
-SUMMED = ("requests", "prompt_blocks", "hit_hbm_blocks", "hit_dram_blocks", "hit_ssd_blocks",
-          "goodput_req_s", "throughput_tok_s", "load_stall_total_s")
-"""Run-summary figures that add up over replicas."""
 
 
 @dataclass(frozen=True)
@@ -56,7 +55,8 @@ class RunOutput:
     replica: int
     status: str
     """ok, timed out, or the error raised."""
-    run: dict
+    run: RunSummary | None
+    """None unless ok."""
     requests: pl.DataFrame
     timeseries: pl.DataFrame
 
@@ -90,7 +90,7 @@ def simulate(job: VerifyJob) -> RunOutput:
     req = res.requests.with_columns(pl.lit(job.candidate_id).alias("candidate_id"),
                                     pl.lit(job.replica).alias("replica"))
     ts = res.timeseries.with_columns(pl.lit(job.replica).alias("replica"))
-    return RunOutput(job.candidate_id, job.replica, "ok", dict(res.run), req, ts)
+    return RunOutput(job.candidate_id, job.replica, "ok", res.run, req, ts)
 
 
 def summarise(candidate_id: int, runs: list[RunOutput], percentile: float) -> dict:
@@ -104,21 +104,24 @@ def summarise(candidate_id: int, runs: list[RunOutput], percentile: float) -> di
     fin = req.filter(pl.col("finished")) if "finished" in req.columns else req
     ttft = fin["ttft_s"].drop_nulls().to_numpy()
     tpot = fin["tpot_s"].drop_nulls().to_numpy()
-    tot = {k: sum(float(r.run.get(k) or 0.0) for r in runs) for k in SUMMED}
-    blocks = max(tot["prompt_blocks"], 1.0)
-    reasons = sorted({str(r.run.get("stop_reason", "")) for r in runs})
+    sums = [r.run for r in runs if r.run is not None]
+    timings = [s.timing for s in sums if s.timing is not None]
+    blocks = max(sum(s.prompt_blocks for s in sums), 1)
+    hits = [sum(s.tier(t).hit_blocks for s in sums) / blocks for t in Tier]
+    requests = max(sum(s.requests for s in sums), 1)
+    reasons = sorted({t.stop_reason for t in timings})
     return {
         "candidate_id": candidate_id,
         "sim_finished_frac": fin.height / max(req.height, 1),
         "sim_ttft_p50_ms": float(np.quantile(ttft, 0.5)) * 1e3 if ttft.size else None,
         "sim_ttft_pq_ms": float(np.quantile(ttft, percentile / 100)) * 1e3 if ttft.size else None,
         "sim_tpot_ms": float(tpot.mean()) * 1e3 if tpot.size else None,
-        "sim_hit_ratio_hbm": tot["hit_hbm_blocks"] / blocks,
-        "sim_hit_ratio_dram": tot["hit_dram_blocks"] / blocks,
-        "sim_hit_ratio_ssd": tot["hit_ssd_blocks"] / blocks,
-        "sim_goodput_rps": tot["goodput_req_s"],
-        "sim_throughput_tok_s": tot["throughput_tok_s"],
-        "sim_load_stall_mean_ms": tot["load_stall_total_s"] / max(tot["requests"], 1.0) * 1e3,
+        "sim_hit_ratio_hbm": hits[Tier.HBM],
+        "sim_hit_ratio_dram": hits[Tier.DRAM],
+        "sim_hit_ratio_ssd": hits[Tier.SSD],
+        "sim_goodput_rps": sum(t.goodput_req_s for t in timings),
+        "sim_throughput_tok_s": sum(t.throughput_tok_s for t in timings),
+        "sim_load_stall_mean_ms": sum(t.load_stall_total_s for t in timings) / requests * 1e3,
         "sim_stop_reason": ", ".join(reasons),
     }
 
@@ -171,7 +174,7 @@ def _outcome(fut, job: VerifyJob) -> RunOutput:
 
 
 def _failed(job: VerifyJob, status: str) -> RunOutput:
-    return RunOutput(job.candidate_id, job.replica, status, {}, pl.DataFrame(), pl.DataFrame())
+    return RunOutput(job.candidate_id, job.replica, status, None, pl.DataFrame(), pl.DataFrame())
 
 
 def _sim_feasible(rows: pl.DataFrame, ttft_ms: float | None, tpot_ms: float | None) -> pl.Expr:

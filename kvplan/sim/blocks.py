@@ -56,14 +56,6 @@ class BlockStream:
     def num_accesses(self) -> int:
         return len(self.ids)
 
-    def request_blocks(self, r: int) -> np.ndarray:
-        """Dense ids of request ``r``'s prompt blocks, head first."""
-        return self.ids[self.offsets[r]:self.offsets[r + 1]]
-
-    def request_of_access(self) -> np.ndarray:
-        """int64 request index of every access (same length as ``ids``)."""
-        return np.repeat(np.arange(self.num_requests, dtype=np.int64), np.diff(self.offsets))
-
     def future_uses(self, request_times: np.ndarray | None = None) -> FutureUses:
         """Every block's use times for offline oracles (kvplan.sim.policies.belady).
 

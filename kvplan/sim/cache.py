@@ -31,7 +31,7 @@ import numpy as np
 import polars as pl
 from numba import types
 
-from kvplan.hierarchy import LINK_LABELS, TIER_LABELS, Link, Tier
+from kvplan.hierarchy import TIER_LABELS
 from kvplan.sim.blocks import BlockStream
 from kvplan.sim.config import ReplayConfig
 from kvplan.sim.core import layout as L
@@ -41,8 +41,7 @@ from kvplan.sim.core.spec import CoreSpec
 from kvplan.sim.core.state import build_state
 from kvplan.sim.policies import eviction_policy
 from kvplan.sim.request import Shapes
-from kvplan.sim.results import ReplayResult
-from kvplan.units import GIB
+from kvplan.sim.results import LinkFigures, ReplayResult
 from kvplan.workload.schema import Workload
 
 
@@ -122,7 +121,7 @@ def _replay(m, f, ids, offsets, limits, tails, decodes, hits_out):
 def run_cache(workload: Workload, config: ReplayConfig) -> ReplayResult:
     """Timing-free replay of ``workload`` under ``config``: hits per tier and link bytes."""
     from kvplan.sim.build import build_cost, core_spec, tier_capacity_blocks
-    from kvplan.sim.metrics import bound_label, hit_ratios
+    from kvplan.sim.metrics import summarise
 
     cost = build_cost(config)
     caps = tier_capacity_blocks(config, cost, workload.block_size)
@@ -133,17 +132,9 @@ def run_cache(workload: Workload, config: ReplayConfig) -> ReplayResult:
     counts = replay_blocks(stream, core_spec(config, caps), shapes)
     block_bytes = cost.kv_bytes_per_token * workload.block_size
     requests = _request_rows(workload, stream, counts)
-    run: dict[str, float | int | str] = {"mode": "cache", "bound": bound_label(config),
-                                         "requests": workload.num_requests}
-    run |= hit_ratios(requests, workload.block_size)
-    run["recomputed_tokens"] = int(requests["recomputed_tokens"].sum())
-    for tier in Tier:
-        run[f"{tier.label}_capacity_blocks"] = int(caps[tier])
-        run[f"{tier.label}_peak_blocks"] = int(counts.peak_blocks[tier])
-        run[f"{tier.label}_peak_gib"] = int(counts.peak_blocks[tier]) * block_bytes / GIB
-    for name, n in zip(LINK_LABELS, counts.link_blocks.tolist(), strict=True):
-        run[f"{name}_bytes"] = n * block_bytes
-    run["ssd_bytes_written"] = int(counts.link_blocks[Link.SSD_WRITE]) * block_bytes
+    links = tuple(LinkFigures(int(n) * block_bytes, None) for n in counts.link_blocks)
+    run = summarise(config, "cache", requests.height, requests, workload.block_size,
+                    block_bytes, caps, tuple(int(p) for p in counts.peak_blocks), links, None)
     return ReplayResult(config=config, requests=requests, run=run, timeseries=pl.DataFrame())
 
 

@@ -291,7 +291,7 @@ class EventSim:
             peak_blocks=tuple(tier_word(m, t, PEAK) for t in Tier),
             link_bytes=tuple(ln.bytes_total for ln in links),
             link_busy_s=tuple(ln.busy_s for ln in links),
-            coverage=coverage.summary(self.coverage, {
+            extrapolated=coverage.summary(self.coverage, {
                 link.label: ln.sizes for link, ln in zip(Link, links, strict=True)}))
         return self.collector.result(state)
 

@@ -15,6 +15,7 @@ from kvplan.sim.config import ReplayConfig
 from kvplan.sim.policies import eviction_policy
 from kvplan.sim.prefetch import prefetch_class
 from kvplan.sim.results import ReplayResult
+from kvplan.units import GIB
 from kvplan.workload import Workload
 
 
@@ -101,7 +102,7 @@ def _check_hbm_fits(workload: Workload, hbm_blocks: int, cost: CostModel) -> Non
     i = int(np.argmax(tokens))
     need = -(-int(tokens[i]) // bs)
     if need > hbm_blocks:
-        gib = need * bs * cost.kv_bytes_per_token / 2**30
+        gib = need * bs * cost.kv_bytes_per_token / GIB
         raise KvplanError(
             f"HBM too small: request {t.column('request_id')[i].as_py()} needs {need} KV blocks "
             f"({gib:.1f} GiB) but HBM holds {hbm_blocks} blocks of {bs} tokens; raise "

@@ -1,7 +1,8 @@
 """Named offsets into the core's state: one int64 array ``m`` and one float64 array ``f``.
 
 Numba compiles the core, and every compiled operation takes the whole state as these two
-arrays (two arguments: cheap to pass from Python, no reference counting inside the loops).
+arrays (two arguments: cheap to pass from Python; the core is compiled without reference
+counting, see :func:`compiled`).
 ``m`` starts with a header of named words; the ``*_AT`` words hold where each region
 starts. Each block has a record of BLOCK_WORDS words, zero when the block was never seen (so
 a fresh state needs no initialisation pass); each tier ``t`` (0 HBM, 1 DRAM, 2 SSD) has a
@@ -10,7 +11,7 @@ and its policy's ghost entries, so a policy's structures grow with the tier, not
 number of distinct blocks) and its policy's region::
 
     m:  [header | tier 0 | tier 1 | tier 2 | block records: n x [w_0, w_1, w_2, hits,
-         origin, inflight, unseen] | per tier: slot keys[POOL], free slots[POOL], policy
+         origin, inflight, unseen, spare] | per tier: slot keys[POOL], free slots[POOL], policy
          ints | future offsets[n + 1], cursors[n] and ranks (oracle only) | levels | out |
          scratch a, b, c | fresh | move table | move blocks]
     f:  [NOW, NOW_SEEN | policy floats per tier | distinct use times (oracle only)]
@@ -99,20 +100,20 @@ MBLK_AT, MBLK_CAP, MB_TAIL = 28, 29, 30
 NEXT_MOVE_ID = 31
 LINK_BLOCKS = 32
 """4 words, by link: blocks moved (counted when a move is applied at once, cache mode)."""
-INS_VICTIM = 36
-"""Unused (kept so the header stays put)."""
-DISTINCT_AT, N_DISTINCT, NOW_LO, NOW_HI = 37, 38, 39, 40
+DISTINCT_AT, N_DISTINCT, NOW_LO, NOW_HI = 36, 37, 38, 39
 """The distinct use times, sorted (in f); how many; and NOW's rank among them: how many are
 < NOW and <= NOW (updated when NOW moves)."""
-BELOW = 41
+BELOW = 40
 """3 words, by tier: the next present tier below it (-1: none)."""
-COUNTS_HITS = 44
+COUNTS_HITS = 43
 """1 when some tier's min_hits > 0 (prefix hits must be counted per block)."""
-TIER_HDR = 45
+TIER_HDR = 44
 """First tier header."""
 
 # -- block record words (at m[BLOCKS_AT] + BLOCK_WORDS * b) ----------------------------------
 BLOCK_WORDS = 8
+"""One 64-byte cache line (build_state aligns the records): a block's words cost one memory
+access. The eighth word is spare."""
 HITS, ORIGIN, INFLIGHT, UNSEEN = 3, 4, 5, 6
 """After the three tier words: prefix hits so far; 1 + the tier a staged block came from
 (0: none); 1 + the id of the move loading it into HBM (0: none); 1 while the block sits in
@@ -179,9 +180,3 @@ def slot_of(w):
 def tier_word(m: np.ndarray, t: int, word: int) -> int:
     """A tier header word from Python. Example: tier_word(m, DRAM, USED) -> DRAM's blocks."""
     return int(m[TIER_HDR + t * TIER_WORDS + word])
-
-
-def block_users(m: np.ndarray, t: int, b: int) -> int:
-    """From Python: users of block ``b`` in tier ``t`` (-1: not resident)."""
-    w = int(m[m[BLOCKS_AT] + BLOCK_WORDS * b + t])
-    return (w >> REF_SHIFT) - 1 if w >= REF1 else -1

@@ -53,24 +53,6 @@ def contains(m, t, b):
     return resident(m[ref_at(m, t, b)])
 
 
-@inline
-def pin(m, t, b):
-    """One more user of a resident block: it cannot be evicted until unpinned."""
-    r = ref_at(m, t, b)
-    if m[r] < 2 * REF1:
-        m[th(t) + PINNED] += 1
-    m[r] += REF1
-
-
-@inline
-def unpin(m, t, b):
-    """One user fewer; at refcount 0 the block stays cached and becomes evictable."""
-    r = ref_at(m, t, b)
-    m[r] -= REF1
-    if m[r] < 2 * REF1:
-        m[th(t) + PINNED] -= 1
-
-
 def _policy(code) -> EvictionPolicy | None:
     """The policy of a literal code argument (None while numba types it as a plain int)."""
     return policy_of_code(code.literal_value) if isinstance(code, types.IntegerLiteral) else None
