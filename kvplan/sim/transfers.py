@@ -157,6 +157,9 @@ class TransferManager:
         self._seq = 0
         self._by_id: dict[int, Transfer] = {}
         """In-flight transfers carrying a core move, by move id (the parent of a next hop)."""
+        self._next = [ln.next_time() for ln in links]
+        """Each link's next_time, kept current: a link changes only when a transfer starts
+        on it or it is collected, both here."""
 
     def start(self, now: float, queued: list[moves.Move], req: Req | None = None,
               extra_h2d_bytes: int = 0) -> list[Transfer]:
@@ -188,6 +191,7 @@ class TransferManager:
         self._seq += 1
         tr = Transfer(self._seq, link, nbytes, ln.work_s(nbytes), mv, req)
         ln.start(now, tr)
+        self._next[link] = ln.next_time()
         return tr
 
     def waiting_on(self, move_id: int) -> Transfer:
@@ -195,15 +199,19 @@ class TransferManager:
         return self._by_id[move_id]
 
     def next_time(self) -> float:
-        """When the next transfer may finish (inf: none in flight)."""
-        return min(ln.next_time() for ln in self.links)
+        """When the next transfer may enter its data phase or finish (inf: none in flight)."""
+        return min(self._next)
 
     def land_due(self, now: float) -> list[Req]:
         """Land every transfer finished by ``now``, in start order (next hops that finish
         at once included); returns the requests whose last awaited load landed."""
         ready: list[Req] = []
         while True:
-            done = [tr for ln in self.links for tr in ln.collect(now)]
+            done = []
+            for i, ln in enumerate(self.links):
+                if self._next[i] <= now + _EPS_S:
+                    done += ln.collect(now)
+                    self._next[i] = ln.next_time()
             if not done:
                 return ready
             for tr in sorted(done, key=_start_order):

@@ -1,8 +1,9 @@
 """Plain-Python reference implementations the tests compare the compiled product with.
 
-``REFERENCES`` maps every registered eviction policy name to its reference class (a plain
-version of the published algorithm with the product's pinned-key rules); a test fails when
-a product policy has none (docs/policies.md, "Adding a policy").
+Each module registers (``reference.policy_base.register_eviction``) the reference class of
+one product policy: a plain version of the published algorithm with the product's
+pinned-key rules. tests/test_policies_pins.py fails for a product policy that has none
+(docs/policies.md, "Adding a policy").
 """
 
 from reference import arc, belady, fifo, lfu, lru, s3fifo  # noqa: F401  (registers)

@@ -1,26 +1,33 @@
 """The eviction-policy interface and its typed registry (docs/policies.md).
 
-A tier owns its blocks (which are resident, their refcounts, its capacity); a policy only
-*orders* them and names victims, never a pinned one (refcount > 0). A policy is one module of
-compiled hooks over its own region of the core's state (kvplan.sim.core.layout):
+A tier owns its blocks (which are resident, their refcounts, its capacity, its slot pool:
+kvplan.sim.core.slots); a policy only *orders slots* and names victims, never a pinned one
+(refcount > 0). A policy is one module of compiled hooks over its own region of the core's
+state (kvplan.sim.core.layout), registered with an :class:`EvictionPolicy`::
 
-    words(n_blocks, capacity) -> (int words, float words)    its region's size (Python)
+    slots(capacity) -> int              slots its tier's pool needs (resident + ghosts)
+    words(capacity, times) -> (ints, floats)   its region's size (``times``: distinct
+                                        future use times, for oracles)
     init(m, f, t)                       lay out an empty region for tier t
-    region(m, t) -> v                     a tuple of ints read once per batch: v[0] is t,
-                                        v[1] the tier's refcount base (pinned_at(m, v[1], k)),
-                                        the rest the policy's own offsets and constants
-    on_insert(m, f, v, key)             key became resident (pinned while room is made)
-    on_access(m, f, v, key)             a resident key was used again
-    on_remove(m, f, v, key)             key left the tier (evicted or removed)
-    victims(m, f, v, n, out, incoming)  write up to n unpinned keys at m[out:], best first;
-                                        ``incoming``: the key being inserted, or -1 when
-                                        room is made ahead of inserts (HBM reservations)
+    region(m, t) -> v                   a tuple of ints read once per batch: v[0] is t,
+                                        v[1] the tier's record base, v[2] its slot keys
+                                        (for kvplan.sim.core.slots.held), then the
+                                        policy's own offsets and constants
+    on_insert(m, f, v, s)               the block in slot s became resident
+    on_access(m, f, v, s)               the resident block in slot s was used again
+    on_remove(m, f, v, s) -> bool       the block in slot s left (evicted or removed);
+                                        True: the policy keeps a ghost entry in the slot
+                                        (it frees it later with slots.forget)
+    victims(m, f, v, n, out, incoming)  write up to n unpinned slots at m[out:], best
+                                        first, taking them out of its order; returns how
+                                        many. ``incoming``: the slot being inserted (never
+                                        a victim), or -1 when room is made ahead (HBM)
 
-The tier calls them in the order of :mod:`kvplan.sim.core.tier`: an insert into a full tier
-calls ``on_insert``, then ``victims``, then ``on_remove`` for each victim; ``victims`` may
+The tier calls them as kvplan.sim.core.tier says: an insert into a full tier calls
+``on_insert``, then ``victims(1)``, then ``on_remove`` for the victim; ``victims`` may
 reorder the policy's own state (S3-FIFO promotes, ARC fills ghost lists) but never drops a
-key it did not name. Simulation time is ``f[NOW]`` (the request index in cache mode, seconds
-in event mode); only oracles read it.
+slot it did not name. Simulation time is ``f[NOW]`` (the request index in cache mode,
+seconds in event mode); only oracles read it.
 """
 
 from __future__ import annotations
@@ -39,7 +46,7 @@ class EvictionPolicy:
     code: int
     """Its branch in kvplan.sim.policies.dispatch."""
     slots: Callable[[int], int]
-    """capacity_blocks -> slots in the tier's pool."""
+    """capacity_blocks -> slots in the tier's pool (Python)."""
     words: Callable[[int, int], tuple[int, int]]
     """(capacity_blocks, distinct future use times) -> int and float words of its region."""
     init: Callable
