@@ -21,8 +21,6 @@ set, pool, the two words, p's offset in f, capacity).
 
 from __future__ import annotations
 
-from numba import types
-
 from kvplan.sim.core import lists, slots
 from kvplan.sim.core.layout import (
     BLOCKS_AT,
@@ -45,7 +43,6 @@ CODE = 4
 T1, T2, B1, B2 = 0, 1, 2, 3
 LAST_IN, LAST_FROM_B2 = 0, 1
 """Words after the list set."""
-Region = types.UniTuple(I, 8)
 
 
 def pool(capacity_blocks: int) -> int:

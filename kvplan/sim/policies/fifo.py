@@ -1,57 +1,28 @@
 """FIFO: evict in insertion order; accesses do not reorder, pinned blocks keep their place.
 
-Region: one list set over the pool. Region tuple: (tier, refcount base, slot keys, list set,
-pool).
+FIFO keeps LRU's layout (kvplan.sim.policies.lru: one list of slots, oldest first, over the
+pool) and differs in two hooks: an access leaves the order alone, and the victim search
+skips pinned blocks in place instead of moving them to the recent end::
+
+    order a [b*] c d     (* pinned)   victims(2): a and c named, b stays
+    ->    b* d
+
+Region tuple: (tier, refcount base, slot keys, list set, pool), as LRU's.
 """
 
 from __future__ import annotations
 
-from numba import types
-
 from kvplan.sim.core import lists, slots
-from kvplan.sim.core.layout import BLOCKS_AT, KEYS_AT, PI, POOL, F, I, M, V, compiled, inline, th
+from kvplan.sim.core.layout import inline
 from kvplan.sim.policies.base import EvictionPolicy, register_eviction
+from kvplan.sim.policies.lru import ORDER, init, on_insert, on_remove, pool, region, words
 
 CODE = 1
-ORDER = 0
-Region = types.UniTuple(I, 5)
-
-
-def pool(capacity_blocks: int) -> int:
-    return capacity_blocks + 1
-
-
-def words(capacity_blocks: int, times: int = 0) -> tuple[int, int]:
-    return lists.words(pool(capacity_blocks), 1), 0
-
-
-@inline
-def region(m, t):
-    h = th(t)
-    return t, m[BLOCKS_AT] + t, m[h + KEYS_AT], m[h + PI], m[h + POOL]
-
-
-@compiled(V(M, F, I))
-def init(m, f, t):
-    v = region(m, t)
-    lists.init(m, v[3], v[4], 1)
-
-
-@inline
-def on_insert(m, f, v, s):
-    lists.push_back(m, v[3], v[4], ORDER, s)
 
 
 @inline
 def on_access(m, f, v, s):
     return
-
-
-@inline
-def on_remove(m, f, v, s):
-    if lists.owner(m, v[3], s) != lists.NONE:
-        lists.unlink(m, v[3], v[4], s)
-    return False
 
 
 @inline

@@ -14,8 +14,6 @@ slot lists, pool, bucket lists, buckets, counts).
 
 from __future__ import annotations
 
-from numba import types
-
 from kvplan.sim.core import lists, slots
 from kvplan.sim.core.layout import BLOCKS_AT, KEYS_AT, PI, POOL, F, I, M, V, compiled, inline, th
 from kvplan.sim.policies.base import EvictionPolicy, register_eviction
@@ -23,7 +21,6 @@ from kvplan.sim.policies.base import EvictionPolicy, register_eviction
 CODE = 2
 BY_COUNT, FREE = 0, 1
 """The two lists of bucket ids."""
-Region = types.UniTuple(I, 8)
 
 
 def pool(capacity_blocks: int) -> int:

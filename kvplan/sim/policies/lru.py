@@ -14,8 +14,6 @@ pool).
 
 from __future__ import annotations
 
-from numba import types
-
 from kvplan.sim.core import lists, slots
 from kvplan.sim.core.layout import BLOCKS_AT, KEYS_AT, PI, POOL, F, I, M, V, compiled, inline, th
 from kvplan.sim.policies.base import EvictionPolicy, register_eviction
@@ -23,7 +21,6 @@ from kvplan.sim.policies.base import EvictionPolicy, register_eviction
 CODE = 0
 ORDER = 0
 """The one list."""
-Region = types.UniTuple(I, 5)
 
 
 def pool(capacity_blocks: int) -> int:

@@ -23,8 +23,6 @@ share, ghost size, spared scratch).
 
 from __future__ import annotations
 
-from numba import types
-
 from kvplan.sim.core import lists, slots
 from kvplan.sim.core.layout import (
     BLOCKS_AT,
@@ -45,7 +43,6 @@ from kvplan.sim.policies.base import EvictionPolicy, register_eviction
 CODE = 3
 SMALL, MAIN, GHOST = 0, 1, 2
 MAX_COUNT = 3
-Region = types.UniTuple(I, 9)
 
 
 def _shares(capacity_blocks: int) -> tuple[int, int]:
