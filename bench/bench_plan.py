@@ -56,16 +56,17 @@ def main() -> None:
     prices = load_prices()
     run_plan(w, PlanSpec(verify_top=0, space={"evictions": ["lru"]}), prices)  # warm caches
     res, dt = timed(run_plan, w, PlanSpec(verify_top=0), prices)
-    space = res.candidates.select("replicas", "eviction").unique()
+    space = res.candidates.select("tp", "replicas", "eviction").unique()
     tiers = res.candidates.height // max(space.height, 1)
     print(f"screen                : {dt:6.2f} s for {res.candidates.height} candidates "
           f"({tiers} tier configs x {res.candidates['eviction'].n_unique()} policies x "
-          f"{res.candidates['replicas'].n_unique()} replica counts)   (bar < 10 s)")
+          f"{res.candidates['replicas'].n_unique()} replica counts x "
+          f"{res.candidates['tp'].n_unique()} tp)   (bar < 10 s)")
     exact = res.candidates
     for rate in (0.1, 0.02):
         sampled, dt = timed(run_plan, w, PlanSpec(verify_top=0, exact_max_accesses=0,
                                                   sample_rate=rate), prices)
-        both = exact.join(sampled.candidates, on=["replicas", "eviction", "inclusive",
+        both = exact.join(sampled.candidates, on=["tp", "replicas", "eviction", "inclusive",
                                                   "hbm_kv_gib", "dram_gib", "ssd_gib"])
         d = (both["hit_ratio"] - both["hit_ratio_right"]).abs()
         print(f"screen via SHARDS     : {dt:6.2f} s; {sampled.curve_method}; screen hit ratio "

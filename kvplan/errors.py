@@ -28,6 +28,6 @@ class InputError(KvplanError):
         if line is not None:
             where += f":{line}"
         if field is not None:
-            where += f": field '{field}'"
+            where += f": field '{field[:80]}'"
         super().__init__(f"{where}: {problem}")
         self.path, self.line, self.field, self.problem = path, line, field, problem

@@ -160,3 +160,23 @@ def test_without_torch_the_torch_families_say_what_to_install(tmp_path, monkeypa
     line = res.output.strip()
     assert "\n" not in line and "need PyTorch" in line and "--only host,ssd" in line
     assert not (tmp_path / "run").exists() or not any((tmp_path / "run").iterdir())
+
+
+def test_rebuild_from_raw_samples_without_measuring(cpu_run, tmp_path):
+    _, run = cpu_run
+    res = _run("--rebuild", str(run / "samples.parquet"), "-o", str(tmp_path / "again"))
+    assert res.exit_code == 0, res.output
+    assert "rebuilt from" in res.output
+    first, again = load_profile(str(run / "cpu-box.toml")), load_profile(
+        str(tmp_path / "again" / "cpu-box.toml"))
+    assert (again.gpu, again.host, again.ssd, again.curves) == \
+        (first.gpu, first.host, first.ssd, first.curves)
+    assert again.provenance["rebuilt_from"].endswith("samples.parquet")
+
+
+def test_rebuild_rejects_a_file_that_is_not_samples(tmp_path):
+    bad = tmp_path / "x.parquet"
+    bad.write_text("not parquet")
+    res = _run("--rebuild", str(bad))
+    assert res.exit_code == 2
+    assert "cannot read as Parquet" in res.output

@@ -99,7 +99,25 @@ def _fake_log() -> SampleLog:
         log.add(Point("compute", "layer/decode", nbytes, 0.0, b, 1, 8192),
                 np.full(3, 20e-6 + nbytes / 2800e9))
     log.add(Point("host", "dram/memcpy", size_bytes=2 << 26, batch=4), np.full(3, (2 << 26) / 40e9))
+    _fake_ops(log)
     return log
+
+
+def _fake_ops(log: SampleLog) -> None:
+    """The per-operation sweep of a GPU whose GEMMs reach exactly half their roofline, whose
+    prefill attention runs at 400 TFLOP/s and decode attention at 2,000 GB/s."""
+    for n, k in ((4096, 4096), (16384, 4096)):
+        for m in (1, 64, 4096):
+            sol = max(2 * m * n * k / 989e12, 2 * (m * k + n * k + m * n) / 3350e9)
+            log.add(Point("compute", "gemm/bf16", n * k * 2, 2.0 * m * n * k, n, m, k),
+                    np.full(3, 2 * sol))
+    for h in (8, 32):
+        for t in (512, 4096):
+            flops = 4.0 * h * 128 * t * (t + 1) / 2
+            log.add(Point("compute", "attn/prefill", 0, flops, h, t), np.full(3, flops / 400e12))
+    for b, c in ((1, 1024), (16, 8192), (64, 8192)):
+        kv = b * c * 8 * 128 * 4
+        log.add(Point("compute", "attn/decode", kv, 0.0, b, 1, c), np.full(3, kv / 2000e9))
 
 
 def test_summary_columns_and_values():
@@ -113,7 +131,7 @@ def test_summary_columns_and_values():
 def _fake_profile() -> HardwareProfile:
     s = _fake_log().summary()
     base = load_profile("h100-sxm")
-    return calibrated_profile(base, s, fit_summary(s), load_model("llama-3.1-8b"), "fake-gpu",
+    return calibrated_profile(base, s, fit_summary(s), "fake-gpu",
                               {"run": "test", "date": "2026-01-01"}, ssd_direct=True)
 
 
@@ -125,7 +143,13 @@ def test_calibrated_profile_fields_from_fake_timings():
     assert p.host_link.latency_us == pytest.approx(10.0, rel=1e-3)
     assert p.gpu.compute_efficiency_frac == pytest.approx(600 / p.gpu.bf16_dense_tflops, rel=1e-3)
     assert p.gpu.hbm_efficiency_frac == pytest.approx(2800 / p.gpu.hbm_bw_gbps, rel=1e-3)
-    assert p.gpu.step_overhead_us == pytest.approx(20.0 * 32, rel=1e-3)   # intercept x layers
+    assert p.gpu.step_overhead_us == load_profile("h100-sxm").gpu.step_overhead_us  # not a kernel
+    assert np.allclose(p.curves["gemm"].z, 0.5) and p.curves["gemm"].x == (1.0, 64.0, 4096.0)
+    assert p.curves["gemm"].y == (2.0**24, 2.0**26)   # 4096 x 4096 and 16384 x 4096 weights
+    assert p.curves["attn_prefill"].y == (8.0, 32.0)
+    assert np.allclose(p.curves["attn_prefill"].z, 400.0)
+    assert np.allclose(p.curves["attn_decode"].y, 2000.0) and len(p.curves["attn_decode"].x) == 3
+    assert {"gemm", "attn_prefill", "attn_decode"} <= set(p.provenance["measured"].split(", "))
     assert p.host.dram_bw_gbps == load_profile("h100-sxm").host.dram_bw_gbps   # 40 < 8 SSDs' read
     assert "dram" in p.provenance["not_measured"]
     assert p.curves["hbm"].y == pytest.approx((3000.0,) * 4)
@@ -142,3 +166,32 @@ def test_calibrated_profile_round_trips_and_loads_in_cost_model(tmp_path):
     cost = CostModel.build(load_model("llama-3.1-8b"), back)
     assert cost.transfer_time_s("h2d", 1 << 20) == pytest.approx(10e-6 + (1 << 20) / 50e9, rel=1e-3)
     assert cost.step_time_s(0, 0, 8, 8 * 1024) > 0
+
+
+def test_calibrated_curves_drive_the_cost_model():
+    """GEMMs at half their roofline: a 4,096-token prefill's GEMM part is twice the SOL."""
+    p = _fake_profile()
+    cm = CostModel.build(load_model("llama-3.1-8b"), p)
+    ops = cm.steps.ops
+    m, n, k = 4096.0, 4096.0, 4096.0
+    sol = max(2 * m * n * k / 989e12, 2 * (m * k + n * k + m * n) / 3350e9)
+    assert float(ops.gemm_s(m, n, k)) == pytest.approx(2 * sol, rel=1e-9)
+    kv = 8 * 8192 * 8 * 128 * 4
+    assert float(ops.attn_decode_s(kv)) == pytest.approx(kv / 2000e9, rel=1e-9)
+    assert cm.coverage_ranges()[0] == (1.0, 4096.0, 1.0)
+
+
+def test_rebuild_from_raw_samples_gives_the_same_profile(tmp_path):
+    """The raw samples alone (no GPU) rebuild the profile the run wrote."""
+    from kvplan.calibrate.run import rebuild_calibration
+
+    log = _fake_log()
+    prov = {"run": str(tmp_path), "date": "2026-01-01", "base": "h100-sxm", "profile": "fake-gpu"}
+    log.write(tmp_path / "samples.parquet", prov | {"notes": "[]"})
+    res = rebuild_calibration(tmp_path / "samples.parquet", out_dir=tmp_path / "again")
+    assert res.profile.name == "fake-gpu"
+    expected = _fake_profile()
+    assert res.profile.curves == expected.curves
+    assert res.profile.gpu == expected.gpu and res.profile.host_link == expected.host_link
+    assert load_profile(str(res.profile_path)) == res.profile
+    assert res.profile.provenance["rebuilt_from"].endswith("samples.parquet")

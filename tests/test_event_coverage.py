@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from kvplan.cli.main import app
 from kvplan.cost.model import CostModel
-from kvplan.hardware.profile import Curve, load_profile, write_profile
+from kvplan.hardware.profile import Curve, Grid, load_profile, write_profile
 from kvplan.model.spec import load_model
 from kvplan.sim.config import ReplayConfig
 from kvplan.sim.coverage import Range, StepCoverage, summary
@@ -23,12 +23,14 @@ MIB = 2**20
 
 
 def calibrated(narrow: bool = True):
-    """h100-sxm with measured h2d, compute and hbm curves (narrow ranges, or very wide ones)."""
+    """h100-sxm with measured h2d, gemm and attn_decode curves (narrow ranges, or very wide
+    ones): steps of 16..64 tokens and decodes reading 1..2 MiB of KV per layer are covered."""
     prof = load_profile("h100-sxm")
     lo, hi = (MIB, 2 * MIB) if narrow else (1.0, 1e15)
+    tokens = (16.0, 64.0) if narrow else (1.0, 1e9)
     curves = {"h2d": Curve((lo, hi), (40.0, 50.0)),
-              "compute": Curve((16.0, 64.0) if narrow else (1.0, 1e9), (400.0, 600.0)),
-              "hbm": Curve((lo, hi), (2000.0, 2600.0))}
+              "gemm": Grid(tokens, (1e6, 1e9), ((0.5, 0.6), (0.7, 0.8))),
+              "attn_decode": Curve((lo, hi), (2000.0, 2600.0))}
     return dataclasses.replace(prof, name="cal", kind="calibrated", curves=curves,
                                provenance={"run": "test", "date": "2025-01"})
 

@@ -11,6 +11,7 @@ from kvplan.cost.model import CostModel
 from kvplan.errors import KvplanError
 from kvplan.hardware.profile import (
     Curve,
+    Grid,
     HardwareProfile,
     LinkSpec,
     list_profiles,
@@ -20,7 +21,8 @@ from kvplan.hardware.profile import (
 )
 from kvplan.model.spec import load_model
 
-BUNDLED = ["h100-sxm", "h200", "b200", "a100-80gb", "l40s", "gh200", "mi300x", "cpu-test"]
+BUNDLED = ["h100-sxm", "h200", "b200", "a100-80gb", "l40s", "gh200", "mi300x", "cpu-test",
+           "rtx-4090", "rtx-pro-6000", "l4", "a10g"]
 
 
 def calibrated(base: HardwareProfile) -> HardwareProfile:
@@ -29,7 +31,9 @@ def calibrated(base: HardwareProfile) -> HardwareProfile:
     return dataclasses.replace(
         base, name="h100-measured", kind="calibrated",
         curves={"h2d": Curve(sizes, (2.0, 14.0, 40.0, 52.5)),
-                "compute": Curve((16.0, 256.0, 4096.0), (150.0, 550.0, 700.0)),
+                "gemm": Grid((16.0, 256.0, 4096.0), (2.0**20, 2.0**26),
+                             ((0.2, 0.5, 0.7), (0.6, 0.7, 0.8))),
+                "attn_decode": Curve((1e6, 1e8, 1e10), (500.0, 2500.0, 3000.0)),
                 "hbm": Curve((1e6, 1e8, 1e11), (500.0, 2500.0, 3000.0))},
         provenance={"run": "calibration/h100-measured.parquet", "date": "2025-01-01"},
     )
@@ -70,9 +74,10 @@ def test_default_link_shape():
 
 def test_calibrated_cost_model_flags_uncovered_steps():
     cm = CostModel.build(load_model("llama-3.1-8b"), calibrated(load_profile("h100-sxm")))
-    assert cm.step_covered(0, 64, 64 * 4096)
+    assert cm.step_covered(0, 64, 64 * 1024)
     assert not cm.step_covered(0, 1, 100)  # 1 token < 16 measured
-    assert list(cm.step_covered(0, np.array([1, 64]), np.array([100, 64 * 4096]))) == [False, True]
+    assert list(cm.step_covered(0, np.array([1, 64]), np.array([100, 64 * 1024]))) == [False, True]
+    assert not cm.step_covered(0, 64, 64 * 100_000)  # 26 GB of KV per layer > 10 GB measured
     assert cm.transfer_covered("h2d", 1 << 20) and not cm.transfer_covered("h2d", 1 << 30)
     datasheet = CostModel.build(load_model("llama-3.1-8b"), load_profile("h100-sxm"))
     assert datasheet.step_covered(0, 1, 100)
@@ -88,3 +93,23 @@ def test_capacities_and_counts():
 def test_unknown_profile_lists_bundled():
     with pytest.raises(KvplanError, match="h100-sxm"):
         load_profile("tpu-v9")
+
+
+def test_grid_interpolates_bilinearly_in_log_log_and_flags_outside():
+    g = Grid((1.0, 4.0), (16.0, 64.0), ((1.0, 3.0), (5.0, 7.0)))
+    assert g(2.0, 16.0) == pytest.approx(2.0)          # half way in log2 from 1 to 4
+    assert g(2.0, 32.0) == pytest.approx(4.0)          # and half way from row 16 to row 64
+    assert g.row(32.0).y == pytest.approx((3.0, 5.0))
+    assert g(100.0, 16.0) == pytest.approx(3.0)        # clamped...
+    assert not g.covers(100.0, 16.0) and g.covers(2.0, 20.0)   # ...and flagged
+
+
+def test_new_gpu_profiles_carry_their_gpu_link_and_fitted_ops():
+    for name in ("rtx-4090", "rtx-pro-6000", "l4", "a10g"):
+        p = load_profile(name)
+        assert p.gpu_link_kind == "pcie"
+        assert p.gpu_link_gbps == min(p.host_link.h2d_achieved_gbps, p.host_link.d2h_achieved_gbps)
+        assert "fitted by bench/fit_datasheet.py" in p.sources["ops.attn_decode_frac"]
+    h100 = load_profile("h100-sxm")
+    assert h100.gpu_link_kind == "nvlink" and h100.gpu_link_gbps == 450.0
+    assert "h100_sxm" in h100.sources["gpu.compute_efficiency_frac"]

@@ -87,3 +87,15 @@ def test_bad_retention_is_a_usage_error():
     result = RUN.invoke(app, ["models", "show", "llama-3.1-8b", "--retain", "h2o:2"], env=ENV)
     assert result.exit_code == 2
     assert "h2o:FRAC" in result.output
+
+
+def test_show_prints_the_layout_and_experts():
+    res = RUN.invoke(app, ["models", "show", "qwen3-30b-a3b", "--gpu", "h100-sxm", "--tp", "2",
+                           "--ep", "2"], env=ENV)
+    assert res.exit_code == 0, res.output
+    assert "8 of 128 routed" in res.output and "layout: tp 2 x dp 1, ep 2 (2 GPUs)" in res.output
+    res = RUN.invoke(app, ["models", "show", "llama-3.1-70b", "--gpu", "h100-sxm"], env=ENV)
+    assert "tp 4 chosen: the fewest GPUs of h100-sxm" in res.output
+    res = RUN.invoke(app, ["models", "show", "llama-3.1-8b", "--gpu", "rtx-4090", "--tp", "2"],
+                     env=ENV)
+    assert res.exit_code == 2 and "rtx-4090 has 1 x NVIDIA GeForce RTX 4090" in res.output

@@ -163,3 +163,60 @@ def test_bad_config_names_file_and_field(tmp_path):
 def test_unknown_model_lists_presets():
     with pytest.raises(KvplanError, match="llama-3.1-8b"):
         load_model("gpt-5")
+
+
+def _moe_config(**over):
+    cfg = {"num_hidden_layers": 4, "hidden_size": 256, "num_attention_heads": 4,
+           "intermediate_size": 1024, "vocab_size": 1000}
+    return {**cfg, **over}
+
+
+def test_qwen3_moe_keys_are_read_not_a_silent_dense_model():
+    from kvplan.model.spec import load_model
+
+    spec = load_model("qwen3-30b-a3b")
+    assert (spec.num_experts, spec.experts_per_token, spec.moe_intermediate_size) == (128, 8, 768)
+    assert spec.moe_layers == 48 and round(param_count(spec) / 1e9, 1) == 30.5
+    assert round(param_count(spec, active=True) / 1e9, 2) == 3.35  # "A3B": 3.3 B active
+
+
+def test_moe_families_layer_placement_and_shared_experts():
+    from kvplan.model.spec import spec_from_config
+
+    qwen2 = spec_from_config(_moe_config(model_type="qwen2_moe", num_experts=8,
+                                         num_experts_per_tok=2, moe_intermediate_size=128,
+                                         shared_expert_intermediate_size=512,
+                                         decoder_sparse_step=2, mlp_only_layers=[3]), name="q",
+                             path="q.json")
+    assert qwen2.dense_layers == (0, 2, 3) and qwen2.moe_layers == 1   # MoE at (i + 1) % 2 == 0
+    assert qwen2.shared_intermediate_size == 512
+    ds = spec_from_config(_moe_config(n_routed_experts=16, n_shared_experts=2,
+                                      num_experts_per_tok=4, moe_intermediate_size=64,
+                                      first_k_dense_replace=1), name="d", path="d.json")
+    assert ds.dense_layers == (0,) and ds.shared_intermediate_size == 128
+    mixtral = spec_from_config(_moe_config(num_local_experts=8, num_experts_per_tok=2),
+                               name="m", path="m.json")
+    assert mixtral.moe_intermediate_size == 1024 and mixtral.moe_layers == 4
+
+
+def test_gpt_oss_experts_are_mxfp4():
+    from kvplan.model.spec import load_model
+
+    spec = load_model("gpt-oss-120b")
+    assert spec.expert_bytes_per_param == 4.25 / 8 and spec.windows[:2] == (128, 0)
+    experts = 36 * 128 * 3 * 2880 * 2880
+    assert weight_bytes(spec) == round((param_count(spec) - experts) * 2 + experts * 4.25 / 8)
+
+
+@pytest.mark.parametrize("over, field", [
+    ({"num_experts_per_tok": 2, "moe_intermediate_size": 128}, "num_experts_per_tok"),
+    ({"num_experts": 8}, "num_experts"),
+    ({"model_type": "qwen3_moe"}, "model_type"),
+    ({"num_local_experts": 4, "num_experts_per_tok": 8}, "num_experts_per_tok"),
+])
+def test_moe_looking_config_that_cannot_be_read_is_an_error(over, field):
+    from kvplan.errors import InputError
+    from kvplan.model.spec import spec_from_config
+
+    with pytest.raises(InputError, match=f"field '{field}'"):
+        spec_from_config(_moe_config(**over), name="x", path="x.json")

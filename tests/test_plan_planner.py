@@ -146,7 +146,7 @@ def heavy_workload(n: int = 500, blocks: int = 32, gap_s: float = 0.4) -> Worklo
 
 
 def test_planner_adds_a_replica_when_one_saturates():
-    space = {"replicas": [1, 2, 3], "hbm_kv_gib": [20.0], "dram_gib": [0.0], "ssd_gib": [0.0],
+    space = {"replicas": [1, 2, 3], "tp": [1], "hbm_kv_gib": [20.0], "dram_gib": [0.0], "ssd_gib": [0.0],
              "evictions": ["lru"], "inclusive": [True]}
     spec = PlanSpec(slo=Slo(ttft_ms=5000.0, percentile=90.0), space=space, verify_top=0)
     res = run_plan(heavy_workload(), spec, load_prices())
@@ -164,7 +164,8 @@ def test_planner_adds_a_replica_when_one_saturates():
 
 def test_cli_states_replicas_and_routing():
     """The console names the replica count and the routing rule, without raw column names or
-    'inf' (saturated rows say so), and stays readable at 80 columns."""
+    'inf' (saturated rows say so), and stays readable at 80 columns; engine commands are
+    printed whole on one line, so they can be pasted."""
     import tempfile
     from pathlib import Path
 
@@ -172,7 +173,7 @@ def test_cli_states_replicas_and_routing():
         trace = Path(tmp) / "heavy.parquet"
         write_workload(heavy_workload(), trace)
         args = ["plan", "-t", str(trace), "--ttft-ms", "5000", "--percentile", "90",
-                "--replicas", "1", "--replicas", "2", "--hbm-kv-gib", "20", "--dram-gib", "0",
+                "--replicas", "1", "--dp", "2", "--tp", "1", "--hbm-kv-gib", "20", "--dram-gib", "0",
                 "--ssd-gib", "0", "--eviction", "lru", "--verify-top", "0"]
         for width in ("120", "80"):
             r = CliRunner().invoke(app, args, env={"COLUMNS": width})
@@ -180,6 +181,30 @@ def test_cli_states_replicas_and_routing():
             assert "2 replicas of h100-sxm" in r.output and "Routing: prefix affinity" in r.output
             assert "saturated" in r.output and "inf " not in r.output
             assert "ttft_" not in r.output and "True" not in r.output
-            assert max(len(line) for line in r.output.splitlines()) <= int(width)
+            commands = [line for line in r.output.splitlines() if " --max-num-seqs 256" in line
+                        or " --max-running-requests 256" in line]
+            assert len(commands) == 4 and all(len(c) > int(width) for c in commands)
+            assert max(len(line) for line in r.output.splitlines() if line not in commands
+                       ) <= int(width)
         data = json.loads(CliRunner().invoke(app, args + ["--json"], env=ENV).stdout)
         assert data["replicas"] == 2 and data["routing"].startswith("prefix affinity")
+
+
+def test_plan_searches_tp_as_a_hardware_choice():
+    """Default tp grid: the fewest GPUs that hold the weights (1 for llama-3.1-8b on an H100)
+    and twice that; one 2-GPU replica pays the GPU-hours of two 1-GPU replicas but tiers
+    (sizes are per replica) only once."""
+    space = {"replicas": [1, 2], "hbm_kv_gib": [20.0], "dram_gib": [0.0], "ssd_gib": [0.0],
+             "evictions": ["lru"], "inclusive": [True]}
+    spec = PlanSpec(slo=Slo(ttft_ms=5000.0, percentile=90.0), space=space, verify_top=0)
+    res = run_plan(heavy_workload(), spec, load_prices())
+    rows = {(r["tp"], r["replicas"]): r for r in res.candidates.to_dicts()}
+    assert set(rows) == {(1, 1), (1, 2), (2, 1), (2, 2)}
+    assert rows[(1, 1)]["usd_per_h"] < rows[(2, 1)]["usd_per_h"] < rows[(1, 2)]["usd_per_h"]
+    assert rows[(2, 1)]["util_gpu"] < rows[(1, 1)]["util_gpu"]
+
+
+def test_plan_layout_the_node_cannot_hold_is_noted():
+    spec = PlanSpec(space={"tp": [16], "evictions": ["lru"]}, verify_top=0)
+    with pytest.raises(KvplanError, match="needs 16 GPUs in one node; h100-sxm has 8"):
+        run_plan(heavy_workload(), spec, load_prices())

@@ -60,7 +60,7 @@ def test_json_output(small_trace):
     assert variant["run"]["finished"] == 150
 
 
-def test_replays_are_deterministic_byte_identical_parquet(small_trace, tmp_path):
+def test_same_inputs_give_byte_identical_parquet(small_trace, tmp_path):
     for d in ("a", "b"):
         res = _run("--trace", str(small_trace), "--dram-gib", "64", "--ssd-gib", "256",
                    "--prefetch", "lookahead", "-o", str(tmp_path / d))
@@ -110,20 +110,28 @@ def test_zero_bandwidth_link_is_refused(small_trace, tmp_path):
     assert "link ssd_read has zero bandwidth" in res.output
 
 
-def test_option_defaults_are_replay_config_defaults():
-    """The CLI takes its defaults from ReplayConfig's fields (one home for them)."""
-    import inspect
+def test_layout_is_printed_and_dp_routes_over_replicas(small_trace, tmp_path):
+    res = _run("--trace", str(small_trace))
+    assert res.exit_code == 0, res.output
+    assert "layout: tp 1 x dp 1 (1 GPU)" in res.output and "tp 1 chosen" in res.output
+    out = tmp_path / "dp"
+    res = _run("--trace", str(small_trace), "--dp", "2", "--tp", "1", "-o", str(out))
+    assert res.exit_code == 0, res.output
+    assert "all replicas" in res.output and "replica 2" in res.output
+    assert "routed to replicas by prefix affinity" in res.output and "chosen" not in res.output
+    req = pq.read_table(out / "requests.parquet").to_pydict()
+    assert sorted(set(req["replica"])) == [0, 1] and len(req["replica"]) == 150
+    data = json.loads(_run("--trace", str(small_trace), "--dp", "2", "--json").stdout)
+    pooled, one, two = (d["run"] for d in data)
+    assert pooled["finished"] == one["finished"] + two["finished"] == 150
+    assert data[0]["layout"] == {"tp": 1, "dp": 2, "ep": 1, "expert_imbalance": 1.0}
 
-    from kvplan.cli.replay import replay
-    from kvplan.sim.config import ReplayConfig
 
-    d = ReplayConfig()
-    params = inspect.signature(replay).parameters
-    for name in ("model", "profile", "kv_dtype", "mode", "hbm_kv_gib", "dram_gib", "ssd_gib",
-                 "prefetch", "write", "store_threshold", "session_ttl_s", "max_batched_tokens",
-                 "max_seqs", "slo_ttft_ms", "slo_tpot_ms"):
-        assert params[name].default == getattr(d, name), name
-    assert params["lookahead"].default == d.lookahead_iters
-    assert params["staging_frac"].default == d.staging_budget_frac
-    assert params["exclusive"].default is not d.inclusive
-    assert params["eviction"].default == d.eviction_hbm == d.eviction_dram == d.eviction_ssd
+def test_layouts_the_hardware_cannot_hold_are_one_line_errors(small_trace):
+    res = _run("--trace", str(small_trace), "--tp", "16")
+    assert res.exit_code == 2 and "--tp 16 needs 16 GPUs in one node; h100-sxm has 8" in res.output
+    res = _run("--trace", str(small_trace), "--ep", "2", "--tp", "2")
+    assert res.exit_code == 2 and "llama-3.1-8b has no experts" in res.output
+    res = _run("--trace", str(small_trace), "-m", "mixtral-8x7b", "--tp", "2", "--ep", "2")
+    assert res.exit_code == 0, res.output
+    assert "layout: tp 2 x dp 1, ep 2 (2 GPUs)" in res.output

@@ -11,7 +11,7 @@ from kvplan.trace.tokens import TextTokenizer, estimate_tokens
     (" tokenization", 2),               # " tokeni" (space + 6 letters), "zation"
     ("2024", 2),                        # digits in groups of 3
     ("()", 1),                          # punctuation, 2 bytes per piece
-    ("```", 2),
+    ("```", 1),
     ("        x", 2),                   # 8 spaces, then "x"... the last space joins "x"
     ("\n\n", 1),
     ("你好", 2),                         # one per 3-byte character

@@ -1,8 +1,9 @@
 """Regenerate the synthesized samples in this folder (deterministic): python traces/make_samples.py
 
 Writes burstgpt_sample.csv, dynamo_agentic_mooncake_sample.jsonl, openai_tool_calls_sample.jsonl
-and the tiny conversation in three forms (tiny_chat.sharegpt.json, tiny_chat.openai.jsonl,
-tiny_chat.mooncake.jsonl). See README.md for what each imitates.
+the tiny conversation in three forms (tiny_chat.sharegpt.json, tiny_chat.openai.jsonl,
+tiny_chat.mooncake.jsonl) and openai_usage_sample.jsonl (needs bpe-openai). See README.md for
+what each imitates.
 """
 
 import csv
@@ -124,6 +125,50 @@ def tiny_chat():
     _jsonl(HERE / "tiny_chat.mooncake.jsonl", rows)
 
 
+def openai_usage():
+    """OpenAI chat calls with ``usage.prompt_tokens``, counted as OpenAI's cookbook does for
+    gpt-4-0613 (cl100k_base): 3 tokens per message + its role and content, 3 to prime the
+    reply. Each record is one call: its request messages, then the reply. Needs bpe-openai."""
+    import bpe_openai
+
+    enc = bpe_openai.get_encoding("cl100k_base")
+    chats = [
+        [("system", "You are a concise assistant for a database team."),
+         ("user", "What does VACUUM FULL do in PostgreSQL 16, and when should I avoid it?"),
+         ("assistant", "VACUUM FULL rewrites the whole table into a new file, returning space "
+                       "to the OS. It takes an ACCESS EXCLUSIVE lock, so avoid it on busy "
+                       "tables; plain VACUUM or pg_repack is usually enough."),
+         ("user", "Give me a query that lists the 5 largest tables."),
+         ("assistant", "SELECT relname, pg_size_pretty(pg_total_relation_size(relid))\n"
+                       "FROM pg_catalog.pg_statio_user_tables\n"
+                       "ORDER BY pg_total_relation_size(relid) DESC LIMIT 5;")],
+        [("system", "You are a concise assistant for a database team."),
+         ("user", "Explain the difference between a B-tree and a BRIN index in two lines."),
+         ("assistant", "A B-tree indexes every row and serves point and range lookups. A BRIN "
+                       "index stores min/max per block range: tiny, good for naturally "
+                       "ordered data such as timestamps.")],
+        [("user", "Traduis en français : « The cache hit ratio fell to 37% after the "
+                  "deploy at 14:05 UTC. »"),
+         ("assistant", "Le taux de succès du cache est tombé à 37 % après le déploiement de "
+                       "14 h 05 UTC."),
+         ("user", "Et en allemand ?"),
+         ("assistant", "Die Cache-Trefferquote fiel nach dem Deployment um 14:05 UTC auf 37 %.")],
+    ]
+    rows = []
+    for c, chat in enumerate(chats):
+        for k, (role, reply) in enumerate(chat):
+            if role != "assistant":
+                continue
+            request = chat[:k]
+            prompt = sum(3 + len(enc.encode_ordinary(r)) + len(enc.encode_ordinary(t))
+                         for r, t in request) + 3
+            rows.append({"id": f"chat{c}-call{len(rows)}", "model": "gpt-4-0613",
+                         "messages": [{"role": r, "content": t} for r, t in chat[:k + 1]],
+                         "usage": {"prompt_tokens": prompt,
+                                   "completion_tokens": len(enc.encode_ordinary(reply))}})
+    _jsonl(HERE / "openai_usage_sample.jsonl", rows)
+
+
 def _jsonl(path, rows):
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
 
@@ -134,3 +179,4 @@ if __name__ == "__main__":
     dynamo_agentic(rng)
     openai_tool_calls(rng)
     tiny_chat()
+    openai_usage()

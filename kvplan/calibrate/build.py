@@ -8,9 +8,17 @@ keeps the base value and is listed under ``provenance.not_measured``. Mapping:
 | host_link.h2d/d2h_achieved_gbps, latency_us, half_bw_bytes | latency-bandwidth fit of pinned copies (alone) |
 | curves.h2d, curves.d2h | measured size -> GB/s with the shared latency |
 | host_link.bidir_achieved_gbps | best ``both/pinned`` bandwidth |
-| curves.hbm | device copy GB/s vs size (read + write bytes) |
-| gpu.compute_efficiency_frac, curves.compute | layer prefill fit / per-length TFLOP/s vs bf16 peak |
-| gpu.hbm_efficiency_frac, gpu.step_overhead_us | layer decode fit: GB/s vs peak; intercept x layers |
+| curves.hbm | device copy GB/s vs size (read + write bytes): elementwise kernels |
+| curves.gemm | ``gemm/bf16``: util = roofline / time over tokens x weight elements |
+| curves.attn_prefill | ``attn/prefill``: causal TFLOP/s over sequence length x query heads |
+| curves.attn_decode | ``attn/decode``: GB/s over KV bytes read (quarter-octave medians) |
+| gpu.compute_efficiency_frac | layer prefill fit: TFLOP/s / bf16 peak (used only without curves.gemm) |
+| gpu.hbm_efficiency_frac | layer decode fit: GB/s / HBM peak (used only without curves.gemm) |
+
+The framework overhead per iteration (``gpu.step_overhead_us``, ``ops.overhead_per_seq_us``)
+is not a kernel and is not measured here: it keeps the base profile's value (fit it to an
+engine run with ``kvplan validate --fit``); the GPU-to-GPU link needs several GPUs and keeps
+the datasheet form.
 | host.dram_bw_gbps | best DRAM memcpy GB/s (read + write bytes) |
 | ssd.read/write_gbps, read_latency_us, curves.ssd_read | SSD family (direct I/O only), per drive |
 """
@@ -23,8 +31,8 @@ import numpy as np
 import polars as pl
 
 from kvplan.calibrate.fit import LinearFit, fit_linear, measured_curve
+from kvplan.hardware import measured
 from kvplan.hardware.profile import Curve, HardwareProfile
-from kvplan.model.spec import ModelSpec
 
 
 @dataclass(frozen=True)
@@ -73,8 +81,8 @@ def fit_summary(summary: pl.DataFrame) -> Fits:
 
 
 def calibrated_profile(
-    base: HardwareProfile, summary: pl.DataFrame, fits: Fits, spec: ModelSpec,
-    name: str, provenance: dict[str, str], ssd_direct: bool,
+    base: HardwareProfile, summary: pl.DataFrame, fits: Fits, name: str,
+    provenance: dict[str, str], ssd_direct: bool,
 ) -> HardwareProfile:
     """The base profile with every measured figure of ``summary`` / ``fits`` put in."""
     p = replace(base, name=name, kind="calibrated", curves={}, sources={},
@@ -83,7 +91,8 @@ def calibrated_profile(
     done: list[str] = []
     p = _links(p, summary, fits, done)
     p = _hbm(p, summary, done)
-    p = _compute(p, summary, fits, spec, done)
+    p = _compute(p, fits, done)
+    p = _op_curves(p, summary, done)
     if ssd_direct:
         p = _ssd(p, summary, fits, done)
     p = _host(p, summary, done)
@@ -94,7 +103,8 @@ def calibrated_profile(
     return replace(p, provenance=prov)
 
 
-ALL_GROUPS = ("host_link", "hbm", "compute", "decode", "dram", "ssd")
+ALL_GROUPS = ("host_link", "hbm", "compute", "decode", "gemm", "attn_prefill", "attn_decode",
+              "dram", "ssd")
 
 
 def _fit_text(row: dict) -> str:
@@ -142,19 +152,40 @@ def _frac(x: float) -> float:
     return round(float(np.clip(x, 1e-6, 1.0)), 4)
 
 
-def _compute(p: HardwareProfile, s: pl.DataFrame, fits: Fits, spec: ModelSpec,
-             done: list[str]) -> HardwareProfile:
-    gpu, curves = p.gpu, dict(p.curves)
+def _compute(p: HardwareProfile, fits: Fits, done: list[str]) -> HardwareProfile:
+    """Layer fits -> the datasheet form's efficiencies (the fallback where no curve applies)."""
+    gpu = p.gpu
     if fits.prefill is not None:
         gpu = replace(gpu, compute_efficiency_frac=_frac(
             fits.prefill.rate / 1e12 / gpu.bf16_dense_tflops))
-        curves["compute"] = _gbps_curve(_case(s, "layer/prefill"), "tokens", "tflops")
         done.append("compute")
     if fits.decode is not None:
-        gpu = replace(gpu, hbm_efficiency_frac=_frac(fits.decode.rate / 1e9 / gpu.hbm_bw_gbps),
-                      step_overhead_us=round(fits.decode.intercept_s * 1e6 * spec.num_layers, 2))
+        gpu = replace(gpu, hbm_efficiency_frac=_frac(fits.decode.rate / 1e9 / gpu.hbm_bw_gbps))
         done.append("decode")
-    return replace(p, gpu=gpu, curves=curves)
+    return replace(p, gpu=gpu)
+
+
+def _op_curves(p: HardwareProfile, s: pl.DataFrame, done: list[str]) -> HardwareProfile:
+    """The per-operation curves the cost model reads, from the ``compute`` family's sweep."""
+    curves, g = dict(p.curves), p.gpu
+    gemm = _case(s, "gemm/bf16")
+    if gemm["tokens"].n_unique() >= 2:
+        m, n, k = (gemm[c].to_numpy() for c in ("tokens", "batch", "context"))
+        util = measured.gemm_util(m, n, k, gemm["median_s"].to_numpy(),
+                                  g.bf16_dense_tflops * 1e12, g.hbm_bw_gbps * 1e9)
+        curves["gemm"] = measured.gemm_grid(m, n, k, util)
+        done.append("gemm")
+    pre = _case(s, "attn/prefill")
+    if pre["tokens"].n_unique() >= 2:
+        curves["attn_prefill"] = measured.mean_grid(pre["tokens"], pre["batch"], pre["tflops"])
+        done.append("attn_prefill")
+    dec = _case(s, "attn/decode")
+    if dec["size_bytes"].n_unique() >= 2:
+        curve = measured.binned_curve(dec["size_bytes"], dec["gbps"])
+        if len(curve.x) >= 2:
+            curves["attn_decode"] = curve
+            done.append("attn_decode")
+    return replace(p, curves=curves)
 
 
 def _host(p: HardwareProfile, s: pl.DataFrame, done: list[str]) -> HardwareProfile:

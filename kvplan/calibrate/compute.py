@@ -14,9 +14,17 @@ gated MLP; MLA: latent down/up projections, absorbed latent attention for decode
 experts a token activates, as one gated MLP of their total width) and timed for prefill vs
 tokens and decode vs batch x context. Sliding-window layers are timed as global ones.
 
+The per-operation sweep measures exactly the curves the cost model reads
+(docs/cost-model.md): weight GEMMs over tokens x weight shape, causal prefill attention over
+sequence length x heads, decode attention over KV bytes read.
+
 Cases: ``matmul/bf16``, ``matmul/fp8``, ``matmul/fp32`` (CPU) with ``tokens`` = n;
 ``layer/prefill`` (batch 1, ``tokens`` = prompt length), ``layer/decode`` (``batch``,
-``context``); ``flops`` = FLOPs of the call, ``size_bytes`` = weight + KV bytes it reads.
+``context``); ``flops`` = FLOPs of the call, ``size_bytes`` = weight + KV bytes it reads;
+``gemm/bf16`` (``tokens`` = m, ``batch`` = n, ``context`` = k, ``size_bytes`` = weight bytes);
+``attn/prefill`` (``tokens`` = sequence length, ``batch`` = query heads, head_dim 128, one KV
+head per 4 query heads); ``attn/decode`` (``batch`` sequences x ``context`` tokens, 32 query
+/ 8 KV heads of 128, ``size_bytes`` = KV bytes read).
 """
 
 from __future__ import annotations
@@ -97,6 +105,75 @@ def measure_layer(sess: Session, sweep: Sweep, spec: ModelSpec, seed: int) -> No
                     sess.measure(point, op.fn)
 
 
+HEAD_DIM = 128
+DECODE_HEADS = (32, 8)
+"""(query, KV) heads of the decode-attention sweep (Llama-3-8B's GQA)."""
+
+
+def measure_ops(sess: Session, sweep: Sweep, seed: int) -> None:
+    """The per-operation curves: GEMMs, prefill attention, decode attention (bf16 on a GPU)."""
+    ops = OpBench(sess.device, seed)
+    for n, k in sweep.gemm_shapes:
+        for m in sweep.gemm_tokens:
+            if sess.fits_gpu(2 * (m * k + n * k + m * n), f"gemm {m}x{n}x{k}"):
+                with sess.oom_guard(f"gemm {m}x{n}x{k}"):
+                    op = ops.gemm(m, n, k)
+                    sess.measure(Point("compute", "gemm/bf16", n * k * 2, op.flops, n, m, k), op.fn)
+    for h in sweep.attn_heads:
+        for t in sweep.prefill_tokens:
+            if sess.fits_gpu(8 * t * h * HEAD_DIM * 2, f"attention prefill {h}x{t}"):
+                with sess.oom_guard(f"attention prefill {h} heads x {t}"):
+                    op = ops.prefill(h, t)
+                    sess.measure(Point("compute", "attn/prefill", 0, op.flops, h, t), op.fn)
+    for b in sweep.decode_batches:
+        for c in sweep.decode_contexts:
+            kv = b * c * DECODE_HEADS[1] * HEAD_DIM * 2 * 2
+            if sess.fits_gpu(kv, f"attention decode {b}x{c}"):
+                with sess.oom_guard(f"attention decode {b} x {c}"):
+                    op = ops.decode(b, c)
+                    sess.measure(Point("compute", "attn/decode", kv, op.flops, b, 1, c), op.fn)
+
+
+class OpBench:
+    """Random bf16 (fp32 on the CPU) operands for one GEMM or attention call."""
+
+    def __init__(self, device: str, seed: int) -> None:
+        import torch
+
+        self.torch, self.device = torch, device
+        self.dtype = torch.bfloat16 if device == "cuda" else torch.float32
+        self.gen = torch.Generator(device=device).manual_seed(seed)
+
+    def _rand(self, *shape: int):
+        t = self.torch.empty(shape, device=self.device, dtype=self.dtype)
+        return t.normal_(0.0, 0.02, generator=self.gen)
+
+    def gemm(self, m: int, n: int, k: int) -> Op:
+        """(m x k) activations @ (k x n) weight: 2mnk FLOPs, reads the weight once."""
+        x, w = self._rand(m, k), self._rand(k, n)
+        return Op(lambda: x @ w, matmul_flops(m, n, k), n * k * 2)
+
+    def prefill(self, heads: int, tokens: int) -> Op:
+        """Causal attention of one sequence: 4 x heads x 128 x t(t+1)/2 FLOPs."""
+        F = self.torch.nn.functional
+        kv = max(heads // 4, 1)
+        q = self._rand(1, heads, tokens, HEAD_DIM)
+        k, v = self._rand(1, kv, tokens, HEAD_DIM), self._rand(1, kv, tokens, HEAD_DIM)
+        flops = 4.0 * heads * HEAD_DIM * tokens * (tokens + 1) / 2
+        return Op(lambda: F.scaled_dot_product_attention(q, k, v, is_causal=True,
+                                                         enable_gqa=True), flops, 0)
+
+    def decode(self, batch: int, context: int) -> Op:
+        """One query token per sequence over ``context`` cached tokens (GQA 32 / 8 heads)."""
+        F = self.torch.nn.functional
+        heads, kvh = DECODE_HEADS
+        q = self._rand(batch, kvh, heads // kvh, HEAD_DIM)
+        k, v = self._rand(batch, kvh, context, HEAD_DIM), self._rand(batch, kvh, context, HEAD_DIM)
+        kv = batch * context * kvh * HEAD_DIM * 2 * 2
+        return Op(lambda: F.scaled_dot_product_attention(q, k, v), 4.0 * heads * HEAD_DIM
+                  * batch * context, kv)
+
+
 def ffn_width(spec: ModelSpec) -> int:
     """Gated-MLP width a token runs through: dense width, or its active + shared experts.
 
@@ -106,7 +183,7 @@ def ffn_width(spec: ModelSpec) -> int:
     """
     if not spec.is_moe:
         return spec.intermediate_size
-    return (spec.experts_per_token + spec.num_shared_experts) * spec.moe_intermediate_size
+    return spec.experts_per_token * spec.moe_intermediate_size + spec.shared_intermediate_size
 
 
 class RandomLayer:

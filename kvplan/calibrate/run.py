@@ -21,15 +21,16 @@ import platform
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 
 from kvplan.atomic import write_parquet_atomic, write_text_atomic
 from kvplan.calibrate.build import Fits, calibrated_profile, fit_summary
-from kvplan.calibrate.samples import SampleLog
+from kvplan.calibrate.samples import SampleLog, summarize
 from kvplan.calibrate.session import Session, make_session
 from kvplan.calibrate.sweeps import SWEEPS, Mode, Sweep
 from kvplan.errors import KvplanError
@@ -199,6 +200,7 @@ def family_steps(
         if sess.has_gpu:
             dtypes = ("bf16", "fp8")
             compute.measure_matmul(sess, sweep.matmul_sizes, dtypes)
+            compute.measure_ops(sess, sweep, cfg.seed)
             compute.measure_layer(sess, sweep, spec, cfg.seed)
         else:
             compute.measure_matmul(sess, sweep.cpu_matmul_sizes, ("fp32",))
@@ -302,21 +304,67 @@ def _keep_partial(log: SampleLog, out_dir: Path, prov: dict[str, str]) -> Path:
 
 
 def _finish(cfg, sess, base, spec, name, out_dir, prov, seconds) -> RunResult:
-    summary = sess.log.summary()
-    fits = fit_summary(summary)
-    direct = not any(n.startswith("ssd: O_DIRECT not allowed") for n in sess.log.notes)
-    if not direct:
-        sess.log.note("ssd: figures not put in the profile (buffered I/O measures the page cache)")
-    profile = calibrated_profile(base, summary, fits, spec, name, prov, direct)
-    path = out_dir / f"{name}.toml"
+    prov = prov | {"base": base.name, "profile": name}
     meta = prov | {"notes": json.dumps(sess.log.notes)}
     sess.log.write(out_dir / "samples.parquet", meta)
-    write_parquet_atomic(summary.to_arrow(), out_dir / "summary.parquet", meta)
     write_text_atomic(out_dir / "config.json", json.dumps(asdict(cfg), indent=2, default=str))
+    result = _build(sess.log.summary(), base, name, out_dir, prov, sess.log.notes)
+    (out_dir / "samples.partial.parquet").unlink(missing_ok=True)
+    return replace(result, seconds_by_family=seconds)
+
+
+def _build(summary: pl.DataFrame, base: HardwareProfile, name: str, out_dir: Path,
+           prov: dict[str, str], notes: list[str]) -> RunResult:
+    """Fits and the calibrated profile from a run's summary; writes summary.parquet and the
+    profile (validated first, written last)."""
+    fits = fit_summary(summary)
+    direct = not any(n.startswith("ssd: O_DIRECT not allowed") for n in notes)
+    if not direct and not any(n.startswith("ssd: figures not put") for n in notes):
+        notes.append("ssd: figures not put in the profile (buffered I/O measures the page cache)")
+    profile = calibrated_profile(base, summary, fits, name, prov, direct)
+    path = out_dir / f"{name}.toml"
+    write_parquet_atomic(summary.to_arrow(), out_dir / "summary.parquet",
+                         prov | {"notes": json.dumps(notes)})
     _validate(profile, path)
     write_profile(profile, path)
-    (out_dir / "samples.partial.parquet").unlink(missing_ok=True)
-    return RunResult(profile, base, summary, fits, sess.log.notes, out_dir, path, seconds)
+    return RunResult(profile, base, summary, fits, notes, out_dir, path)
+
+
+def rebuild_calibration(samples: Path, *, name: str | None = None, base: str | None = None,
+                        out_dir: Path | None = None) -> RunResult:
+    """The calibrated profile again from a run's raw ``samples.parquet`` (no GPU needed): the
+    same summary, fits and mapping as the run itself. The base profile is ``base``, else the
+    one the run recorded (provenance ``base``), else matched to its GPU name."""
+    meta = _samples_meta(samples)
+    if meta.get("partial") == "true":
+        raise KvplanError(f"{samples}: an interrupted run's partial samples; rebuild needs a "
+                          "finished run's samples.parquet")
+    raw = pl.read_parquet(samples)
+    missing = [c for c in SampleLog().table().column_names if c not in raw.columns]
+    if missing:
+        raise KvplanError(f"{samples}: not kvplan calibration samples (no column "
+                          f"'{missing[0]}')")
+    base_name = base or meta.get("base") or (match_base(meta["gpu"]) if meta.get("gpu")
+                                             else "cpu-test")
+    base_profile = load_profile(base_name)
+    name = name or meta.get("profile") or f"{base_profile.name}-calibrated"
+    out = out_dir or samples.parent
+    out.mkdir(parents=True, exist_ok=True)
+    prov = {k: v for k, v in meta.items() if k not in ("notes", "partial")}
+    prov |= {"base": base_profile.name, "rebuilt_from": str(samples),
+             "rebuilt": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+    notes = json.loads(meta.get("notes", "[]"))
+    return _build(summarize(raw), base_profile, name, out, prov, notes)
+
+
+def _samples_meta(samples: Path) -> dict[str, str]:
+    import pyarrow.parquet as pq
+
+    try:
+        raw = pq.read_schema(samples).metadata or {}
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise KvplanError(f"{samples}: cannot read as Parquet ({exc})") from None
+    return {k.decode(): v.decode() for k, v in raw.items() if not k.startswith(b"ARROW")}
 
 
 def _validate(profile: HardwareProfile, path: Path) -> None:

@@ -49,6 +49,13 @@ class Sweep:
     """Prompt lengths of the one-layer prefill timing."""
     decode_batches: tuple[int, ...]
     decode_contexts: tuple[int, ...]
+    gemm_tokens: tuple[int, ...]
+    """Tokens m of the per-operation GEMM sweep (the ``gemm`` curve's x)."""
+    gemm_shapes: tuple[tuple[int, int], ...]
+    """Weights (n, k) of the GEMM sweep, spanning the weight sizes of 1B-400B models."""
+    attn_heads: tuple[int, ...]
+    """Query heads per GPU of the prefill-attention sweep (head_dim 128, 4 query heads per KV
+    head); its sequence lengths are ``prefill_tokens``."""
     host_sizes: tuple[int, ...]
     """DRAM memcpy sizes in bytes."""
     cpu_matmul_sizes: tuple[int, ...]
@@ -71,6 +78,9 @@ SWEEPS: dict[Mode, Sweep] = {
         prefill_tokens=(128, 512, 2048, 8192),
         decode_batches=(1, 16, 64),
         decode_contexts=(1024, 8192),
+        gemm_tokens=(1, 16, 64, 256, 1024, 4096, 16384),
+        gemm_shapes=((4096, 4096), (16384, 4096), (4096, 16384), (28672, 8192)),
+        attn_heads=(8, 32),
         host_sizes=pow2_sizes(1 * MiB, 64 * MiB, 2),
         cpu_matmul_sizes=(128, 256),
         ssd_threads=8,
@@ -87,6 +97,10 @@ SWEEPS: dict[Mode, Sweep] = {
         prefill_tokens=(64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384),
         decode_batches=(1, 4, 16, 64, 128, 256),
         decode_contexts=(512, 2048, 8192, 32768),
+        gemm_tokens=(1, 4, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384),
+        gemm_shapes=((1024, 1024), (4096, 1024), (4096, 4096), (16384, 4096), (4096, 16384),
+                     (28672, 8192), (8192, 28672), (131072, 8192)),
+        attn_heads=(4, 8, 16, 32, 64),
         host_sizes=pow2_sizes(1 * MiB, 1 * GiB),
         cpu_matmul_sizes=(128, 256, 512, 1024),
         ssd_threads=16,

@@ -12,6 +12,7 @@ import polars as pl
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from kvplan.atomic import check_output_dir
 from kvplan.cli.options import JsonOpt, OutDirOpt, SeedOpt
 from kvplan.cli.output import console, err_console, print_json, rich_table, write_frame
 from kvplan.errors import KvplanError
@@ -58,6 +59,9 @@ def calibrate(
                                            "256MiB (the file is always removed).")] = "1GiB",
     check: Annotated[Path | None, typer.Option("--check", help="Re-measure a few points and "
                                                "report this profile's prediction error.")] = None,
+    rebuild: Annotated[Path | None, typer.Option("--rebuild", help="Rebuild the profile from a "
+                                                 "run's raw samples.parquet (no GPU needed).")]
+    = None,
     out: OutDirOpt = None,
     json_out: JsonOpt = False,
     seed: SeedOpt = 0,
@@ -67,15 +71,34 @@ def calibrate(
 
     from kvplan.calibrate.run import CalibrateConfig
 
+    for flag, folder in (("--out", out), ("--ssd-path", ssd_path)):
+        if folder is not None:
+            check_output_dir(folder, flag)
+
     cfg = CalibrateConfig(
         name=name, base=base, model=model, mode="quick" if quick else "full",
         only=_families(only), max_gpu_mem_frac=max_gpu_mem_frac, ssd_path=ssd_path,
         ssd_bytes=_size(ssd_bytes), out_dir=out, seed=seed, command=" ".join(sys.argv),
     )
-    if check is not None:
+    if rebuild is not None:
+        _rebuild(rebuild, cfg, json_out)
+    elif check is not None:
         _check(cfg, str(check), json_out)
     else:
         _run(cfg, json_out)
+
+
+def _rebuild(samples: Path, cfg, json_out: bool) -> None:
+    from kvplan.calibrate.run import rebuild_calibration
+
+    result = rebuild_calibration(samples, name=cfg.name, base=cfg.base, out_dir=cfg.out_dir)
+    if json_out:
+        print_json({"profile": str(result.profile_path), "fits": result.fits.rows(),
+                    "measured": result.profile.provenance.get("measured", "")})
+        return
+    console.print(f"rebuilt from {samples} on base {result.base.name}: measured "
+                  f"{result.profile.provenance.get('measured', 'none')}")
+    console.print(f"profile: {result.profile_path}  (use it: --profile {result.profile_path})")
 
 
 def _progress() -> Progress:

@@ -8,8 +8,9 @@ from typing import Annotated
 import polars as pl
 import typer
 
-from kvplan.cli.options import JsonOpt, OutDirOpt
+from kvplan.cli.options import DpOpt, EpOpt, ImbalanceOpt, JsonOpt, OutDirOpt, TpOpt
 from kvplan.cli.output import console, print_json, rich_table, write_frame
+from kvplan.cost.layout import Layout
 from kvplan.cost.model import GIB, CostModel
 from kvplan.hardware.profile import load_profile
 from kvplan.model.kv import (
@@ -19,6 +20,7 @@ from kvplan.model.kv import (
     kv_bytes_per_token,
     kv_bytes_retained,
     param_count,
+    weight_bytes,
 )
 from kvplan.model.spec import ModelSpec, list_models, load_model
 
@@ -80,9 +82,15 @@ def _model_rows(spec: ModelSpec, kv_dtype: str, retain: Retention | None) -> lis
         rows += [(f"kv_gib_at_{n // 1024}k_retained",
                   kv_bytes_retained(spec, n, retain, kv_dtype) / GIB,
                   "GiB (what-if: changes model quality)") for n in CONTEXTS]
+    if spec.is_moe:
+        rows += [("experts", f"{spec.experts_per_token} of {spec.num_experts} routed, width "
+                  f"{spec.moe_intermediate_size:,}" + (f", shared width "
+                                                        f"{spec.shared_intermediate_size:,}"
+                                                        if spec.shared_intermediate_size else ""),
+                  f"{spec.moe_layers} MoE layers")]
     rows += [("params_total_b", param_count(spec) / 1e9, "1e9"),
              ("params_active_b", param_count(spec, active=True) / 1e9, "1e9"),
-             ("weights_gb", param_count(spec) * spec.weight_bytes_per_param / 1e9, "GB")]
+             ("weights_gb", weight_bytes(spec) / 1e9, "GB")]
     return [{"quantity": q, "value": v, "unit": u} for q, v, u in rows]
 
 
@@ -93,9 +101,12 @@ def _fit_rows(cm: CostModel, seq_tokens: int) -> list[dict]:
     rows = [("gpu", f"{gpu.model} ({cm.profile.name})", ""),
             ("weights_fit_one_gpu", "yes" if one_gpu else
              f"no: {cm.weight_bytes / GIB:.1f} GiB > {gpu.hbm_gib:g} GiB HBM", ""),
+            ("layout", cm.layout.describe(), ""),
             ("gpus_per_replica_tp", cm.tp, "GPUs"),
+            ("gpu_link", f"{cm.profile.gpu_link_kind} {cm.profile.gpu_link_gbps:g}",
+             "GB/s per direction"),
             ("hbm_per_gpu_gib", gpu.hbm_gib, "GiB"),
-            ("weights_per_gpu_gib", cm.weight_bytes / cm.tp / GIB, "GiB"),
+            ("weights_per_gpu_gib", cm.weight_bytes_per_gpu / GIB, "GiB"),
             ("activation_reserve_per_gpu_gib", cm.activation_reserve_bytes / GIB, "GiB"),
             ("kv_capacity_gib", kv_gib, "GiB (replica)"),
             ("kv_tokens_fit", int(kv_gib * GIB // cm.kv_bytes_per_token), "tokens (no window cap)")]
@@ -113,8 +124,10 @@ def show_cmd(
                                                 "(file or folder) instead of a preset.")] = None,
     gpu: Annotated[str | None, typer.Option("--gpu", help="Hardware profile: show what fits "
                                             "after weights.")] = None,
-    tp: Annotated[int | None, typer.Option("--tp", help="GPUs per replica (tensor parallel); "
-                                           "default: fewest that hold the weights.")] = None,
+    tp: TpOpt = None,
+    dp: DpOpt = 1,
+    ep: EpOpt = 1,
+    expert_imbalance: ImbalanceOpt = 1.0,
     seq_tokens: Annotated[int, typer.Option("--seq-tokens", help="Sequence length for the "
                                             "concurrent-sequences row.", min=1)] = 8192,
     kv_dtype: KvDtypeOpt = "bf16",
@@ -130,9 +143,14 @@ def show_cmd(
     retention = parse_retention(retain) if retain is not None else None
     spec = load_model(str(config) if config is not None else name)
     rows = _model_rows(spec, kv_dtype, retention)
-    fit = []
+    fit, layout_text = [], ""
     if gpu is not None:
-        fit = _fit_rows(CostModel.build(spec, load_profile(gpu), kv_dtype, tp=tp), seq_tokens)
+        layout = Layout(tp=tp, dp=dp, ep=ep, expert_imbalance=expert_imbalance)
+        cm = CostModel.build(spec, load_profile(gpu), kv_dtype, layout=layout)
+        fit = _fit_rows(cm, seq_tokens)
+        layout_text = f"layout: {cm.layout.describe()}" + (
+            f"; tp {cm.tp} chosen: the fewest GPUs of {gpu} that hold the weights with room "
+            "for KV (--tp to change)" if tp is None else "")
     if out is not None:
         frame = pl.DataFrame({"section": ["model"] * len(rows) + ["fit"] * len(fit),
                               "quantity": [r["quantity"] for r in rows + fit],
@@ -146,3 +164,4 @@ def show_cmd(
     console.print(rich_table(f"{spec.name} (KV {kv_dtype})", rows))
     if fit:
         console.print(rich_table(f"Fit on {gpu} after weights", fit))
+        console.print(layout_text, soft_wrap=True, markup=False, highlight=False)

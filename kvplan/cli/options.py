@@ -19,3 +19,18 @@ OutDirOpt = Annotated[
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON instead of tables.")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of every random choice.")]
+TpOpt = Annotated[int | None, typer.Option(
+    "--tp", help="GPUs per replica (tensor parallel); default: the fewest that hold the weights.")]
+DpOpt = Annotated[int, typer.Option("--dp", help="Replicas (data parallel), requests routed by "
+                                    "prefix affinity.")]
+EpOpt = Annotated[int, typer.Option("--ep", help="Expert-parallel group of an MoE model: 1 "
+                                    "(experts sliced over tp) or a multiple of tp dividing "
+                                    "tp x dp.")]
+ImbalanceOpt = Annotated[float, typer.Option(
+    "--expert-imbalance", help="EP: tokens of the busiest GPU's experts / the mean (>= 1).")]
+RayOpt = Annotated[bool, typer.Option(
+    "--ray", help="Run the parallel work as Ray tasks: on a local Ray cluster unless "
+    "--ray-address names one (needs the ray extra: pip install 'kvplan[ray]').")]
+RayAddressOpt = Annotated[str | None, typer.Option(
+    "--ray-address", help="Ray cluster to run on (ray://head:10001 or head:6379); implies "
+    "--ray.")]

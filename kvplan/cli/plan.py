@@ -14,17 +14,22 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
-from kvplan.cli.options import JsonOpt, OutDirOpt, SeedOpt, TraceOpt
+from kvplan.atomic import check_output_dir
+from kvplan.cli.options import JsonOpt, OutDirOpt, RayAddressOpt, RayOpt, SeedOpt, TraceOpt
 from kvplan.cli.output import console, err_console, print_json
-from kvplan.hardware.prices import load_prices
+from kvplan.hardware.prices import PriceTable, load_prices
+from kvplan.hardware.profile import load_profile
+from kvplan.model.spec import load_model
+from kvplan.plan.executor import LOCAL_CLUSTER
 from kvplan.plan.planner import PlanResult, run_plan
 from kvplan.plan.routing import ROUTING_RULE
 from kvplan.plan.spec import PlanSpec, load_spec, spec_from_dict
+from kvplan.plan.stages import StageClock, StageFigures, with_workers
 from kvplan.plan.verify import verification_pool
 from kvplan.report import plan_tables as tables
 from kvplan.report.plan_files import summary_dict, verified_table
 from kvplan.report.plan_files import write_plan as write_files
-from kvplan.trace import load_workload
+from kvplan.trace import detect_format, load_workload
 
 Floats = Annotated[list[float] | None, typer.Option(help="Grid value (repeat the flag).")]
 
@@ -49,7 +54,14 @@ def plan(
         help="usd_per_h | usd_per_mtok | goodput_per_usd (default usd_per_h).")] = None,
     load_scale: Annotated[float | None, typer.Option(help="Arrival-rate multiplier.")] = None,
     replicas: Annotated[list[int] | None, typer.Option(
+        "--replicas", "--dp",
         help="Replica count to search (repeat; default 1-4 up to the node's GPUs / tp).")] = None,
+    tp: Annotated[list[int] | None, typer.Option(
+        "--tp", help="GPUs per replica to search (repeat; default: the fewest that hold the "
+        "weights and twice that).")] = None,
+    ep: Annotated[int | None, typer.Option(
+        "--ep", help="MoE: spread the experts over each replica's GPUs (ep = tp; 1 = off).")
+    ] = None,
     hbm_kv_gib: Floats = None,
     dram_gib: Floats = None,
     ssd_gib: Floats = None,
@@ -61,27 +73,92 @@ def plan(
     jobs: Annotated[int | None, typer.Option(help="Parallel verification processes.")] = None,
     verify_wall_s: Annotated[float | None, typer.Option(help="Wall cap of one verification.")
                              ] = None,
+    verify_window: Annotated[float | None, typer.Option(
+        "--verify-window", help="Verify on the busiest this-many seconds of arrivals (after "
+        "as long a warm-up) instead of the whole trace; stated in the result.")] = None,
     exact_max_accesses: Annotated[int | None, typer.Option(
         help="Longest block-access stream given exact stack distances; longer ones use "
              "SHARDS sampling (default 20,000,000).")] = None,
     sample_rate: Annotated[float | None, typer.Option(
         help="SHARDS sample rate in (0, 1] (default: about 2 M sampled accesses).")] = None,
+    disk_dir: Annotated[str | None, typer.Option(
+        help="Directory of the SSD tier in the engine settings (default /mnt/kvcache).")] = None,
+    ray: RayOpt = False,
+    ray_address: RayAddressOpt = None,
+    profile_stages: Annotated[bool, typer.Option(
+        "--profile-stages", help="Print wall time, CPU time and peak memory of each stage "
+        "(also under \"stages\" in --json).")] = False,
     out: OutDirOpt = None,
     json_out: JsonOpt = False,
     seed: SeedOpt = 0,
 ) -> None:
     """Recommend replicas, KV tier sizes and policies that meet an SLO at least cost."""
     spec = _resolve(spec_file, locals())
-    with verification_pool(spec.jobs, spec.verify_top > 0) as pool:  # workers start now
+    price_table = _check_inputs(spec, out)
+    address = ray_address or (LOCAL_CLUSTER if ray else None)
+    clock = StageClock() if profile_stages else None
+    with verification_pool(spec.jobs, spec.verify_top > 0, address) as pool:  # workers start
+        if clock:
+            clock("load")
         workload = load_workload(Path(spec.trace) if spec.trace else None)
-        price_table = load_prices(spec.prices)
-        result = _run(workload, spec, price_table, quiet=json_out, pool=pool)
+        result = _run(workload, spec, price_table, quiet=json_out, pool=pool, clock=clock)
+    if clock:
+        clock("report")
     if out is not None:
         write_files(result, out)
+    stages = _stages(clock, result)
     if json_out:
-        print_json(summary_dict(result))
+        print_json(summary_dict(result) | (_profile_dict(stages, result) if clock else {}))
     else:
         _render(result, out)
+        if clock:
+            err_console.print(tables_stage(stages))
+
+
+def _stages(clock: StageClock | None, result: PlanResult) -> list[StageFigures]:
+    """The closed stages, with the verification workers' CPU and memory on "verify"."""
+    if clock is None:
+        return []
+    stages = clock.close()
+    w = result.workers
+    return with_workers(stages, "verify", w.cpu_s, w.peak_rss_mib) if w and w.runs else stages
+
+
+def _profile_dict(stages: list[StageFigures], result: PlanResult) -> dict:
+    """--json --profile-stages: the stages, and what verification replayed in its workers."""
+    w = result.workers
+    return {"stages": [dataclasses.asdict(s) for s in stages],
+            "verification": dataclasses.asdict(w) if w else None}
+
+
+def tables_stage(stages: list[StageFigures]) -> Table:
+    """Stage profile as a rich table (CPU and memory of this process; workers beside)."""
+    t = Table(title="Stages (this process; verification workers beside)", title_justify="left",
+              box=box.SIMPLE_HEAD, show_edge=False)
+    for head in ("stage", "wall s", "CPU s", "peak RSS MiB", "workers CPU s",
+                 "workers peak RSS MiB"):
+        t.add_column(head, justify="left" if head == "stage" else "right")
+    for s in stages:
+        t.add_row(s.stage, f"{s.wall_s:,.1f}", f"{s.cpu_s:,.1f}", f"{s.peak_rss_mib:,.0f}",
+                  "" if s.workers_cpu_s is None else f"{s.workers_cpu_s:,.1f}",
+                  "" if s.workers_peak_rss_mib is None else f"{s.workers_peak_rss_mib:,.0f}")
+    t.add_row("total", f"{sum(s.wall_s for s in stages):,.1f}",
+              f"{sum(s.cpu_s for s in stages):,.1f}",
+              f"{max((s.peak_rss_mib for s in stages), default=0):,.0f}", "", "")
+    return t
+
+
+def _check_inputs(spec: PlanSpec, out: Path | None) -> PriceTable:
+    """Fail on a missing or unreadable input, or an unwritable --out, before the worker pool
+    starts (a pool takes seconds to start and to stop); returns the price table."""
+    if out is not None:
+        check_output_dir(out)
+    if spec.trace:
+        detect_format(Path(spec.trace))
+    load_model(spec.model)
+    for name in spec.profiles:
+        load_profile(name)
+    return load_prices(spec.prices)
 
 
 def _resolve(spec_file: Path | None, flags: dict) -> PlanSpec:
@@ -94,8 +171,9 @@ def _resolve(spec_file: Path | None, flags: dict) -> PlanSpec:
               "objective": flags["objective"], "load_scale": flags["load_scale"],
               "verify_top": flags["verify_top"], "jobs": flags["jobs"],
               "verify_wall_s": flags["verify_wall_s"],
+              "verify_window_s": flags["verify_window"],
               "exact_max_accesses": flags["exact_max_accesses"],
-              "sample_rate": flags["sample_rate"]}
+              "sample_rate": flags["sample_rate"], "disk_dir": flags["disk_dir"]}
     raw |= {k: v for k, v in simple.items() if v is not None}
     raw["seed"] = flags["seed"]
     if flags["profile"]:
@@ -105,13 +183,16 @@ def _resolve(spec_file: Path | None, flags: dict) -> PlanSpec:
     raw["slo"] |= {k: v for k, v in slo.items() if v is not None}
     grids = {"replicas": flags["replicas"], "hbm_kv_gib": flags["hbm_kv_gib"],
              "dram_gib": flags["dram_gib"], "ssd_gib": flags["ssd_gib"],
-             "evictions": flags["eviction"]}
+             "evictions": flags["eviction"], "tp": flags["tp"]}
     raw["space"] = dict(raw["space"]) | {k: list(v) for k, v in grids.items() if v}
+    if flags["ep"] is not None:
+        raw["space"]["ep"] = flags["ep"]
     raw["profiles"] = list(raw["profiles"])
     return spec_from_dict(raw, spec_file or "<command line>")
 
 
-def _run(workload, spec: PlanSpec, prices, quiet: bool, pool) -> PlanResult:
+def _run(workload, spec: PlanSpec, prices, quiet: bool, pool,
+         clock: StageClock | None = None) -> PlanResult:
     columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/"
                "{task.total}"), TimeElapsedColumn())
     with Progress(*columns, console=err_console, disable=quiet, transient=True) as bar:
@@ -121,6 +202,8 @@ def _run(workload, spec: PlanSpec, prices, quiet: bool, pool) -> PlanResult:
             if stage not in tasks:
                 tasks[stage] = bar.add_task(stage, total=total)
             bar.update(tasks[stage], completed=done, total=total)
+            if clock:
+                clock(stage, done, total)
 
         return run_plan(workload, spec, prices, tick, pool)
 
@@ -151,17 +234,30 @@ def _render(res: PlanResult, out: Path | None) -> None:
         console.print(_table("Verified in the event simulator (screen vs simulation)", ver,
                              tables.verified_table_columns(ver, slo)))
     console.print()
-    console.print("[bold]Engine settings[/bold] (per replica; each engine's rules checked)")
-    for e in res.engines:
-        console.print(f"[bold]{e.engine}[/bold]", highlight=False)
-        console.print(*(f"   {line}" for line in e.command.splitlines()), sep="\n",
-                      highlight=False, markup=False)
-        for c in e.checks:
-            mark = "ok" if c.ok else "[red]VIOLATED[/red]"
-            console.print(f"   {mark}: {c.rule}" + ("" if c.ok else f" ({c.detail})"),
-                          highlight=False)
+    _render_engines(res.engines, out)
     if out is not None:
         console.print(f"Wrote results to {out}/")
+
+
+def _render_engines(engines: list, out: Path | None) -> None:
+    """Each engine's command on one unwrapped line (pasteable even when piped), its config
+    files, and every rule that fails."""
+    where = f" (files in {out}/engines/)" if out is not None else " (-o writes launch scripts)"
+    console.print(f"[bold]Engine settings[/bold], per replica{where}:", highlight=False)
+    for e in engines:
+        console.print(f"[bold]{e.label}[/bold]: "
+                      + ("every rule holds" if e.ok else "[red]a rule is VIOLATED[/red]"),
+                      highlight=False)
+        console.print(e.command(), soft_wrap=True, highlight=False, markup=False)
+        for f in e.files:
+            console.print(f"{f.name}:", highlight=False, markup=False)
+            console.print(f.text.rstrip("\n"), soft_wrap=True, highlight=False, markup=False)
+        for c in e.checks:
+            if not c.ok:
+                console.print(f"   VIOLATED: {c.rule} ({c.detail})", highlight=False,
+                              markup=False)
+        for n in e.notes:
+            console.print(f"   note: {n}", highlight=False, markup=False)
 
 
 def _figures(res: PlanResult, b: dict) -> str:

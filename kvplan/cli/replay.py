@@ -15,20 +15,42 @@ import polars as pl
 import typer
 
 from kvplan import __version__
-from kvplan.cli.options import JsonOpt, ModelOpt, OutDirOpt, ProfileOpt, TraceOpt
+from kvplan.atomic import check_output_dir
+from kvplan.cli.options import (
+    DpOpt,
+    EpOpt,
+    ImbalanceOpt,
+    JsonOpt,
+    ModelOpt,
+    OutDirOpt,
+    ProfileOpt,
+    RayAddressOpt,
+    RayOpt,
+    TpOpt,
+    TraceOpt,
+)
 from kvplan.cli.output import console, print_json, rich_table, write_frame
+from kvplan.cost.layout import Layout
+from kvplan.cost.model import GIB, CostModel
+from kvplan.engines import TierChoice, engine_settings
+from kvplan.engines.base import model_id
 from kvplan.errors import KvplanError
+from kvplan.hardware.profile import load_profile
+from kvplan.model.spec import load_model
+from kvplan.plan.executor import LOCAL_CLUSTER, Files, RayCluster, Shared, with_local_files
+from kvplan.plan.replicas import replay_replicas
+from kvplan.report.engine_files import write_engine_files
+from kvplan.sim.build import build_cost
 from kvplan.sim.config import ReplayConfig
 from kvplan.sim.replay import run_replay
 from kvplan.sim.results import ReplayResult
 from kvplan.trace import load_workload
-from kvplan.units import GIB
 from kvplan.workload import Workload
 
 _COMPARE_KEYS = {"eviction": "eviction", "prefetch": "prefetch", "write": "write",
                  "dram-gib": "dram_gib", "ssd-gib": "ssd_gib", "hbm-kv-gib": "hbm_kv_gib",
                  "lookahead": "lookahead_iters", "session-ttl-s": "session_ttl_s",
-                 "mode": "mode"}
+                 "mode": "mode", "tp": "tp", "dp": "dp"}
 _D = ReplayConfig()
 """Where the options' defaults come from."""
 _SUMMARY = (
@@ -52,13 +74,15 @@ def replay(
     trace: TraceOpt = None,
     model: ModelOpt = _D.model,
     profile: ProfileOpt = _D.profile,
+    tp: TpOpt = None,
+    dp: DpOpt = 1,
+    ep: EpOpt = 1,
+    expert_imbalance: ImbalanceOpt = 1.0,
     hbm_kv_gib: Annotated[float | None, typer.Option(
         "--hbm-kv-gib", help="HBM for KV (default: GPU memory - weights - activation reserve).")
-    ] = _D.hbm_kv_gib,
-    dram_gib: Annotated[float, typer.Option(
-        "--dram-gib", help="DRAM KV tier (0 = absent).")] = _D.dram_gib,
-    ssd_gib: Annotated[float, typer.Option(
-        "--ssd-gib", help="SSD KV tier (0 = absent).")] = _D.ssd_gib,
+    ] = None,
+    dram_gib: Annotated[float, typer.Option("--dram-gib", help="DRAM KV tier (0 = absent).")] = _D.dram_gib,
+    ssd_gib: Annotated[float, typer.Option("--ssd-gib", help="SSD KV tier (0 = absent).")] = _D.ssd_gib,
     eviction: Annotated[str, typer.Option(
         "--eviction", help="Eviction policy for every tier, or per tier: hbm=lru,dram=s3fifo.")
     ] = _D.eviction_hbm,
@@ -67,28 +91,25 @@ def replay(
     lookahead: Annotated[int, typer.Option(
         "--lookahead", help="lookahead: iterations ahead to stage (K).")] = _D.lookahead_iters,
     staging_frac: Annotated[float, typer.Option(
-        "--staging-frac", help="lookahead: share of HBM KV that staged blocks may hold.")
-    ] = _D.staging_budget_frac,
+        "--staging-frac", help="lookahead: share of HBM KV that staged blocks may hold.")] = _D.staging_budget_frac,
     write: Annotated[str, typer.Option(
         "--write", help="write-through, write-through-selective or write-back.")
     ] = _D.write,
     store_threshold: Annotated[int, typer.Option(
-        "--store-threshold", help="write-through-selective: offload on the n-th hit.")
-    ] = _D.store_threshold,
+        "--store-threshold", help="write-through-selective: offload on the n-th hit.")] = _D.store_threshold,
     exclusive: Annotated[bool, typer.Option(
         "--exclusive", help="Exclusive tiers (a block lives in one tier) instead of inclusive.")
     ] = not _D.inclusive,
     session_ttl_s: Annotated[float, typer.Option(
-        "--session-ttl-s", help="Pin a finished turn's blocks in HBM this long (0 = off).")
-    ] = _D.session_ttl_s,
+        "--session-ttl-s", help="Pin a finished turn's blocks in HBM this long (0 = off).")] = _D.session_ttl_s,
     block_size: Annotated[int | None, typer.Option(
         "--block-size", help="Tokens per KV block (default: the trace's own).")] = None,
     kv_dtype: Annotated[str, typer.Option("--kv-dtype", help="bf16, fp16, fp8, int4, int2.")
                         ] = _D.kv_dtype,
     slo_ttft_ms: Annotated[float | None, typer.Option("--slo-ttft-ms", help="TTFT objective.")
-                           ] = _D.slo_ttft_ms,
+                           ] = None,
     slo_tpot_ms: Annotated[float | None, typer.Option("--slo-tpot-ms", help="TPOT objective.")
-                           ] = _D.slo_tpot_ms,
+                           ] = None,
     mode: Annotated[str, typer.Option(
         "--mode", help="event (timed replica) or cache (timing-free block replay).")] = _D.mode,
     max_batched_tokens: Annotated[int, typer.Option(
@@ -99,31 +120,51 @@ def replay(
     compare: Annotated[str | None, typer.Option(
         "--compare", help="Run variants side by side, e.g. eviction=lru,s3fifo,belady or "
         "prefetch=none,lookahead.")] = None,
+    ray: RayOpt = False,
+    ray_address: RayAddressOpt = None,
     out: OutDirOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Replay a workload through a serving replica with tiered KV (docs/simulation.md)."""
+    if out is not None:
+        check_output_dir(out)
     if mode not in ("event", "cache"):
         raise KvplanError(f"--mode: expected event or cache, got '{mode}'")
+    layout = Layout(tp=tp, dp=dp, ep=ep, expert_imbalance=expert_imbalance)
     base = ReplayConfig(
-        model=model, profile=profile, kv_dtype=kv_dtype, mode=mode, hbm_kv_gib=hbm_kv_gib,
+        model=model, profile=profile, kv_dtype=kv_dtype, layout=layout, mode=mode,
+        hbm_kv_gib=hbm_kv_gib,
         dram_gib=dram_gib, ssd_gib=ssd_gib, **_eviction_fields(eviction), prefetch=prefetch,
         lookahead_iters=lookahead, staging_budget_frac=staging_frac, write=write,
         store_threshold=store_threshold, inclusive=not exclusive, session_ttl_s=session_ttl_s,
         max_batched_tokens=max_batched_tokens, max_seqs=max_seqs, slo_ttft_ms=slo_ttft_ms,
         slo_tpot_ms=slo_tpot_ms)
     variants = _variants(base, compare)
+    resolved, layout_text = resolve_layout(base)
+    address = ray_address or (LOCAL_CLUSTER if ray else None)
+    if address is not None and compare is None:
+        raise KvplanError("--ray runs the variants of --compare as Ray tasks; add --compare")
     workload = load_workload(trace, block_size=block_size)
-    progress = sys.stderr.isatty() and not as_json
-    results = [(name, run_replay(workload, cfg, progress=progress)) for name, cfg in variants]
+    progress = sys.stderr.isatty() and not as_json and address is None
+    if address is None:
+        results = [item for name, cfg in variants
+                   for item in _replay(workload, cfg, name, progress,
+                                       per_replica=compare is None)]
+    else:
+        results = _replay_on_ray(address, workload, variants)
     if out is not None:
-        write_results(out, workload, results)
+        write_results(out, workload, [(n, r) for n, r in results if not n.startswith("replica")])
+        engines_note = _write_engine_files(out, base, workload.block_size, compare)
     if as_json:
         print_json([{"variant": n, "config": dataclasses.asdict(r.config),
-                     "run": r.run.as_row()} for n, r in results])
+                     "layout": dataclasses.asdict(resolved), "run": r.run.as_row()}
+                    for n, r in results])
         return
     title = f"kvplan replay: {workload.meta.source_file}, {model} on {profile}"
     console.print(rich_table(title, summary_rows(results), ["metric", *(n for n, _ in results)]))
+    if compare is not None and compare.split("=")[0] in ("tp", "dp"):
+        layout_text = f"{layout_text} (the variants change {compare.split('=')[0]})"
+    console.print(f"layout: {layout_text}", soft_wrap=True, markup=False, highlight=False)
     for name, r in results:
         text = r.run.timing.extrapolated.text if r.run.timing else ""
         if text:
@@ -131,7 +172,82 @@ def replay(
             console.print(f"warning: {label}outside the calibrated ranges (curves clamped): "
                           f"{text}", soft_wrap=True, markup=False, highlight=False)
     if out is not None:
-        console.print(f"wrote requests.parquet, run.parquet, timeseries.parquet to {out}")
+        console.print(f"wrote requests.parquet, run.parquet, timeseries.parquet to {out}"
+                      + engines_note, highlight=False)
+
+
+def _write_engine_files(out: Path, config: ReplayConfig, block_size: int,
+                        compare: str | None) -> str:
+    """Each engine's settings for one replica of the replayed configuration under
+    ``out/engines`` (docs/engines.md); none for ``--compare`` runs or per-tier eviction."""
+    evictions = {config.eviction_hbm, config.eviction_dram, config.eviction_ssd}
+    if compare is not None or len(evictions) > 1 or config.mode != "event":
+        return ""
+    cost = build_cost(config)
+    choice = TierChoice(
+        model=model_id(config.model, cost.spec.source), block_size=block_size,
+        kv_bytes_per_token=cost.kv_bytes_per_token,
+        hbm_kv_bytes=cost.hbm_kv_capacity_bytes(config.hbm_kv_gib),
+        dram_bytes=int(config.dram_gib * GIB), ssd_bytes=int(config.ssd_gib * GIB),
+        eviction=config.eviction_hbm, write=config.write, prefetch=config.prefetch,
+        inclusive=config.inclusive, store_threshold=config.store_threshold, tp=cost.layout.tp,
+        max_batched_tokens=config.max_batched_tokens, max_seqs=config.max_seqs)
+    write_engine_files(engine_settings(choice), out / "engines")
+    return " and engine settings to engines/"
+
+
+def resolve_layout(cfg: ReplayConfig) -> tuple[Layout, str]:
+    """The layout the replay runs (tp resolved) and one line saying how it was chosen."""
+    cost = CostModel.build(load_model(cfg.model), load_profile(cfg.profile), cfg.kv_dtype,
+                           layout=cfg.layout, max_batched_tokens=cfg.max_batched_tokens,
+                           max_seqs=cfg.max_seqs)
+    lay, p = cost.layout, cost.profile
+    text = f"{lay.describe()} of {p.gpu.model}, GPU link {p.gpu_link_kind} " \
+           f"{p.gpu_link_gbps:g} GB/s"
+    if cfg.layout.tp is None:
+        text += f"; tp {lay.tp} chosen: the fewest GPUs that hold {cost.spec.name} with room " \
+                "for KV (--tp to change)"
+    if lay.dp > 1:
+        text += "; requests routed to replicas by prefix affinity (kvplan.plan.routing)"
+    return lay, text
+
+
+def _replay(workload: Workload, cfg: ReplayConfig, name: str, progress: bool,
+            per_replica: bool) -> list[tuple[str, ReplayResult]]:
+    """One variant: a single replica, or dp replicas pooled (and each one when asked)."""
+    if cfg.layout.dp == 1:
+        return [(name, run_replay(workload, cfg, progress=progress))]
+    runs = replay_replicas(workload, cfg, progress)
+    pooled = ReplayResult(cfg, runs.requests, runs.run, runs.timeseries)
+    label = "all replicas" if name == "value" else f"{name} (all replicas)"
+    each = [(f"replica {i + 1}", r) for i, r in enumerate(runs.results)] if per_replica else []
+    return [(label, pooled), *each]
+
+
+def _replay_on_ray(address: str, workload: Workload, variants: list[tuple[str, ReplayConfig]]
+                   ) -> list[tuple[str, ReplayResult]]:
+    """Every variant as one Ray task; the workload and the files the configs name travel
+    once (kvplan.plan.executor); results in variant order, as without Ray."""
+    executor = RayCluster(address, workers=len(variants) if address == LOCAL_CLUSTER else None)
+    try:
+        shared = executor.share(workload)
+        files = Files.named_by([cfg for _, cfg in variants])
+        files_ref = executor.share(files) if files.texts else None
+        out: list[list[tuple[str, ReplayResult]]] = [[] for _ in variants]
+        for o in executor.run(_replay_task, [(shared, files_ref, cfg, name)
+                                             for name, cfg in variants]):
+            if o.error is not None:
+                raise o.error
+            out[o.index] = o.value
+        return [item for items in out for item in items]
+    finally:
+        executor.close()
+
+
+def _replay_task(workload: Shared, files: Shared | None, cfg: ReplayConfig, name: str
+                 ) -> list[tuple[str, ReplayResult]]:
+    """One variant of --compare (in a Ray worker)."""
+    return _replay(workload.get(), with_local_files(cfg, files), name, False, per_replica=False)
 
 
 def _eviction_fields(spec: str) -> dict[str, str]:
@@ -165,6 +281,8 @@ def _variants(base: ReplayConfig, compare: str | None) -> list[tuple[str, Replay
             changes = {field: _number(key, v, float)}
         elif field == "lookahead_iters":
             changes = {field: _number(key, v, int)}
+        elif field in ("tp", "dp"):
+            changes = {"layout": dataclasses.replace(base.layout, **{field: _number(key, v, int)})}
         else:
             changes = {field: v}
         out.append((f"{key}={v}", dataclasses.replace(base, **changes)))
@@ -180,15 +298,15 @@ def _number(key: str, value: str, kind: type) -> Any:
 
 def summary_rows(results: list[tuple[str, ReplayResult]]) -> list[dict[str, Any]]:
     """One row per summary metric, one column per variant (GiB for byte counts)."""
-    flat = [(name, r.run.as_row()) for name, r in results]
     rows = []
+    runs = [(name, r.run.as_row()) for name, r in results]
     for label, key in _SUMMARY:
-        if not any(key in run for _, run in flat):
+        if not any(key in run for _, run in runs):
             continue
         row: dict[str, Any] = {"metric": label}
-        for name, run in flat:
+        for name, run in runs:
             v = run.get(key)
-            row[name] = v / GIB if "GiB" in label and isinstance(v, int) else v
+            row[name] = v / 2**30 if "GiB" in label and isinstance(v, int) else v
         rows.append(row)
     return rows
 

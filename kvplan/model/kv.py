@@ -126,11 +126,11 @@ def _attention_params(spec: ModelSpec) -> int:
 def _mlp_params(spec: ModelSpec, layer: int, active: bool) -> int:
     """Gated MLP (3 matrices) of one layer: dense, or shared + routed experts + router."""
     h = spec.hidden_size
-    if not spec.is_moe or layer < spec.first_dense_layers:
+    if not spec.is_moe or layer in spec.dense_layers:
         return 3 * h * spec.intermediate_size
     routed = spec.experts_per_token if active else spec.num_experts
-    expert = 3 * h * spec.moe_intermediate_size
-    return (routed + spec.num_shared_experts) * expert + h * spec.num_experts
+    return (3 * h * (routed * spec.moe_intermediate_size + spec.shared_intermediate_size)
+            + h * spec.num_experts)
 
 
 def param_count(spec: ModelSpec, active: bool = False) -> int:
@@ -147,6 +147,15 @@ def param_count(spec: ModelSpec, active: bool = False) -> int:
     return embed + layers + spec.hidden_size
 
 
+def routed_expert_params(spec: ModelSpec) -> int:
+    """Parameters of all routed experts over all MoE layers (mixtral-8x7b: 32 x 8 x 3 x 4,096
+    x 14,336 = 45,097,156,608)."""
+    return spec.moe_layers * spec.num_experts * 3 * spec.hidden_size * spec.moe_intermediate_size
+
+
 def weight_bytes(spec: ModelSpec) -> int:
-    """Bytes of all weights as stored (llama-3.1-70b bf16: 70,553,706,496 x 2 = 141.1 GB)."""
-    return round(param_count(spec) * spec.weight_bytes_per_param)
+    """Bytes of all weights as stored (llama-3.1-70b bf16: 70,553,706,496 x 2 = 141.1 GB);
+    routed experts at their own width where it differs (gpt-oss mxfp4)."""
+    experts = routed_expert_params(spec)
+    return round((param_count(spec) - experts) * spec.weight_bytes_per_param
+                 + experts * spec.expert_bytes_per_param)

@@ -12,6 +12,7 @@ feasible, infeasible_reason) and the same at twice the load (``*_2x``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -54,22 +55,25 @@ def space_for(ctx: ProfileContext, trace: ScreenInput, overrides: dict) -> Searc
     footprint = trace.stream.num_blocks * block_bytes / GIB
     base = default_space(footprint, ctx.hbm_kv_max_gib, ctx.dram_cap_gib, ctx.ssd_cap_gib,
                          ctx.cm.profile.gpu.count // ctx.cm.tp)
-    kw = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
+    kw = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()
+          if k not in ("tp", "ep")}
     return SearchSpace(**(base.__dict__ | kw))
 
 
 def screen_profile(ctx: ProfileContext, whole: ScreenInput, routed: dict[int, list[ScreenInput]],
                    space: SearchSpace, slo: Slo, prices: PriceTable,
-                   scales: dict[str, PolicyScale], max_seqs: int) -> pl.DataFrame:
+                   scales: dict[str, PolicyScale], max_seqs: int,
+                   evaluator: Callable = evaluate) -> pl.DataFrame:
     """Screen every (replicas, eviction, tier config) of one profile; ``routed[r]`` holds the
-    per-replica streams of r replicas (kvplan.plan.routing), ``whole`` the unrouted trace."""
+    per-replica streams of r replicas (kvplan.plan.routing), ``whole`` the unrouted trace.
+    ``evaluator``: kvplan.plan.screen.evaluate or one that fans its chunks out (same result)."""
     cfg = np.array(space.tier_configs(), dtype=np.float64)
     frames = []
     for replicas in space.replicas:
         for ev in space.evictions:
             cands = Candidates(hbm_kv_gib=cfg[:, 0], dram_gib=cfg[:, 1], ssd_gib=cfg[:, 2],
                                inclusive=cfg[:, 3].astype(bool), policy=scales[ev])
-            cols = evaluate(ctx.cm, routed[replicas], cands, slo, max_seqs)
+            cols = evaluator(ctx.cm, routed[replicas], cands, slo, max_seqs)
             frames.append(_frame(ctx, whole, cands, cols, ev, replicas, prices, slo))
     return pl.concat(frames)
 

@@ -143,7 +143,7 @@ def warm_prefix_blocks(ids: np.ndarray, offsets: np.ndarray, num_ids: int) -> np
     (kvplan.plan.stream). Example: ids [1, 0, 2, 0], offsets [0, 2, 4] (prompts [0, 1] and
     [0, 2]) -> [0, 1].
     """
-    return _warm_prefix(np.ascontiguousarray(ids, dtype=np.int64),
+    return _warm_prefix(np.ascontiguousarray(ids),
                         np.ascontiguousarray(offsets, dtype=np.int64), num_ids)
 
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import Executor
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 import polars as pl
 
+from kvplan.cost.layout import Layout
 from kvplan.cost.model import CostModel
 from kvplan.errors import KvplanError
 from kvplan.hardware.prices import PriceTable
@@ -16,18 +16,19 @@ from kvplan.hardware.profile import load_profile
 from kvplan.model.spec import load_model
 from kvplan.plan.candidates import ProfileContext, context, screen_profile, space_for
 from kvplan.plan.curves import HitCurve, pooled_curve
-from kvplan.plan.engines import EngineSettings, TierChoice, engine_settings
+from kvplan.plan.engines import EngineSettings, recommended_settings
+from kvplan.plan.executor import PlanExecutor, ShardedScreen, Shared
 from kvplan.plan.policy_scale import LRU_SCALE, policy_scales
-from kvplan.plan.prepare import prepare, scale_load
+from kvplan.plan.prepare import prepare, replica_trace, scale_load
 from kvplan.plan.recommend import ASCENDING, Recommendation, pareto, rank, recommend
-from kvplan.plan.routing import route
+from kvplan.plan.routing import assign_replicas, split
 from kvplan.plan.sampling import choose_sample_rate, method_words, subset_error
-from kvplan.plan.screen import Candidates, ScreenInput, candidate_thresholds
+from kvplan.plan.screen import Candidates, ScreenInput, candidate_thresholds, evaluate
 from kvplan.plan.space import SearchSpace
 from kvplan.plan.spec import PlanSpec
-from kvplan.plan.stream import num_accesses
-from kvplan.plan.verify import VerifyJob, verification_pool, verify
-from kvplan.sim.blocks import BlockStream
+from kvplan.plan.stream import head_first, num_accesses
+from kvplan.plan.verify import VerifyJob, WorkerFigures, files_of, verification_pool, verify
+from kvplan.plan.window import Window, busiest_window, cut
 from kvplan.sim.config import ReplayConfig
 from kvplan.units import GIB
 from kvplan.workload import Workload
@@ -64,18 +65,30 @@ class PlanResult:
     """How the hit-ratio curves were made: "exact (N accesses)" or the SHARDS rate, sample
     size and measured error (kvplan.plan.sampling.method_words)."""
     notes: list[str] = field(default_factory=list)
+    workers: WorkerFigures | None = None
+    """What event verification cost in its worker processes (None: nothing verified)."""
 
 
 def contexts(spec: PlanSpec, notes: list[str]) -> list[ProfileContext]:
-    """Cost models of the candidate profiles; a profile whose GPUs cannot hold the weights is
-    noted and skipped, and an error when no profile is left."""
+    """Cost models of every (profile, tp) the plan searches; a layout the GPUs cannot hold is
+    noted and skipped, and an error when none is left.
+
+    tp grid: ``space.tp``, else the fewest GPUs that hold the weights and twice that (when the
+    node has them); ``space.ep`` > 1 spreads an MoE model's experts over each replica's tp
+    GPUs (only tp = ep is searched then).
+    """
     model = load_model(spec.model)
+    ep = int(spec.space.get("ep", 1))
     out, errors = [], []
     for name in spec.profiles:
+        profile = load_profile(name)
         try:
-            cm = CostModel.build(model, load_profile(name), spec.kv_dtype,
-                                 max_batched_tokens=spec.max_batched_tokens, max_seqs=spec.max_seqs)
-            out.append(context(cm))
+            for tp in tp_grid(model, profile, spec, ep):
+                cm = CostModel.build(model, profile, spec.kv_dtype, layout=Layout(tp=tp, ep=ep),
+                                     max_batched_tokens=spec.max_batched_tokens,
+                                     max_seqs=spec.max_seqs)
+                cm.hbm_kv_capacity_bytes()
+                out.append(context(cm))
         except KvplanError as exc:
             errors.append(f"profile {name} infeasible: {exc}")
     notes.extend(errors)
@@ -84,12 +97,26 @@ def contexts(spec: PlanSpec, notes: list[str]) -> list[ProfileContext]:
     return out
 
 
+def tp_grid(model, profile, spec: PlanSpec, ep: int) -> list[int]:
+    """The tp values searched on one profile (contexts)."""
+    if ep > 1:
+        return [ep]
+    if spec.space.get("tp"):
+        return sorted(set(spec.space["tp"]))
+    smallest = CostModel.build(model, profile, spec.kv_dtype,
+                               max_batched_tokens=spec.max_batched_tokens,
+                               max_seqs=spec.max_seqs).tp
+    double = 2 * smallest
+    fits = double <= profile.gpu.count and model.num_heads % double == 0
+    return [smallest, double] if fits else [smallest]
+
+
 def run_plan(workload: Workload, spec: PlanSpec, prices: PriceTable,
-             progress: Progress | None = None, pool: Executor | None = None) -> PlanResult:
+             progress: Progress | None = None, pool: PlanExecutor | None = None) -> PlanResult:
     """Plan replicas, tier sizes and policies for ``workload`` (stage 1 and stage 2).
 
-    ``pool``: a verification pool already starting (kvplan.plan.verify.verification_pool);
-    None = start one here when the spec verifies anything.
+    ``pool``: an executor already starting (kvplan.plan.verify.verification_pool: a local
+    process pool or Ray); None = start a local pool here when the spec verifies anything.
     """
     tick = progress or (lambda stage, done, total: None)
     if pool is not None:
@@ -99,7 +126,7 @@ def run_plan(workload: Workload, spec: PlanSpec, prices: PriceTable,
 
 
 def _plan(workload: Workload, spec: PlanSpec, prices: PriceTable, tick: Progress,
-          pool: Executor | None) -> PlanResult:
+          pool: PlanExecutor | None) -> PlanResult:
     notes: list[str] = []
     workload = scale_load(workload, spec.load_scale)
     tick("curves", 0, 1)
@@ -111,20 +138,35 @@ def _plan(workload: Workload, spec: PlanSpec, prices: PriceTable, tick: Progress
     spaces = [space_for(ctx, whole, spec.space) for ctx in ctxs]
     spaces = [replace(s, replicas=routes.usable(s.replicas, notes)) for s in spaces]
     method = _curve_method(whole, ctxs, spaces, spec.seed)
-    ranked, curves = _screen(routes, ctxs, spaces, spec, prices, tick)
-    jobs = _verify_jobs(ranked, spec, routes)
-    verified, requests, series = verify(
-        pool, jobs, spec.jobs, spec.verify_wall_s, spec.slo.percentile, spec.slo.ttft_ms,
-        spec.slo.tpot_ms, lambda d, t: tick("verify", d, t)) if pool else (
-        pl.DataFrame(), pl.DataFrame(), {})
+    counts = sorted({r for s in spaces for r in s.replicas})
+    for i, r in enumerate(counts):
+        tick("routing", i, len(counts))
+        routes.traces(r)
+    tick("routing", len(counts), len(counts))
+    ranked, curves = _screen(routes, ctxs, spaces, spec, prices, tick, pool)
+    verified, requests, series, workers = pl.DataFrame(), pl.DataFrame(), {}, None
+    if pool is not None and spec.verify_top > 0:
+        tick("verify", 0, 1)
+        window = None if spec.verify_window_s is None else busiest_window(
+            whole.arrival_s, spec.verify_window_s, whole.input_tokens + whole.output_tokens)
+        if window is not None:
+            notes.append(window.words())
+        jobs = _verify_jobs(_verify_rows(ranked, spec), spec, routes, pool,
+                            profile_sources(spec), window)
+        verified, requests, series, workers = verify(
+            pool, jobs, spec.verify_wall_s, spec.slo.percentile, spec.slo.ttft_ms,
+            spec.slo.tpot_ms, lambda d, t: tick("verify", d, t), window)
+        notes += _capped_note(verified, spec)
+    tick("recommend", 0, 1)
     decided = _decide(ranked, verified, spec)
     top = decided.row(0, named=True)
-    ctx = next(c for c in ctxs if c.name == top["profile"])
+    ctx = next(c for c in ctxs if (c.name, c.cm.tp) == (top["profile"], top["tp"]))
     block_gib = ctx.cm.kv_bytes_per_token * whole.stream.block_size / GIB
     rec = recommend(decided, routes.curve(top["replicas"]), block_gib, whole.rate_rps,
                     "sim_feasible" if "sim_feasible" in decided.columns else "feasible",
                     max(max(s.replicas) for s in spaces))
     stable = ranked.filter(pl.col("stable"))
+    tick("recommend", 1, 1)
     return PlanResult(
         spec=spec, candidates=ranked, curves=curves, rate_rps=whole.rate_rps,
         pareto_ttft=pareto(stable, "usd_per_h", "ttft_pq_ms", False),
@@ -132,7 +174,7 @@ def _plan(workload: Workload, spec: PlanSpec, prices: PriceTable, tick: Progress
         verified=verified, verified_requests=requests,
         timeseries=series.get(int(rec.best["candidate_id"]), pl.DataFrame()),
         recommendation=rec, engines=_engines(rec.best, whole, spec), curve_method=method,
-        notes=notes)
+        notes=notes, workers=workers)
 
 
 def _curve_method(whole: ScreenInput, ctxs: list[ProfileContext], spaces: list[SearchSpace],
@@ -156,18 +198,30 @@ def _curve_method(whole: ScreenInput, ctxs: list[ProfileContext], spaces: list[S
 
 
 def _screen(routes: Routes, ctxs: list[ProfileContext], spaces: list[SearchSpace],
-            spec: PlanSpec, prices: PriceTable, tick: Progress
+            spec: PlanSpec, prices: PriceTable, tick: Progress, pool: PlanExecutor | None
             ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Stage 1 over every profile: the ranked candidate table and the LRU curves."""
+    """Stage 1 over every profile: the ranked candidate table and the LRU curves (the
+    screen's shards run as tasks where the executor says so, with the same result)."""
+    evaluator = ShardedScreen(pool) if pool is not None and pool.remote_screen else evaluate
     whole = routes.whole
-    frames, curves = [], []
+    scales, by_block = [], {}
+    for i, space in enumerate(spaces):
+        tick("policies", i, len(ctxs))
+        if space.evictions not in by_block:  # hits depend on blocks alone
+            by_block[space.evictions] = policy_scales(head_first(whole.stream), whole.curve,
+                                                      space.evictions)
+        scales.append(by_block[space.evictions])
+    tick("policies", len(ctxs), len(ctxs))
+    frames, curves, drawn = [], [], set()
     for i, (ctx, space) in enumerate(zip(ctxs, spaces, strict=True)):
-        scales = policy_scales(routes.blocks, whole.curve, space.evictions)
+        tick("screen", i, len(ctxs))
         streams = {r: routes.traces(r) for r in space.replicas}
-        frames.append(screen_profile(ctx, whole, streams, space, spec.slo, prices, scales,
-                                     spec.max_seqs))
-        curves += [_curve_frame(routes.curve(r), whole, ctx, r) for r in space.replicas]
-        tick("screen", i + 1, len(ctxs))
+        frames.append(screen_profile(ctx, whole, streams, space, spec.slo, prices, scales[i],
+                                     spec.max_seqs, evaluator))
+        curves += [_curve_frame(routes.curve(r), whole, ctx, r) for r in space.replicas
+                   if (ctx.name, r) not in drawn]
+        drawn |= {(ctx.name, r) for r in space.replicas}
+    tick("screen", len(ctxs), len(ctxs))
     df = pl.concat(frames, how="diagonal_relaxed")
     df = df.with_row_index("candidate_id").with_columns(pl.col("candidate_id").cast(pl.Int64))
     return rank(df, spec.objective), pl.concat(curves)
@@ -175,33 +229,37 @@ def _screen(routes: Routes, ctxs: list[ProfileContext], spaces: list[SearchSpace
 
 def _engines(best: dict, whole: ScreenInput, spec: PlanSpec) -> list[EngineSettings]:
     """Engine settings for one replica of the chosen configuration."""
-    return engine_settings(TierChoice(
-        block_size=whole.stream.block_size, hbm_kv_bytes=int(best["hbm_kv_gib"] * GIB),
-        dram_bytes=int(best["dram_gib"] * GIB), ssd_bytes=int(best["ssd_gib"] * GIB),
-        write=spec.space.get("write", "write-through"),
-        prefetch=spec.space.get("prefetch", "none")))
+    return recommended_settings(best, whole.stream.block_size, spec)
 
 
 class Routes:
-    """The workload routed to each replica count, prepared once (kvplan.plan.routing)."""
+    """The workload routed to each replica count (kvplan.plan.routing), prepared once.
+
+    Per replica count: the replica of every request, and each replica's trace cut from the
+    whole trace's dense block ids (no re-hashing). Sub-workloads (Arrow tables) are built only
+    for the replica counts that event verification needs.
+    """
 
     def __init__(self, workload: Workload, whole: ScreenInput, seed: int = 0) -> None:
         self.workload, self.whole, self.seed = workload, whole, seed
-        self.blocks = BlockStream.from_workload(workload)
-        """The whole workload's block stream (for the policy scaling replays)."""
-        self._parts: dict[int, list[Workload]] = {}
+        self._replica_of: dict[int, np.ndarray] = {}
         self._traces: dict[int, list[ScreenInput]] = {}
+
+    def replica_of(self, replicas: int) -> np.ndarray:
+        """Replica index of every request (kvplan.plan.routing.assign_replicas)."""
+        if replicas not in self._replica_of:
+            self._replica_of[replicas] = assign_replicas(self.workload, replicas)
+        return self._replica_of[replicas]
 
     def parts(self, replicas: int) -> list[Workload]:
         """The requests of each of ``replicas`` replicas (kvplan.plan.routing.route)."""
-        if replicas not in self._parts:
-            self._parts[replicas] = route(self.workload, replicas) if replicas > 1 else [
-                self.workload]
-        return self._parts[replicas]
+        return split(self.workload, self.replica_of(replicas), replicas) if replicas > 1 else [
+            self.workload]
 
     def usable(self, counts: tuple[int, ...], notes: list[str]) -> tuple[int, ...]:
         """Replica counts for which every replica gets requests (others are noted)."""
-        ok = tuple(r for r in counts if all(w.num_requests for w in self.parts(r)))
+        ok = tuple(r for r in counts
+                   if np.all(np.bincount(self.replica_of(r), minlength=r) > 0))
         if len(ok) < len(counts):
             notes.append(f"replica counts {sorted(set(counts) - set(ok))} skipped: routing leaves "
                          "a replica without requests")
@@ -214,9 +272,10 @@ class Routes:
         """Each replica's stack distances and curve, at the whole trace's arrival span (and
         the whole trace's sample rate when it is sampled)."""
         if replicas not in self._traces:
+            rep = self.replica_of(replicas)
             self._traces[replicas] = [self.whole] if replicas == 1 else [
-                prepare(w, self.whole.duration_s, self.whole.sample_rate, self.seed)
-                for w in self.parts(replicas)]
+                replica_trace(self.whole, np.flatnonzero(rep == r), self.seed)
+                for r in range(replicas)]
         return self._traces[replicas]
 
     def curve(self, replicas: int) -> HitCurve:
@@ -224,8 +283,8 @@ class Routes:
         return pooled_curve([t.curve for t in self.traces(replicas)])
 
 
-def _verify_jobs(ranked: pl.DataFrame, spec: PlanSpec, routes: Routes) -> list[VerifyJob]:
-    """The top N feasible candidates and the near-misses, one job per replica of each.
+def _verify_rows(ranked: pl.DataFrame, spec: PlanSpec) -> pl.DataFrame:
+    """The top N feasible candidates and the near-misses.
 
     Near-misses: stable candidates cheaper than every feasible one that the screen rejects
     with a TTFT within NEAR_MISS_TTFT_FACTOR x the target, the closest to feasible of each
@@ -234,25 +293,65 @@ def _verify_jobs(ranked: pl.DataFrame, spec: PlanSpec, routes: Routes) -> list[V
     """
     ok = ranked.filter(pl.col("feasible"))
     if ok.height == 0:
-        rows = ranked.head(spec.verify_top)
-    else:
-        ttft_cap = NEAR_MISS_TTFT_FACTOR * (spec.slo.ttft_ms or float("inf"))
-        near = ranked.filter(~pl.col("feasible") & pl.col("stable") & pl.col("fits_hbm")
-                             & (pl.col("usd_per_h") < ok["usd_per_h"].min())
-                             & (pl.col("ttft_pq_ms") <= ttft_cap))
-        near = near.unique(["profile", "replicas"], keep="first", maintain_order=True)
-        rows = pl.concat([ok.head(spec.verify_top),
-                          near.sort("usd_per_h").head(spec.verify_near_misses)])
-    return [VerifyJob(candidate_id=int(r["candidate_id"]), replica=i, workload=w,
-                      config=_config(r, spec))
-            for r in rows.iter_rows(named=True)
-            for i, w in enumerate(routes.parts(int(r["replicas"])))]
+        return ranked.head(spec.verify_top)
+    ttft_cap = NEAR_MISS_TTFT_FACTOR * (spec.slo.ttft_ms or float("inf"))
+    near = ranked.filter(~pl.col("feasible") & pl.col("stable") & pl.col("fits_hbm")
+                         & (pl.col("usd_per_h") < ok["usd_per_h"].min())
+                         & (pl.col("ttft_pq_ms") <= ttft_cap))
+    near = near.unique(["profile", "tp", "replicas"], keep="first", maintain_order=True)
+    return pl.concat([ok.head(spec.verify_top),
+                      near.sort("usd_per_h").head(spec.verify_near_misses)])
 
 
-def _config(r: dict, spec: PlanSpec) -> ReplayConfig:
+def _verify_jobs(rows: pl.DataFrame, spec: PlanSpec, routes: Routes, executor: PlanExecutor,
+                 profiles: dict[str, str], window: Window | None = None) -> list[VerifyJob]:
+    """One job per replica of each row; each replica count's sub-workloads are built (cut to
+    ``window``) and shared with the workers once, whichever candidates replay them."""
+    configs = [_config(r, spec, profiles) for r in rows.iter_rows(named=True)]
+    files = files_of(executor, configs)
+    parts: dict[int, list[tuple[Shared, int]]] = {}
+    for n in sorted(set(rows["replicas"].to_list())):
+        cuts = [w if window is None else cut(w, window) for w in routes.parts(n)]
+        parts[n] = [(executor.share(w), w.num_requests) for w in cuts]
+    return [VerifyJob(candidate_id=int(r["candidate_id"]), replica=i, workload=w, config=cfg,
+                      files=files, requests=size)
+            for r, cfg in zip(rows.iter_rows(named=True), configs, strict=True)
+            for i, (w, size) in enumerate(parts[int(r["replicas"])]) if size]
+
+
+def _capped_note(verified: pl.DataFrame, spec: PlanSpec) -> list[str]:
+    """A note when verification runs stopped at a cap: those candidates failed for want of
+    time, not by the SLO."""
+    if verified.height == 0:
+        return []
+    reasons = verified["sim_stop_reason"].fill_null("").to_list()
+    capped = sum("cap" in r or "timed out" in r for r in reasons)
+    if not capped:
+        return []
+    return [f"{capped} of {len(reasons)} verified candidates stopped before replaying every "
+            f"request (wall cap {spec.verify_wall_s:g} s per run): they count as not meeting "
+            "the SLO; raise --verify-wall-s for this trace, or --verify-window"]
+
+
+def profile_sources(spec: PlanSpec) -> dict[str, str]:
+    """Profile name -> how the spec names it (a bundled name or a TOML path), so that a
+    verification loads the same file the screen used."""
+    out = {}
+    for src in spec.profiles:
+        try:
+            out[load_profile(src).name] = src
+        except KvplanError:
+            continue
+    return out
+
+
+def _config(r: dict, spec: PlanSpec, profiles: dict[str, str]) -> ReplayConfig:
     sp = spec.space
+    ep = int(sp.get("ep", 1))
     return ReplayConfig(
-        model=spec.model, profile=r["profile"], kv_dtype=spec.kv_dtype, mode="event",
+        model=spec.model, profile=profiles.get(r["profile"], r["profile"]),
+        kv_dtype=spec.kv_dtype, mode="event",
+        layout=Layout(tp=int(r["tp"]), dp=int(r["replicas"]), ep=ep),
         hbm_kv_gib=float(r["hbm_kv_gib"]), dram_gib=float(r["dram_gib"]),
         ssd_gib=float(r["ssd_gib"]), eviction_hbm=r["eviction"], eviction_dram=r["eviction"],
         eviction_ssd=r["eviction"], prefetch=sp.get("prefetch", "none"),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 import pyarrow.compute as pc
@@ -12,7 +12,7 @@ from kvplan.plan.curves import curve_from_distances, prefix_distances, warm_pref
 from kvplan.plan.screen import ScreenInput
 from kvplan.plan.shards import shards_curve
 from kvplan.plan.stackdist import stack_distances
-from kvplan.plan.stream import access_stream
+from kvplan.plan.stream import AccessStream, access_stream, select_requests
 from kvplan.workload import Workload
 
 
@@ -44,21 +44,53 @@ def prepare(workload: Workload, duration_s: float | None = None,
     """
     if workload.num_requests == 0:
         raise KvplanError(f"{workload.meta.source_file}: the workload has no requests")
-    stream = access_stream(workload)
-    arrivals = workload.table.column("arrival_s").to_numpy()
+    t = workload.table
+    arrivals = t.column("arrival_s").to_numpy().astype(np.float64)
     span = float(arrivals[-1] - arrivals[0]) if arrivals.size > 1 else 0.0
     span = span if duration_s is None else duration_s
     if span <= 0:
         raise KvplanError(f"{workload.meta.source_file}: all requests arrive at the same time; "
                           "a plan needs an arrival rate")
-    columns = {"input_tokens": workload.table.column("input_tokens").to_numpy().astype(
-        np.float64), "output_tokens": workload.table.column("output_tokens").to_numpy().astype(
-        np.float64), "arrival_s": arrivals.astype(np.float64), "duration_s": span}
+    columns = RequestColumns(
+        input_tokens=t.column("input_tokens").to_numpy().astype(np.float64),
+        output_tokens=t.column("output_tokens").to_numpy().astype(np.float64),
+        arrival_s=arrivals)
+    return trace_of(access_stream(workload), columns, span, sample_rate, seed)
+
+
+@dataclass(frozen=True)
+class RequestColumns:
+    """The per-request columns the screen reads (float64, arrival order)."""
+
+    input_tokens: np.ndarray
+    output_tokens: np.ndarray
+    arrival_s: np.ndarray
+
+    def take(self, rows: np.ndarray) -> RequestColumns:
+        return RequestColumns(*(getattr(self, f.name)[rows] for f in fields(self)))
+
+
+def trace_of(stream: AccessStream, columns: RequestColumns, duration_s: float,
+             sample_rate: float | None, seed: int) -> ScreenInput:
+    """The screen's view of one access stream (see :func:`prepare`)."""
+    kw = {f.name: getattr(columns, f.name) for f in fields(columns)} | {"duration_s": duration_s}
     if sample_rate is not None:
-        sc = shards_curve(stream.ids.astype(np.uint64), sample_rate, seed, stream.offsets)
+        sc = shards_curve(stream.ids, sample_rate, seed, stream.offsets)
         return ScreenInput(stream=stream, pd=None, curve=sc.curve, warm_blocks=warm_prefix_blocks(
             stream.ids, stream.offsets, stream.num_blocks), sample_rate=sc.sample_rate,
-            sampled_accesses=sc.sampled_accesses, **columns)
+            sampled_accesses=sc.sampled_accesses, **kw)
     sd = stack_distances(stream.ids, stream.num_blocks, stream.offsets)
     return ScreenInput(stream=stream, pd=prefix_distances(sd, stream.offsets),
-                 curve=curve_from_distances(sd), **columns)
+                 curve=curve_from_distances(sd), **kw)
+
+
+def replica_trace(whole: ScreenInput, rows: np.ndarray, seed: int = 0) -> ScreenInput:
+    """The trace of the requests ``rows`` of ``whole`` (one replica's share, kvplan.plan
+    .routing), at the whole trace's arrival span and sample rate.
+
+    Built from the whole trace's dense ids (kvplan.plan.stream.select_requests): the same
+    result as :func:`prepare` of the routed sub-workload, without re-hashing its blocks.
+    """
+    columns = RequestColumns(whole.input_tokens, whole.output_tokens, whole.arrival_s)
+    return trace_of(select_requests(whole.stream, rows), columns.take(rows), whole.duration_s,
+                    whole.sample_rate, seed)

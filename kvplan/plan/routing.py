@@ -66,10 +66,14 @@ def assign_replicas(workload: Workload, replicas: int) -> np.ndarray:
 
 def route(workload: Workload, replicas: int) -> list[Workload]:
     """The requests each replica serves, as one workload per replica (table order kept)."""
-    rep = assign_replicas(workload, replicas)
+    return split(workload, assign_replicas(workload, replicas), replicas)
+
+
+def split(workload: Workload, replica_of: np.ndarray, replicas: int) -> list[Workload]:
+    """One workload per replica from each request's replica index (table order kept)."""
     out = []
     for r in range(replicas):
-        rows = np.flatnonzero(rep == r)
+        rows = np.flatnonzero(replica_of == r)
         note = f"replica {r + 1} of {replicas} ({ROUTING_RULE})"
         meta = replace(workload.meta, notes=f"{workload.meta.notes}; {note}".lstrip("; "))
         out.append(Workload(table=workload.table.take(pa.array(rows)), meta=meta))

@@ -126,6 +126,18 @@ class Candidates:
     policy: PolicyScale
     """Hit scaling of the eviction policy vs LRU (LRU_SCALE for LRU)."""
 
+    def __len__(self) -> int:
+        return int(np.asarray(self.hbm_kv_gib).size)
+
+    def take(self, rows: slice) -> Candidates:
+        """The candidates ``rows`` (same policy)."""
+        return Candidates(self.hbm_kv_gib[rows], self.dram_gib[rows], self.ssd_gib[rows],
+                          self.inclusive[rows], self.policy)
+
+
+CHUNK_CELLS = 1_000_000
+"""Requests x candidates screened at once (about 8 MB per float64 figure)."""
+
 
 def blocks_of(gib: np.ndarray, block_bytes: int) -> np.ndarray:
     """Whole blocks in a capacity. Example: 1 GiB, 64 MiB blocks -> 16."""
@@ -295,9 +307,32 @@ def combine_loads(loads: list[Load], percentile: float) -> Load:
 
 
 def evaluate(cm: CostModel, traces: list[ScreenInput], cands: Candidates, slo: Slo,
-             max_seqs: int = 256) -> dict[str, np.ndarray]:
+             max_seqs: int = 256, chunk_cells: int = CHUNK_CELLS) -> dict[str, np.ndarray]:
     """Screen every candidate served by ``len(traces)`` replicas, one routed stream each: one
-    column per figure (units in the names), figures of the whole deployment."""
+    column per figure (units in the names), figures of the whole deployment.
+
+    Candidates are screened in chunks of at most ``chunk_cells`` / requests, so the per-request
+    arrays stay bounded on long traces (each candidate's figures depend on it alone).
+    """
+    return merge_columns([evaluate_chunk(cm, traces, c, slo, max_seqs)
+                          for c in candidate_chunks(traces, cands, chunk_cells)])
+
+
+def candidate_chunks(traces: list[ScreenInput], cands: Candidates, chunk_cells: int = CHUNK_CELLS
+                     ) -> list[Candidates]:
+    """``cands`` cut into runs of at most ``chunk_cells`` / requests candidates (at least one)."""
+    per = max(1, chunk_cells // max(sum(t.stream.num_requests for t in traces), 1))
+    return [cands.take(slice(i, i + per)) for i in range(0, len(cands), per)]
+
+
+def merge_columns(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """The columns of consecutive chunks, concatenated."""
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+def evaluate_chunk(cm: CostModel, traces: list[ScreenInput], cands: Candidates, slo: Slo,
+                   max_seqs: int = 256) -> dict[str, np.ndarray]:
+    """:func:`evaluate` of one chunk of candidates, all at once."""
     parts = [replica_figures(cm, t, cands, slo.percentile, max_seqs) for t in traces]
 
     def cat(name: str, axis: int = 0) -> np.ndarray:

@@ -44,18 +44,21 @@ def sampled_positions(keys: np.ndarray, sample_rate: float, seed: int = 0
     ``seed`` salts the hash, so different seeds draw independent spatial samples.
     """
     threshold = max(1, round(sample_rate * MODULUS))
-    keys = np.ascontiguousarray(keys, dtype=np.uint64)
+    keys = np.ascontiguousarray(keys)
+    if keys.dtype.kind not in "iu":
+        keys = keys.astype(np.uint64)
     return _sample(keys, np.uint64(threshold), np.uint64(seed)), threshold / MODULUS
 
 
 @njit(cache=True)
 def _sample(keys: np.ndarray, threshold: np.uint64, salt: np.uint64) -> np.ndarray:
-    """Positions of the keys whose splitmix64 hash mod P falls under ``threshold``."""
+    """Positions of the keys (taken as uint64) whose splitmix64 hash mod P falls under
+    ``threshold``."""
     out = np.empty(keys.size, dtype=np.int64)
     m = 0
     mask = np.uint64(MODULUS - 1)
     for i in range(keys.size):
-        x = splitmix64(keys[i] + salt * np.uint64(0x9E3779B97F4A7C15))
+        x = splitmix64(np.uint64(keys[i]) + salt * np.uint64(0x9E3779B97F4A7C15))
         if (x & mask) < threshold:
             out[m] = i
             m += 1
@@ -64,7 +67,7 @@ def _sample(keys: np.ndarray, threshold: np.uint64, salt: np.uint64) -> np.ndarr
 
 def shards_curve(keys: np.ndarray, sample_rate: float = 0.01, seed: int = 0,
                  offsets: np.ndarray | None = None) -> ShardsCurve:
-    """Hit-ratio curve of an access stream of uint64 keys from a spatial sample at ``sample_rate``.
+    """Hit-ratio curve of an access stream of integer keys from a spatial sample at ``sample_rate``.
 
     With ``offsets`` (request r = accesses offsets[r]:offsets[r+1]) the sampled accesses keep
     their requests, and a request looks its blocks up before touching any
@@ -74,7 +77,7 @@ def shards_curve(keys: np.ndarray, sample_rate: float = 0.01, seed: int = 0,
     if not 0.0 < sample_rate <= 1.0:
         raise ValueError(f"sample_rate must be in (0, 1], got {sample_rate}")
     pos, rate = sampled_positions(keys, sample_rate, seed)
-    sampled = np.asarray(keys, dtype=np.uint64)[pos]
+    sampled = np.asarray(keys)[pos].astype(np.uint64)
     uniq, inverse = np.unique(sampled, return_inverse=True)
     sub = None if offsets is None else np.searchsorted(pos, offsets)
     sd = stack_distances(inverse.reshape(-1), int(uniq.size), sub)

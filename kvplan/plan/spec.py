@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kvplan.engines.base import disk_dir_problem
 from kvplan.errors import InputError
 from kvplan.plan.costing import OBJECTIVES
 from kvplan.plan.screen import Slo
@@ -36,7 +37,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 SPACE_KEYS = ("replicas", "hbm_kv_gib", "dram_gib", "ssd_gib", "evictions", "inclusive", "prefetch",
-              "write")
+              "write", "tp", "ep")
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,7 @@ class PlanSpec:
     """Arrival-rate multiplier applied to the trace (0.5 = half the rate)."""
     space: dict[str, Any] = field(default_factory=dict)
     """Grid overrides (keys: replicas, hbm_kv_gib, dram_gib, ssd_gib, evictions, inclusive,
-    prefetch, write)."""
+    prefetch, write; tp: GPUs per replica to search; ep: expert-parallel size, 1 or = tp)."""
     verify_top: int = 5
     """Best candidates re-run in the event simulator."""
     verify_near_misses: int = 2
@@ -70,6 +71,9 @@ class PlanSpec:
     """Parallel processes for stage 2."""
     verify_wall_s: float = 60.0
     """Wall-time cap of one verification run."""
+    verify_window_s: float | None = None
+    """Replay only the busiest this-many seconds of arrivals (plus as long a warm-up) in
+    event verification (kvplan.plan.window); None = the whole trace."""
     max_batched_tokens: int = 8192
     """Scheduler token budget per iteration."""
     max_seqs: int = 256
@@ -81,6 +85,8 @@ class PlanSpec:
     (SHARDS, kvplan.plan.sampling)."""
     sample_rate: float | None = None
     """SHARDS rate in (0, 1] for sampled streams; None = about 2 M sampled accesses."""
+    disk_dir: str = "/mnt/kvcache"
+    """Directory of the SSD tier's files in the engine settings."""
 
 
 def load_spec(path: Path) -> PlanSpec:
@@ -108,10 +114,14 @@ def spec_from_dict(raw: dict[str, Any], path: Path | str = "<spec>") -> PlanSpec
         if key not in SPACE_KEYS:
             raise InputError(path, f"unknown key (expected one of {', '.join(SPACE_KEYS)})",
                              field=f"space.{key}")
-    replicas = kw.get("space", {}).get("replicas", [1])
-    if not isinstance(replicas, (list, tuple)) or not all(
-            isinstance(r, int) and not isinstance(r, bool) and r >= 1 for r in replicas):
-        raise InputError(path, "expected a list of whole numbers >= 1", field="space.replicas")
+    for key in ("replicas", "tp"):
+        values = kw.get("space", {}).get(key, [1])
+        if not isinstance(values, (list, tuple)) or not all(
+                isinstance(r, int) and not isinstance(r, bool) and r >= 1 for r in values):
+            raise InputError(path, "expected a list of whole numbers >= 1", field=f"space.{key}")
+    ep = kw.get("space", {}).get("ep", 1)
+    if not isinstance(ep, int) or isinstance(ep, bool) or ep < 1:
+        raise InputError(path, "expected a whole number >= 1", field="space.ep")
     limit = kw.get("exact_max_accesses", 0)
     if not isinstance(limit, int) or isinstance(limit, bool) or limit < 0:
         raise InputError(path, "expected a whole number >= 0", field="exact_max_accesses")
@@ -119,6 +129,9 @@ def spec_from_dict(raw: dict[str, Any], path: Path | str = "<spec>") -> PlanSpec
     if rate is not None and (not isinstance(rate, (int, float)) or isinstance(rate, bool)
                              or not 0 < rate <= 1):
         raise InputError(path, "expected a number in (0, 1]", field="sample_rate")
+    problem = disk_dir_problem(kw.get("disk_dir", "/"))
+    if problem:
+        raise InputError(path, problem, field="disk_dir")
     if kw.get("objective", "usd_per_h") not in OBJECTIVES:
         raise InputError(path, f"expected one of {', '.join(OBJECTIVES)}", field="objective")
     return PlanSpec(**kw)

@@ -26,14 +26,16 @@ def stack_distances(ids: np.ndarray, num_ids: int | None = None,
                     offsets: np.ndarray | None = None) -> np.ndarray:
     """LRU stack distance of each access (int64; COLD for first accesses).
 
-    ``ids`` are dense int64 block ids in access order (0 <= id < num_ids). With ``offsets``
+    ``ids`` are dense block ids (any integer type) in access order (0 <= id < num_ids). With ``offsets``
     (request r = accesses offsets[r]:offsets[r+1]) a request looks all its blocks up before
     touching any, as a prefix cache does: distances count distinct blocks touched by earlier
     requests only. Example: ids [0, 1, 2, 1, 0] -> [-1, -1, -1, 1, 2]; with offsets
     [0, 3, 5] (requests [0, 1, 2] and [1, 0]) -> [-1, -1, -1, 1, 2] as well, while ids
     [0, 1, 0] in one request -> [-1, -1, -1] (no block is cached before the request).
     """
-    ids = np.ascontiguousarray(ids, dtype=np.int64)
+    ids = np.ascontiguousarray(ids)
+    if ids.dtype.kind not in "iu":
+        ids = ids.astype(np.int64)
     if num_ids is None:
         num_ids = int(ids.max()) + 1 if ids.size else 0
     if offsets is None:

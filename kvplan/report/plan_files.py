@@ -2,23 +2,27 @@
 
 Files (columns documented in docs/plan.md): candidates.parquet, pareto_ttft.parquet,
 pareto_goodput.parquet, curves.parquet, verified.parquet, verified_requests.parquet,
-timeseries.parquet, plan.toml (the resolved spec), plan.json (the recommendation), and with
+timeseries.parquet, plan.toml (the resolved spec), plan.json (the recommendation), engines/
+(launch script, env file and config files per engine, docs/engines.md), and with
 the ``plots`` extra: curves.png, pareto_ttft.png, pareto_goodput.png, timeseries.png and a
 self-contained report.html (without it, report.html carries tables only).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import polars as pl
 
 from kvplan.atomic import write_parquet_atomic, write_text_atomic
+from kvplan.engines import EngineSettings
 from kvplan.plan.planner import PlanResult
 from kvplan.plan.routing import ROUTING_RULE
 from kvplan.plan.spec import spec_to_toml
 from kvplan.report import html, plan_tables, plots
+from kvplan.report.engine_files import checks_text, write_engine_files
 from kvplan.report.plan_tables import slo_words
 
 
@@ -31,8 +35,15 @@ def summary_dict(res: PlanResult) -> dict:
             "sim": _clean(_sim_row(res)), "runner_up": _clean(rec.runner_up),
             "runner_up_differs_in": rec.runner_up_diff, "reasons": rec.reasons,
             "what_would": rec.what_would, "curve_method": res.curve_method, "notes": res.notes,
-            "engines": [{"engine": e.engine, "settings": e.settings, "command": e.command,
-                         "checks": [c.__dict__ for c in e.checks]} for e in res.engines]}
+            "engines": [engine_dict(e) for e in res.engines]}
+
+
+def engine_dict(e: EngineSettings) -> dict:
+    """One engine's settings as plain JSON-able data."""
+    return {"engine": e.engine, "label": e.label, "ok": e.ok, "settings": e.settings,
+            "command": e.command(), "env": dict(e.env), "argv": list(e.argv),
+            "files": {f.name: f.text for f in e.files},
+            "checks": [dataclasses.asdict(c) for c in e.checks], "notes": list(e.notes)}
 
 
 def _sim_row(res: PlanResult) -> dict | None:
@@ -70,6 +81,7 @@ def write_plan(res: PlanResult, out: Path) -> list[Path]:
         _write_bytes(with_suffix, png)
         written.append(with_suffix)
     write_text_atomic(out / "report.html", _html(res, images))
+    written += write_engine_files(res.engines, out / "engines")
     return written + [out / "plan.toml", out / "plan.json", out / "report.html"]
 
 
@@ -118,8 +130,8 @@ def _html(res: PlanResult, images: dict[str, bytes]) -> str:
               _formatted(ver, plan_tables.verified_table_columns(ver, slo)),
               "Pareto: cost vs TTFT": _formatted(res.pareto_ttft, plan_tables.top_columns(
                   res.pareto_ttft, slo)) if res.pareto_ttft.height else ([], [])}
-    settings = {e.engine + " (per replica)": e.command + "\n\n" + "\n".join(
-        f"[{'ok' if c.ok else 'VIOLATED'}] {c.rule}: {c.detail}" for c in e.checks)
+    settings = {e.label + " (per replica)": "\n\n".join(
+        [e.command()] + [f"{f.name}:\n{f.text}" for f in e.files] + [checks_text(e)])
         for e in res.engines}
     return html.render("kvplan plan", summary, tables, images, settings)
 

@@ -60,6 +60,8 @@ def top_columns(df: pl.DataFrame, slo: Slo) -> list[Column]:
     cols: list[Column] = [("#", "candidate_id", _text)]
     if df["profile"].n_unique() > 1:
         cols.append(("profile", "profile", _text))
+    if df["tp"].n_unique() > 1:
+        cols.append(("tp", "tp", _text))
     cols += [("rep", "replicas", _text), ("HBM", "hbm_kv_gib", gib), ("DRAM", "dram_gib", gib),
              ("SSD", "ssd_gib", gib), ("evict", "eviction", _text)]
     if df["inclusive"].n_unique() > 1:

@@ -1,8 +1,9 @@
 """Dense block ids: the workload's chained uint64 hashes as one int64 access stream.
 
 The simulator indexes arrays by block, so each distinct hash gets a dense id ``0..n-1`` in
-order of first appearance (found with ``np.unique``): a prompt's blocks get neighbouring ids,
-which keeps the simulator's per-block arrays cache-friendly. Request ``r``'s prompt blocks are
+order of first appearance (one pass over an open-addressing hash table, :func:`dense_ids`):
+a prompt's blocks get neighbouring ids, which keeps the simulator's per-block arrays
+cache-friendly. Request ``r``'s prompt blocks are
 ``ids[offsets[r]:offsets[r + 1]]``, requests in table (= arrival) order::
 
     block_hashes  [[h9, h4], [h9, h4, h7], [h2]]
@@ -84,17 +85,67 @@ class BlockStream:
         arr = arr.cast(pa.list_(pa.uint64()))
         offsets = np.asarray(arr.offsets, dtype=np.int64)
         values = np.asarray(arr.values, dtype=np.uint64)[offsets[0]:offsets[-1]]
-        uniq, first, inverse = np.unique(values, return_index=True, return_inverse=True)
-        rank = np.empty(len(uniq), np.int64)
-        rank[np.argsort(first, kind="stable")] = np.arange(len(uniq), dtype=np.int64)
-        return cls(ids=rank[inverse.reshape(-1)], offsets=offsets - offsets[0],
-                   num_blocks=len(uniq), block_size=block_size)
+        ids, num_blocks = dense_ids(values)
+        return cls(ids=ids, offsets=offsets - offsets[0], num_blocks=num_blocks,
+                   block_size=block_size)
 
     @classmethod
     def from_workload(cls, workload: Workload) -> BlockStream:
         """The workload's block-access stream in arrival (= table row) order."""
         col = workload.table.column("block_hashes").combine_chunks()
         return cls.from_hash_lists(col, workload.block_size)
+
+
+def dense_ids(values: np.ndarray) -> tuple[np.ndarray, int]:
+    """int64 id of each uint64 value, numbered 0, 1, ... by first appearance, and the count.
+
+    O(n) expected: one pass over an open-addressing table (linear probing, Fibonacci hashing)
+    that doubles when half full. Example: [9, 4, 9, 7] -> ([0, 1, 0, 2], 3).
+    """
+    return _dense_ids(np.ascontiguousarray(values, dtype=np.uint64))
+
+
+@njit(cache=True)
+def _dense_ids(values: np.ndarray) -> tuple[np.ndarray, int]:
+    out = np.empty(values.size, dtype=np.int64)
+    bits = 10
+    keys = np.zeros(1 << bits, dtype=np.uint64)
+    slot_id = np.full(1 << bits, -1, dtype=np.int64)
+    count = 0
+    for i in range(values.size):
+        if 2 * (count + 1) > keys.size:
+            bits += 1
+            keys, slot_id = _grow(keys, slot_id, bits)
+        v = values[i]
+        s = _slot(keys, slot_id, v, bits)
+        if slot_id[s] < 0:
+            keys[s] = v
+            slot_id[s] = count
+            count += 1
+        out[i] = slot_id[s]
+    return out, count
+
+
+@njit(cache=True, inline="always")
+def _slot(keys: np.ndarray, slot_id: np.ndarray, v: np.uint64, bits: int) -> int:
+    """The slot holding ``v``, or the empty slot where it goes."""
+    mask = np.int64((1 << bits) - 1)
+    s = np.int64((v * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(64 - bits))
+    while slot_id[s] >= 0 and keys[s] != v:
+        s = (s + 1) & mask
+    return s
+
+
+@njit(cache=True)
+def _grow(keys: np.ndarray, slot_id: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
+    new_keys = np.zeros(1 << bits, dtype=np.uint64)
+    new_ids = np.full(1 << bits, -1, dtype=np.int64)
+    for j in range(keys.size):
+        if slot_id[j] >= 0:
+            s = _slot(new_keys, new_ids, keys[j], bits)
+            new_keys[s] = keys[j]
+            new_ids[s] = slot_id[j]
+    return new_keys, new_ids
 
 
 @njit(cache=True)

@@ -21,8 +21,8 @@ from kvplan.units import GIB
 def build_cost(config: ReplayConfig) -> CostModel:
     """The cost model of ``config``'s model on ``config``'s hardware profile."""
     return CostModel.build(load_model(config.model), load_profile(config.profile),
-                           config.kv_dtype, max_batched_tokens=config.max_batched_tokens,
-                           max_seqs=config.max_seqs)
+                           config.kv_dtype, layout=config.layout,
+                           max_batched_tokens=config.max_batched_tokens, max_seqs=config.max_seqs)
 
 
 def tier_capacity_blocks(config: ReplayConfig, cost: CostModel, block_size: int

@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from kvplan.cost.layout import Layout
+
 Mode = Literal["event", "cache"]
 WritePolicy = Literal["write-through", "write-through-selective", "write-back"]
 KvDtype = Literal["bf16", "fp16", "fp8", "int4", "int2"]
@@ -23,6 +25,9 @@ class ReplayConfig:
     """Hardware profile name (hwprofiles/) or path of a profile TOML."""
     kv_dtype: KvDtype = "bf16"
     """KV cache element type."""
+    layout: Layout = Layout()
+    """Tensor / data / expert parallel sizes (tp None = the fewest GPUs that hold the
+    weights); dp > 1 replays are routed over replicas by kvplan.plan.replicas."""
     mode: Mode = "event"
     """``event``: timed continuous-batching replica; ``cache``: timing-free block replay."""
     hbm_kv_gib: float | None = None

@@ -67,15 +67,15 @@ def link_range(cost: CostModel, name: str) -> Range:
 
 
 class StepCoverage:
-    """Token counts (compute curve) and bytes read (hbm curve) of every GPU iteration."""
+    """Token counts (gemm curve) and decode KV bytes read (attn_decode curve) of every GPU
+    iteration (CostModel.coverage_ranges)."""
 
     def __init__(self, cost: CostModel) -> None:
         self.cost = cost
-        curves = cost.profile.curves
-        compute, hbm = curves.get("compute"), curves.get("hbm")
-        self.active = compute is not None or hbm is not None
-        self.tokens = Range(compute.x[0], compute.x[-1]) if compute else Range()
-        self.read = Range(hbm.x[0], hbm.x[-1], cost.tp) if hbm else Range()
+        tokens, read = cost.coverage_ranges()
+        self.active = tokens is not None or read is not None
+        self.tokens = Range(*tokens) if tokens else Range()
+        self.read = Range(*read) if read else Range()
         self.outside = 0
         """Iterations outside either range."""
 

@@ -156,9 +156,9 @@ class Collector:
             slo_attained_frac=met / fin.height if fin.height else 0.0,
             ttft=percentiles_ms(fin["ttft_s"]), tpot=percentiles_ms(fin["tpot_s"]),
             e2e=percentiles_ms(fin["e2e_s"]),
-            queue_delay_mean_s=_mean(fin["queue_delay_s"]),
+            queue_delay_mean_s=mean_or_none(fin["queue_delay_s"]),
             load_stall_total_s=float(fin["load_stall_s"].sum()),
-            load_stall_mean_s=_mean(fin["load_stall_s"]),
+            load_stall_mean_s=mean_or_none(fin["load_stall_s"]),
             preemptions=int(fin["preemptions"].sum()),
             ssd_drive_writes_per_day=(written / cap_bytes * 86_400 / duration if cap_bytes
                                       else 0.0),
@@ -219,6 +219,6 @@ def percentiles_ms(s: pl.Series) -> Percentiles:
     return Percentiles(p50, p90, p99)
 
 
-def _mean(s: pl.Series) -> float | None:
+def mean_or_none(s: pl.Series) -> float | None:
     v = s.mean()
     return None if v is None else float(v)

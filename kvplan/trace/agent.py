@@ -25,9 +25,13 @@ from pathlib import Path
 from kvplan.errors import InputError
 from kvplan.trace.arrivals import synthesize
 from kvplan.trace.chat import messages_to_conversation, record_to_conversation
-from kvplan.trace.conversation import Conversation, conversations_to_requests
+from kvplan.trace.conversation import (
+    Conversation,
+    check_request_lengths,
+    conversations_to_requests,
+)
 from kvplan.trace.detect import first_record
-from kvplan.trace.inputs import check_file, json_records
+from kvplan.trace.inputs import BOM, check_file, echo, json_records
 from kvplan.trace.mooncake import stage_mooncake
 from kvplan.trace.options import ReadOptions
 from kvplan.trace.table import Columns, StagedWorkload, stage
@@ -44,15 +48,16 @@ def stage_agent(path: Path, opts: ReadOptions | None = None) -> StagedWorkload:
     """:func:`read_agent`, with the block hashes not yet laid out."""
     opts = opts or ReadOptions()
     path = check_file(path)
-    with open(path, encoding="utf-8", errors="replace") as f:
-        head = f.read(1 << 16).lstrip("\ufeff \t\r\n")
-    first = first_record(path, head) if head.startswith(("{", "[")) else None
+    with open(path, "rb") as f:
+        head = f.read(1 << 16).removeprefix(BOM).lstrip()
+    first = first_record(path) if head.startswith((b"{", b"[")) else None
     if isinstance(first, dict) and "hash_ids" in first:
         w = stage_mooncake(path, block_size=opts.block_size)
         return replace(w, meta=replace(w.meta, source_format="agent",
                                        notes=w.meta.notes + "; Dynamo agentic_mooncake rows"))
     extra: dict[str, str] = {}
-    if isinstance(first, dict) and ("history" in first or "trajectory" in first):
+    swe_agent = isinstance(first, dict) and ("history" in first or "trajectory" in first)
+    if swe_agent:
         convs: Iterator[Conversation] | list[Conversation] = [_swe_agent(path, first, extra)]
     else:
         convs = _chat_logs(path)
@@ -60,6 +65,7 @@ def stage_agent(path: Path, opts: ReadOptions | None = None) -> StagedWorkload:
     req = conversations_to_requests(convs, tokenizer, opts.text_block_size)
     if len(req.input_tokens) == 0:
         raise InputError(path, "no assistant (LLM call) messages found")
+    check_request_lengths(req, path, lambda c: "history" if swe_agent else f"record {c}")
     arrival, tool_wait = synthesize(opts.arrivals, req.conversation, req.output_tokens,
                                     req.after_tool)
     if "tokens_sent_recorded" in extra:
@@ -78,11 +84,34 @@ def _swe_agent(path: Path, doc: dict, extra: dict[str, str]) -> Conversation:
                          field="history")
     msgs = [dict(m, role="tool") if isinstance(m, dict) and m.get("message_type") ==
             "observation" else m for m in history]
-    stats = (doc.get("info") or {}).get("model_stats") or {}
-    if stats.get("tokens_sent"):
-        extra["tokens_sent_recorded"] = str(int(stats["tokens_sent"]))
-        extra["api_calls_recorded"] = str(int(stats.get("api_calls", 0)))
+    stats = _table(path, _table(path, doc.get("info"), "info").get("model_stats"),
+                   "info.model_stats")
+    sent = _count(path, stats.get("tokens_sent"), "info.model_stats.tokens_sent")
+    if sent:
+        extra["tokens_sent_recorded"] = str(sent)
+        extra["api_calls_recorded"] = str(_count(path, stats.get("api_calls"),
+                                                 "info.model_stats.api_calls"))
     return messages_to_conversation(msgs, path, "history", None)
+
+
+def _table(path: Path, value: object, name: str) -> dict:
+    """An optional JSON object of a .traj (absent or null: empty)."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InputError(path, f"expected an object, got {echo(value)}", field=name)
+    return value
+
+
+def _count(path: Path, value: object, name: str) -> int:
+    """An optional non-negative integer of a .traj (absent or null: 0)."""
+    if value is None:
+        return 0
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InputError(path, f"expected an integer >= 0, got {echo(value)}", field=name)
+    return value
 
 
 def _chat_logs(path: Path) -> Iterator[Conversation]:

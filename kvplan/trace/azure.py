@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kvplan.trace.inputs import check_file, read_csv_columns
+from kvplan.trace.inputs import check_file, check_span, csv_place, read_csv_columns
 from kvplan.trace.options import ReadOptions
 from kvplan.trace.table import StagedWorkload, content_free_columns, stage
 from kvplan.workload import Workload, WorkloadMeta
@@ -28,7 +28,8 @@ def stage_azure(path: Path, opts: ReadOptions | None = None) -> StagedWorkload:
     path = check_file(path)
     df = read_csv_columns(path, COLUMNS)
     ts = df["TIMESTAMP"]
-    arrival = ((ts - ts.min()).dt.total_nanoseconds() / 1e9).to_numpy()
+    arrival = ((ts - ts.min()).dt.total_microseconds() / 1e6).to_numpy()
+    check_span(path, arrival, "TIMESTAMP", csv_place)
     bs = opts.text_block_size
     cols = content_free_columns(arrival, df["ContextTokens"].to_numpy(),
                                 df["GeneratedTokens"].to_numpy(), bs)

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from kvplan.errors import InputError
-from kvplan.trace.inputs import check_file, read_csv_columns
+from kvplan.trace.inputs import check_file, check_span, csv_place, read_csv_columns
 from kvplan.trace.options import ReadOptions
 from kvplan.trace.table import StagedWorkload, content_free_columns, stage
 from kvplan.workload import Workload, WorkloadMeta
@@ -34,6 +36,8 @@ def stage_burstgpt(path: Path, opts: ReadOptions | None = None) -> StagedWorkloa
         raise InputError(path, "every row has 0 response tokens (failed requests)",
                          field="Response tokens")
     ts = ok["Timestamp"].to_numpy()
+    rows = np.flatnonzero(df["Response tokens"].to_numpy() > 0)
+    check_span(path, ts, "Timestamp", lambda i: csv_place(int(rows[i])))
     bs = opts.text_block_size
     cols = content_free_columns(ts - ts.min(), ok["Request tokens"].to_numpy(),
                                 ok["Response tokens"].to_numpy(), bs)

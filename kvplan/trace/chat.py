@@ -15,6 +15,7 @@ from pathlib import Path
 
 from kvplan.errors import InputError
 from kvplan.trace.conversation import ROLES, Conversation
+from kvplan.trace.inputs import echo
 
 ROLE_NAMES = {
     "system": "system", "human": "user", "user": "user", "gpt": "assistant",
@@ -40,7 +41,7 @@ def record_to_conversation(rec: dict, path: Path, place: str, line: int | None) 
                              field="turns")
         return _build([p for t in turns for p in (("user", t), ("assistant", None))])
     raise InputError(path, f"{place}: expected a 'conversations', 'messages' or 'turns' field, "
-                     f"got keys {sorted(rec)[:6]}", line=line)
+                     f"got keys {echo(sorted(rec)[:6])}", line=line)
 
 
 def messages_to_conversation(msgs: list, path: Path, place: str, line: int | None,
@@ -100,7 +101,12 @@ def _content_text(content: object, path: Path, place: str, line: int | None) -> 
     if content is None or isinstance(content, str):
         return content or ""
     if isinstance(content, list):
-        return "".join(p.get("text", "") for p in content if isinstance(p, dict))
+        texts = [p.get("text") if isinstance(p, dict) else None for p in content]
+        for i, t in enumerate(texts):
+            if t is not None and not isinstance(t, str):
+                raise InputError(path, f"{place}: expected a string, got {type(t).__name__}",
+                                 line=line, field=f"content[{i}].text")
+        return "".join(t for t in texts if t)
     raise InputError(path, f"{place}: expected a string or a list of parts, got "
                      f"{type(content).__name__}", line=line, field="content")
 

@@ -1,7 +1,8 @@
 """Conversations (role, text messages) -> one request per assistant message, with block hashes.
 
-A conversation is laid out as one token stream, each message wrapped in a chat template of
-two header and two trailer tokens (``<start> role ... <end> \\n``, like ChatML)::
+A conversation is laid out as one token stream, each message wrapped in its tokenizer's chat
+framing (:mod:`kvplan.trace.framing`; the estimator's is two header and two trailer tokens,
+``<start> role ... <end> \\n``, like ChatML)::
 
     | <s> sys  ...system...  </s> \\n | <s> user ...question... </s> \\n | <s> asst | answer ... |
     |<------------------------- prompt of request 0 -------------------------->|<- output ->|
@@ -14,19 +15,20 @@ conversations that open with the same system prompt share its blocks.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
+from kvplan.trace.framing import ROLES, ChatFraming
 from kvplan.trace.hashing import block_positions, chain_units
+from kvplan.trace.inputs import check_lengths
 from kvplan.trace.tokens import TextTokenizer
 
-ROLES = ("system", "user", "assistant", "tool")
-_TEMPLATE_IDS = np.array([0x3C733E, 0x3C2F733E, 0x0A], dtype=np.uint64)  # <s> </s> \n
-_ROLE_IDS = np.array([0x5359_5354, 0x5553_4552, 0x4153_5354, 0x544F_4F4C], dtype=np.uint64)
+__all__ = ["ROLES", "Conversation", "Requests", "conversations_to_requests"]
+
 _PLACEHOLDER_TAG = np.uint64(1 << 63)
-TEMPLATE_TOKENS = 4
 _BATCH_CHARS = 1 << 24
 
 
@@ -76,6 +78,16 @@ def conversations_to_requests(convs: Iterable[Conversation], tokenizer: TextToke
                        "output_tokens", "hashes")), hash_offsets=offsets)
 
 
+def check_request_lengths(req: Requests, path: Path, record: Callable[[int], str]) -> None:
+    """Every prompt and answer within the per-request token limit, else an InputError naming
+    the record (``record(conversation index)``) and the message."""
+    def place(i: int) -> tuple[None, str]:
+        return None, f"{record(int(req.conversation[i]))}, message {req.message[i]}: "
+
+    check_lengths(path, req.input_tokens, "prompt tokens", place)
+    check_lengths(path, req.output_tokens, "output tokens", place)
+
+
 def _batches(convs: Iterable[Conversation]) -> Iterator[list[Conversation]]:
     batch: list[Conversation] = []
     chars = 0
@@ -95,18 +107,21 @@ def _batch_requests(batch: list[Conversation], first_conv: int, tokenizer: TextT
     texts = [t for c in batch for t in c.texts]
     n_msgs = np.fromiter((len(c.roles) for c in batch), dtype=np.int64, count=len(batch))
     unknown = np.fromiter((t is None for t in texts), dtype=bool, count=len(texts))
-    ids, counts = tokenizer.encode([t or "" for t in texts])
+    ids, counts = _encode(tokenizer, [t or "" for t in texts])
     counts = np.where(unknown, unknown_answer_tokens, counts)
     conv_first = np.r_[0, np.cumsum(n_msgs)]
     conv_of_msg = np.repeat(np.arange(len(batch)), n_msgs)
     msg_key = ((conv_of_msg + first_conv) << 16) + np.arange(len(roles)) - conv_first[conv_of_msg]
     content = _content_ids(ids, counts, unknown, msg_key)
-    stream, msg_start = _stream(content, counts, roles)
-    conv_bounds = np.r_[msg_start, len(stream)][conv_first]
-    chain = chain_units(stream, conv_bounds)
+    del ids  # token arrays take 8 B per token: hold one at a time
+    framing = tokenizer.framing
+    stream, msg_start, seg_start = _stream(content, counts, roles, conv_first, framing)
+    del content
+    conv_bounds = np.r_[seg_start, len(stream)][conv_first]
+    chain = chain_units(stream, conv_bounds, out=stream)  # the stream is not needed after
     asst = np.flatnonzero(roles == ROLES.index("assistant"))
     start = conv_bounds[conv_of_msg[asst]]
-    prompt = msg_start[asst] + 2 - start
+    prompt = msg_start[asst] + framing.lengths("header")[roles[asst]] - start
     n_blocks = prompt // block_size
     offsets = np.zeros(len(asst) + 1, dtype=np.int64)
     np.cumsum(n_blocks, out=offsets[1:])
@@ -122,6 +137,24 @@ def _batch_requests(batch: list[Conversation], first_conv: int, tokenizer: TextT
     )
 
 
+def _encode(tokenizer: TextTokenizer, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """``tokenizer.encode`` over runs of about _BATCH_CHARS characters of text, so its working
+    memory (8 bytes per input byte for the estimator) stays bounded by the run, not the batch:
+    one 200 MB conversation is one batch."""
+    ids, counts = [], []
+    start = chars = 0
+    for i, t in enumerate(texts):
+        chars += len(t)
+        if chars >= _BATCH_CHARS or i == len(texts) - 1:
+            run_ids, run_counts = tokenizer.encode(texts[start:i + 1])
+            ids.append(run_ids)
+            counts.append(run_counts)
+            start, chars = i + 1, 0
+    if not ids:
+        return tokenizer.encode([])
+    return np.concatenate(ids), np.concatenate(counts)
+
+
 def _content_ids(ids: np.ndarray, counts: np.ndarray, unknown: np.ndarray, msg_key: np.ndarray
                  ) -> np.ndarray:
     """Token ids of every message's content; unknown answers get ids no other message has.
@@ -129,7 +162,7 @@ def _content_ids(ids: np.ndarray, counts: np.ndarray, unknown: np.ndarray, msg_k
     An unknown answer's k-th id is ``TAG | msg_key << 16 | k`` with ``msg_key`` unique per
     (conversation, message), so the hash chain breaks at the first block that holds it.
     """
-    starts = np.r_[0, np.cumsum(counts)[:-1]].astype(np.int64)
+    starts = (np.cumsum(counts) - counts).astype(np.int64)
     content = np.empty(int(counts.sum()), dtype=np.uint64)
     content[block_positions(starts[~unknown], counts[~unknown], 1)] = ids
     pos = block_positions(starts[unknown], counts[unknown], 1)
@@ -139,15 +172,26 @@ def _content_ids(ids: np.ndarray, counts: np.ndarray, unknown: np.ndarray, msg_k
     return content
 
 
-def _stream(content: np.ndarray, counts: np.ndarray, roles: np.ndarray
-            ) -> tuple[np.ndarray, np.ndarray]:
-    """Content wrapped in the chat template; returns (stream, start of each message)."""
-    lengths = counts + TEMPLATE_TOKENS
-    msg_start = np.r_[0, np.cumsum(lengths)[:-1]].astype(np.int64)
+def _stream(content: np.ndarray, counts: np.ndarray, roles: np.ndarray, conv_first: np.ndarray,
+            framing: ChatFraming) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Content wrapped in the chat framing: (stream, start of each message's header, start of
+    each message's segment, which for a conversation's first message includes the begin).
+
+    Each conversation opens with ``framing.begin``; message m is ``header[role] content
+    trailer[role]``. Example (estimator, begin empty): a user message of 3 tokens then an
+    assistant message of 1 -> starts [0, 7], stream length 12.
+    """
+    head, tail = framing.lengths("header")[roles], framing.lengths("trailer")[roles]
+    begin = np.zeros(len(roles), dtype=np.int64)
+    firsts = np.unique(conv_first[:-1][np.diff(conv_first) > 0])
+    begin[firsts] = len(framing.begin)
+    lengths = begin + head + counts + tail
+    seg_start = (np.cumsum(lengths) - lengths).astype(np.int64)
+    msg_start = seg_start + begin
     stream = np.empty(int(lengths.sum()), dtype=np.uint64)
-    stream[msg_start] = _TEMPLATE_IDS[0]
-    stream[msg_start + 1] = _ROLE_IDS[roles]
-    stream[block_positions(msg_start + 2, counts, 1)] = content
-    stream[msg_start + 2 + counts] = _TEMPLATE_IDS[1]
-    stream[msg_start + 3 + counts] = _TEMPLATE_IDS[2]
-    return stream, msg_start
+    stream[block_positions(seg_start[firsts], begin[firsts], 1)] = np.tile(
+        np.array(framing.begin, dtype=np.uint64), len(firsts))
+    stream[block_positions(msg_start, head, 1)] = framing.ids("header", roles)
+    stream[block_positions(msg_start + head, counts, 1)] = content
+    stream[block_positions(msg_start + head + counts, tail, 1)] = framing.ids("trailer", roles)
+    return stream, msg_start, seg_start

@@ -10,7 +10,8 @@ same prefix hashes the same way in every session, file, run and machine (no Pyth
 A block's hash is the chain value at its last token, so it identifies the whole prefix up to
 and including that block. Merging blocks of size ``b`` into blocks of size ``k*b`` therefore
 just keeps every k-th hash (:func:`coarsen`), and hashing tokens directly at block size ``k*b``
-gives the same values.
+gives the same values. A source whose tokens are unknown (Mooncake's 512-token ids) can also
+be split into finer blocks that divide its own (:func:`refine`).
 """
 
 from __future__ import annotations
@@ -97,6 +98,60 @@ def coarsen(hashes: np.ndarray, offsets: np.ndarray, input_tokens: np.ndarray,
     new_offsets = np.zeros(len(n_new) + 1, dtype=np.int64)
     np.cumsum(n_new, out=new_offsets[1:])
     return flat, new_offsets
+
+
+SUB_BLOCK_SALT = np.uint64(0x7375_6262_6C6F_636B)  # "subblock"
+TAIL_SALT = np.uint64(0x7461_696C_0000_0000)  # "tail"
+
+
+@njit(cache=True)
+def _refine(hashes, offsets, n_new, k, out):
+    p = 0
+    for r in range(n_new.shape[0]):
+        n_parent = offsets[r + 1] - offsets[r]
+        for i in range(n_new[r]):
+            j, s = i // k, np.uint64(i % k)
+            if j < n_parent:
+                parent = hashes[offsets[r] + j]
+                out[p] = parent if s == k - 1 else _fmix64(parent ^ _fmix64(SUB_BLOCK_SALT + s))
+            else:
+                out[p] = _fmix64(_fmix64(TAIL_SALT + np.uint64(r)) ^ np.uint64(i))
+            p += 1
+    return out
+
+
+def refine(hashes: np.ndarray, offsets: np.ndarray, input_tokens: np.ndarray,
+           old_block_size: int, new_block_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Split chained block hashes into a finer block size that divides the old one.
+
+    With ``k = old / new``, sub-block ``s`` of parent block ``j`` (chained hash ``C_j``) hashes
+    ``mix(C_j, s)``, and the last one (``s = k - 1``) keeps ``C_j`` itself, so merging back with
+    :func:`coarsen` gives the parents. Two requests share sub-block ``i`` iff they share parent
+    ``i // k``, and so every block before it: the chain property holds. Sub-blocks past the
+    last full parent (inside the partial tail, whose content the parents do not identify) get
+    hashes unique to their request. Example: old 512, new 256, a 1,300-token prompt with
+    parents [A, B] -> [mix(A, 0), A, mix(B, 0), B, T] with ``T`` unique to the request.
+    """
+    if old_block_size % new_block_size:
+        raise KvplanError(
+            f"cannot convert block size {old_block_size} to {new_block_size}: a finer block "
+            f"size must divide {old_block_size} (or a coarser one be a multiple of it)")
+    n_new = np.asarray(input_tokens, dtype=np.int64) // new_block_size
+    new_offsets = np.zeros(len(n_new) + 1, dtype=np.int64)
+    np.cumsum(n_new, out=new_offsets[1:])
+    out = np.empty(int(new_offsets[-1]), dtype=np.uint64)
+    _refine(np.ascontiguousarray(hashes, dtype=np.uint64),
+            np.ascontiguousarray(offsets, dtype=np.int64), n_new,
+            np.uint64(old_block_size // new_block_size), out)
+    return out, new_offsets
+
+
+def reblock_hashes(hashes: np.ndarray, offsets: np.ndarray, input_tokens: np.ndarray,
+                   old_block_size: int, new_block_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`coarsen` to a larger block size, :func:`refine` to a smaller one."""
+    if new_block_size < old_block_size:
+        return refine(hashes, offsets, input_tokens, old_block_size, new_block_size)
+    return coarsen(hashes, offsets, input_tokens, old_block_size, new_block_size)
 
 
 CONTENT_FREE_BASE = np.uint64(0x6E6F636F_00000000)  # "noco"

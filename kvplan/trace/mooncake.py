@@ -11,31 +11,36 @@ agentic_mooncake rows; its ``wait_for``, ``delay`` and ``branches`` are kept onl
 ``timestamp``, which already places each request after its dependencies).
 
 The ids are chained (:mod:`kvplan.trace.hashing`), the partial-tail id is dropped, and the
-table keeps the trace's block size of 512 unless a coarser multiple is asked for.
+table keeps the trace's block size of 512 unless a coarser multiple, or a finer divisor
+(derived sub-block hashes, :func:`kvplan.trace.hashing.refine`), is asked for.
 """
 
 from __future__ import annotations
 
+import math
+from array import array
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 import polars as pl
 
 from kvplan.errors import InputError
-from kvplan.trace.hashing import block_positions, chain_units, coarsen
-from kvplan.trace.inputs import check_file, raise_first_bad_line
+from kvplan.trace.hashing import block_positions, chain_units, reblock_hashes
+from kvplan.trace.inputs import check_file, check_span, echo, json_lines
 from kvplan.trace.mooncake_scan import scan_mooncake
 from kvplan.trace.table import Columns, StagedWorkload, stage
 from kvplan.workload import Workload, WorkloadMeta
+from kvplan.workload.validate import MAX_ARRIVAL_S, MAX_TOKENS
 
 MOONCAKE_BLOCK_SIZE = 512
-REQUIRED = {"timestamp": (int, float), "input_length": int, "output_length": int,
-            "hash_ids": list}
+REQUIRED = ("timestamp", "input_length", "output_length", "hash_ids")
 
 
 def read_mooncake(path: Path, *, block_size: int | None = None) -> Workload:
-    """Read a Mooncake JSONL trace; ``block_size`` (a multiple of 512) merges blocks."""
+    """Read a Mooncake JSONL trace; ``block_size`` a multiple of 512 merges blocks, a divisor
+    of 512 splits them."""
     return stage_mooncake(path, block_size=block_size).workload()
 
 
@@ -46,8 +51,8 @@ def stage_mooncake(path: Path, *, block_size: int | None = None) -> StagedWorklo
     hashes, offsets = chain_units(rows.ids, rows.id_offsets, out=rows.ids), rows.id_offsets
     target = block_size or MOONCAKE_BLOCK_SIZE
     if target != MOONCAKE_BLOCK_SIZE:
-        hashes, offsets = coarsen(hashes, offsets, rows.input_length, MOONCAKE_BLOCK_SIZE,
-                                  target)
+        hashes, offsets = reblock_hashes(hashes, offsets, rows.input_length,
+                                         MOONCAKE_BLOCK_SIZE, target)
     ts = rows.timestamp_ms
     cols = Columns(
         session_key=rows.session_key,
@@ -62,7 +67,9 @@ def stage_mooncake(path: Path, *, block_size: int | None = None) -> StagedWorklo
         source_format="mooncake", source_file=path.name, block_size=target, tokenizer="none",
         notes="hash_ids chained; partial-tail block id dropped"
               + (f"; merged {target // MOONCAKE_BLOCK_SIZE} blocks of 512 per block"
-                 if target != MOONCAKE_BLOCK_SIZE else ""),
+                 if target > MOONCAKE_BLOCK_SIZE else "")
+              + (f"; each 512-token block split into {MOONCAKE_BLOCK_SIZE // target} derived "
+                 "sub-blocks" if target < MOONCAKE_BLOCK_SIZE else ""),
         extra={"source_block_size": str(MOONCAKE_BLOCK_SIZE)},
     )
     return stage(cols, meta)
@@ -89,16 +96,49 @@ def _scan_rows(path: Path) -> _Rows | None:
     if scanned is None:
         return None
     fields, ids, offsets = scanned
-    return _Rows(timestamp_ms=fields[:, 0].astype(np.float64), input_length=fields[:, 1],
+    rows = _Rows(timestamp_ms=fields[:, 0].astype(np.float64), input_length=fields[:, 1],
                  output_length=fields[:, 2], ids=ids, id_offsets=offsets, session_key=None)
+    return rows if _in_range(rows) else None
+
+
+def _in_range(rows: _Rows) -> bool:
+    """Lengths within the per-request limit, times finite and within the span limit."""
+    lengths = np.concatenate([rows.input_length, rows.output_length])
+    ts = rows.timestamp_ms
+    wait = rows.tool_wait_ms
+    return bool(((lengths >= 0) & (lengths <= MAX_TOKENS)).all() and np.isfinite(ts).all()
+                and ts.max() - ts.min() <= MAX_ARRIVAL_S * 1000
+                and (wait is None or not ((wait < 0) | np.isinf(wait)).any()))
 
 
 def _read_rows(path: Path) -> _Rows:
-    """The general path: polars reads any variant; bad lines are reported by number."""
-    df = _read_frame(path)
-    _validate(df, path)
+    """The general path: polars reads any variant column-wise; a file it cannot read, or
+    whose values fail a check, is read line by line, which names the first bad line."""
+    return _frame_rows(path) or _line_rows(path)
+
+
+_ID_LISTS = (pl.List(pl.Int64), pl.List(pl.UInt64), pl.List(pl.Null))
+
+
+def _frame_rows(path: Path) -> _Rows | None:
+    try:
+        df = pl.read_ndjson(path, infer_schema_length=1000)
+    except (pl.exceptions.PolarsError, OSError, ValueError):
+        return None
+    if df.height == 0 or not set(REQUIRED) <= set(df.columns):
+        return None
+    if not _frame_types_ok(df) or not all(df[c].is_between(0, MAX_TOKENS).all()
+                                          for c in ("input_length", "output_length")):
+        return None
+    hashes = df["hash_ids"]
+    n = hashes.list.len()
+    full, ceil = df["input_length"] // 512, (df["input_length"] + 511) // 512
+    negative = hashes.dtype != pl.List(pl.Null) and (hashes.list.min() < 0).any()
+    if ((n != full) & (n != ceil)).any() or negative or \
+            (hashes.list.drop_nulls().list.len() != n).any():
+        return None
     ids, offsets = _full_block_ids(df)
-    return _Rows(
+    rows = _Rows(
         timestamp_ms=df["timestamp"].cast(pl.Float64).to_numpy(),
         input_length=df["input_length"].to_numpy(),
         output_length=df["output_length"].to_numpy(),
@@ -108,48 +148,87 @@ def _read_rows(path: Path) -> _Rows:
         tool_wait_ms=(df["tool_wait_ms"].cast(pl.Float64).to_numpy()
                       if "tool_wait_ms" in df.columns else None),
     )
+    return rows if _in_range(rows) else None
 
 
-def _read_frame(path: Path) -> pl.DataFrame:
-    try:
-        df = pl.read_ndjson(path, infer_schema_length=1000)
-    except (pl.exceptions.PolarsError, OSError, ValueError) as exc:
-        raise_first_bad_line(path, REQUIRED)
-        raise InputError(path, f"not a readable JSONL trace ({str(exc).splitlines()[0]})"
-                         ) from None
-    if df.height == 0:
+def _frame_types_ok(df: pl.DataFrame) -> bool:
+    """Columns of the types the frame path handles, required ones without nulls."""
+    def dtype(name: str) -> pl.DataType:
+        return df[name].dtype if name in df.columns else pl.Null
+
+    return (dtype("input_length") == pl.Int64 and dtype("output_length") == pl.Int64
+            and dtype("timestamp") in (pl.Int64, pl.Float64) and dtype("hash_ids") in _ID_LISTS
+            and dtype("session_id") in (pl.Int64, pl.Null)  # polars writes a mix as String
+            and dtype("tool_wait_ms") in (pl.Int64, pl.Float64, pl.Null)
+            and not sum(df[c].null_count() for c in REQUIRED))
+
+
+def _line_rows(path: Path) -> _Rows:
+    """Read line by line with :func:`_check_record`; raises at the first bad line."""
+    ts, inp, out, counts, sessions, waits, lines = [], [], [], [], [], [], []
+    ids = array("Q")
+    for lineno, rec in json_lines(path):
+        _check_record(path, lineno, rec)
+        ts.append(float(rec["timestamp"]))
+        inp.append(rec["input_length"])
+        out.append(rec["output_length"])
+        full = rec["input_length"] // MOONCAKE_BLOCK_SIZE
+        ids.extend(rec["hash_ids"][:full])
+        counts.append(full)
+        sid = rec.get("session_id")
+        sessions.append(f"\x00{len(lines)}" if sid is None else str(sid))
+        wait = rec.get("tool_wait_ms")
+        waits.append(math.nan if wait is None else float(wait))
+        lines.append(lineno)
+    if not lines:
         raise InputError(path, "no records, expected Mooncake JSONL lines")
-    return df
+    check_span(path, np.array(ts) / 1000, "timestamp", lambda i: (lines[i], ""))
+    offsets = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    return _Rows(timestamp_ms=np.array(ts), input_length=np.array(inp, dtype=np.int64),
+                 output_length=np.array(out, dtype=np.int64),
+                 ids=np.frombuffer(ids, dtype=np.uint64).copy(), id_offsets=offsets,
+                 session_key=np.unique(sessions, return_inverse=True)[1].astype(np.int64)
+                 if any(k[:1] != "\x00" for k in sessions) else None,
+                 tool_wait_ms=np.array(waits) if any(w == w for w in waits) else None)
 
 
-def _validate(df: pl.DataFrame, path: Path) -> None:
+def _check_record(path: Path, line: int, rec: dict) -> None:
+    """One Mooncake record's fields: present, typed and in range, else an InputError."""
+    def fail(name: str, problem: str) -> NoReturn:
+        raise InputError(path, f"{problem}, got {echo(rec.get(name))}", line=line, field=name)
+
     for name in REQUIRED:
-        if name not in df.columns:
-            raise InputError(path, "missing in every record (Mooncake JSONL needs timestamp, "
-                             "input_length, output_length, hash_ids)", line=1, field=name)
-    ints = ("input_length", "output_length")
-    ok_types = (all(df[c].dtype.is_integer() for c in ints) and df["timestamp"].dtype.is_numeric()
-                and df["hash_ids"].dtype in (pl.List(pl.Int64), pl.List(pl.UInt64),
-                                             pl.List(pl.Null)))
-    if not ok_types or sum(df[c].null_count() for c in REQUIRED):
-        raise_first_bad_line(path, REQUIRED)
-        raise InputError(path, "mistyped field in some record", field="hash_ids")
-    for name in ints:
-        _fail_first(df, path, pl.col(name) < 0, name, "expected a length >= 0")
-    n = df["hash_ids"].list.len()
-    full, ceil = df["input_length"] // 512, (df["input_length"] + 511) // 512
-    bad = (n != full) & (n != ceil)
-    _fail_first(df, path, bad, "hash_ids",
-                "input_length disagrees with len(hash_ids): expected ceil(input_length / 512) "
-                "ids of 512-token blocks")
+        if rec.get(name) is None:
+            raise InputError(path, "missing value", line=line, field=name)
+    if not _is_number(rec["timestamp"]) or not math.isfinite(rec["timestamp"]):
+        fail("timestamp", "expected a finite number (milliseconds)")
+    for name in ("input_length", "output_length"):
+        if not _is_int(rec[name]):
+            fail(name, "expected an integer")
+        if not 0 <= rec[name] <= MAX_TOKENS:
+            fail(name, f"expected a length in 0..{MAX_TOKENS:,} (the per-request limit)")
+    ids = rec["hash_ids"]
+    if not isinstance(ids, list) or not all(_is_int(h) and 0 <= h < 2**64 for h in ids):
+        fail("hash_ids", "expected a list of integers in 0..2**64-1")
+    length = rec["input_length"]
+    if len(ids) not in (length // 512, -(-length // 512)):
+        fail("hash_ids", f"input_length {length} disagrees with len(hash_ids) {len(ids)}: "
+             "expected ceil(input_length / 512) ids of 512-token blocks")
+    sid = rec.get("session_id")
+    if sid is not None and not isinstance(sid, str) and not _is_int(sid):
+        fail("session_id", "expected a string or an integer")
+    wait = rec.get("tool_wait_ms")
+    if wait is not None and (not _is_number(wait) or not 0 <= wait < math.inf):
+        fail("tool_wait_ms", "expected null or a number of milliseconds >= 0")
 
 
-def _fail_first(df: pl.DataFrame, path: Path, mask, name: str, problem: str) -> None:
-    hits = df.select(mask.alias("m")).to_series() if isinstance(mask, pl.Expr) else mask
-    if hits.any():
-        row = int(hits.arg_true()[0])
-        value = df.row(row, named=True)[name]
-        raise InputError(path, f"{problem}, got {str(value)[:40]}", line=row + 1, field=name)
+def _is_int(x: object) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _is_number(x: object) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
 def _full_block_ids(df: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -164,9 +243,10 @@ def _full_block_ids(df: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _session_keys(df: pl.DataFrame) -> np.ndarray | None:
-    """Dense session keys: the trace's session_id, else None (one session per request)."""
-    if "session_id" not in df.columns:
+    """Dense session keys: the trace's session_id (as text), else None (one session per
+    request); a row without one is a session of its own."""
+    if "session_id" not in df.columns or df["session_id"].null_count() == df.height:
         return None
     own = pl.Series(np.arange(df.height)).cast(pl.String)
-    keys = df["session_id"].cast(pl.String).fill_null("r" + own)
+    keys = df["session_id"].cast(pl.String).fill_null("\x00" + own)
     return keys.rank("dense").to_numpy().astype(np.int64)

@@ -2,7 +2,8 @@
 
 It accepts only the common shape, one object per line with exactly the keys ``timestamp``,
 ``input_length``, ``output_length`` (non-negative integers) and ``hash_ids`` (a list of
-non-negative integers), in any order, with JSON whitespace; blank lines are skipped::
+non-negative integers), in any order, with JSON whitespace; blank lines and a leading UTF-8
+byte-order mark are skipped::
 
     {"timestamp": 27482, "input_length": 1000, "output_length": 52, "hash_ids": [46, 47]}
 
@@ -157,6 +158,8 @@ def scan_mooncake(path: Path, block_size: int) -> tuple[np.ndarray, np.ndarray, 
     the partial tail block's), offsets [0, 1].
     """
     data = np.memmap(path, dtype=np.uint8, mode="r")
+    if bytes(data[:3]) == b"\xef\xbb\xbf":  # a UTF-8 byte-order mark
+        data = data[3:]
     max_rows = data.shape[0] // len(_SHORTEST_LINE) + 1
     fields = np.empty((max_rows, 3), dtype=np.int64)
     counts = np.empty(max_rows, dtype=np.int64)

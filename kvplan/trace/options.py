@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from kvplan.errors import KvplanError
 from kvplan.trace.arrivals import ArrivalSpec
+from kvplan.trace.tokenizers import check_name
+from kvplan.workload.validate import MAX_BLOCK_SIZE
 
 TEXT_BLOCK_SIZE = 16
 """Default tokens per block for text traces, as vLLM's default block size."""
@@ -18,14 +19,19 @@ class ReadOptions:
 
     block_size: int | None = None
     """Tokens per block; None = the source's own (Mooncake 512, Parquet as written, text 16)."""
-    tokenizer: Path | None = None
-    """Local Hugging Face tokenizer.json for text traces; None = the built-in estimator."""
+    tokenizer: str | None = None
+    """For text traces: a tokenizer name (cl100k_base, llama-3, ...: kvplan.trace.tokenizers)
+    or the path of a local Hugging Face tokenizer.json; None = the built-in estimator."""
     arrivals: ArrivalSpec = field(default_factory=ArrivalSpec)
     """Arrival synthesis for traces without timestamps."""
 
     def __post_init__(self) -> None:
-        if self.block_size is not None and self.block_size < 1:
-            raise KvplanError(f"--block-size must be >= 1, got {self.block_size}")
+        if self.block_size is not None and not 1 <= self.block_size <= MAX_BLOCK_SIZE:
+            raise KvplanError(f"--block-size must be in 1..{MAX_BLOCK_SIZE:,}, got "
+                              f"{self.block_size}")
+        if self.tokenizer is not None:
+            object.__setattr__(self, "tokenizer", str(self.tokenizer))
+            check_name(self.tokenizer)
 
     @property
     def text_block_size(self) -> int:

@@ -16,6 +16,7 @@ from kvplan.trace.inputs import check_file
 from kvplan.trace.options import ReadOptions
 from kvplan.trace.table import Columns, StagedWorkload, stage
 from kvplan.workload import Workload, read_workload
+from kvplan.workload.validate import validate_workload
 
 DEFAULT_TRACE = "mooncake_fast25_synthetic_trace.jsonl"
 
@@ -42,6 +43,12 @@ def stage_trace(path: Path | None = None, fmt: str = "auto",
     path, fmt = _resolve(path, fmt)
     if fmt == "parquet":
         return stage_workload(reblock(read_workload(path), opts.block_size))
+    staged = _stage_with_reader(path, fmt, opts)
+    validate_workload(staged.table, staged.meta, path)
+    return staged
+
+
+def _stage_with_reader(path: Path, fmt: str, opts: ReadOptions) -> StagedWorkload:
     if fmt == "mooncake":
         from kvplan.trace.mooncake import stage_mooncake
         return stage_mooncake(path, block_size=opts.block_size)
@@ -51,6 +58,9 @@ def stage_trace(path: Path | None = None, fmt: str = "auto",
     if fmt == "agent":
         from kvplan.trace.agent import stage_agent
         return stage_agent(path, opts)
+    if fmt == "token-ids":
+        from kvplan.trace.token_ids import stage_token_ids
+        return stage_token_ids(path, opts)
     if fmt == "azure":
         from kvplan.trace.azure import stage_azure
         return stage_azure(path, opts)

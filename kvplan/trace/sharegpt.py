@@ -16,7 +16,11 @@ import numpy as np
 from kvplan.errors import InputError
 from kvplan.trace.arrivals import synthesize
 from kvplan.trace.chat import record_to_conversation
-from kvplan.trace.conversation import Conversation, conversations_to_requests
+from kvplan.trace.conversation import (
+    Conversation,
+    check_request_lengths,
+    conversations_to_requests,
+)
 from kvplan.trace.inputs import check_file, json_records
 from kvplan.trace.options import ReadOptions
 from kvplan.trace.table import Columns, StagedWorkload, stage
@@ -43,6 +47,7 @@ def stage_sharegpt(path: Path, opts: ReadOptions | None = None) -> StagedWorkloa
     if len(req.input_tokens) == 0:
         raise InputError(path, "no assistant turns found, expected conversations with at "
                          "least one answer")
+    check_request_lengths(req, path, lambda c: f"record {c}")
     arrival, _ = synthesize(opts.arrivals, req.conversation, req.output_tokens,
                             np.zeros(len(req.conversation), dtype=bool))
     skipped = n_records[0] - len(np.unique(req.conversation))

@@ -13,7 +13,7 @@ blocks, so two requests share block ``i`` only if they share every block before 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
 import pyarrow as pa
@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 from kvplan import __version__
 from kvplan.atomic import write_parquet_atomic
 from kvplan.errors import InputError
+from kvplan.workload.validate import validate_workload
 
 SCHEMA_VERSION = 1
 META_KEY = b"kvplan.workload"
@@ -87,22 +88,76 @@ def write_workload(workload: Workload, path: str | Path) -> None:
 
 
 def read_workload(path: str | Path) -> Workload:
-    """Read a canonical Parquet workload; a wrong schema or version is an InputError."""
+    """Read a canonical Parquet workload, validated (:mod:`kvplan.workload.validate`).
+
+    A file Arrow cannot read, metadata that is not the ``kvplan.workload`` JSON object, a
+    column that cannot be cast to its canonical type without loss, or a value out of range is
+    a one-line InputError naming the file and the field.
+    """
     path = Path(path)
     try:
         table = pq.read_table(path)
-    except (OSError, pa.ArrowInvalid) as exc:
-        raise InputError(path, f"not a readable Parquet file ({exc})") from None
+        names = table.schema.names
+    except (OSError, ValueError, pa.ArrowException) as exc:  # ValueError: names not UTF-8
+        raise InputError(path, f"not a readable Parquet file ({first_line(exc)})") from None
     raw = (table.schema.metadata or {}).get(META_KEY)
     if raw is None:
         raise InputError(path, "Parquet file has no kvplan workload metadata; convert it with "
                          "'kvplan trace convert' first")
-    meta_dict = json.loads(raw)
-    if meta_dict.get("schema_version") != SCHEMA_VERSION:
-        raise InputError(path, f"workload schema version {meta_dict.get('schema_version')}, "
-                         f"expected {SCHEMA_VERSION}", field="schema_version")
-    missing = [n for n in WORKLOAD_SCHEMA.names if n not in table.schema.names]
+    meta = meta_from_json(raw, path)
+    missing = [n for n in WORKLOAD_SCHEMA.names if n not in names]
     if missing:
         raise InputError(path, f"missing column(s) {', '.join(missing)}", field=missing[0])
-    table = table.select(WORKLOAD_SCHEMA.names).cast(WORKLOAD_SCHEMA)
-    return Workload(table=table, meta=WorkloadMeta(**meta_dict))
+    table = pa.table([_cast(table.column(f.name), f, path) for f in WORKLOAD_SCHEMA],
+                     schema=WORKLOAD_SCHEMA)
+    validate_workload(table, meta, path)
+    return Workload(table=table, meta=meta)
+
+
+def _cast(column: pa.ChunkedArray, field: pa.Field, path: Path) -> pa.ChunkedArray:
+    """``column`` as the field's type; lossy or impossible casts are errors, never wraps."""
+    try:
+        return column.cast(field.type)
+    except (pa.ArrowException, OverflowError) as exc:
+        raise InputError(path, f"column of type {column.type} cannot be read as {field.type} "
+                         f"({first_line(exc)})", field=field.name) from None
+
+
+_META_TYPES: dict[str, type | tuple[type, ...]] = {
+    f.name: {"str": str, "int": int, "bool": bool, "str | None": (str, type(None)),
+             "dict[str, str]": dict}[str(f.type)] for f in fields(WorkloadMeta)}
+_META_REQUIRED = {f.name for f in fields(WorkloadMeta)
+                  if f.default is MISSING and f.default_factory is MISSING}
+
+
+def meta_from_json(raw: bytes, path: Path) -> WorkloadMeta:
+    """The ``kvplan.workload`` metadata: a JSON object with WorkloadMeta's fields, typed."""
+    where = META_KEY.decode()
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (ValueError, RecursionError):  # not UTF-8, not JSON, nested too deeply
+        raise InputError(path, "metadata is not UTF-8 JSON", field=where) from None
+    if not isinstance(data, dict):
+        raise InputError(path, f"metadata: expected a JSON object, got {type(data).__name__}",
+                         field=where)
+    if data.get("schema_version") != SCHEMA_VERSION:
+        raise InputError(path, f"workload schema version {data.get('schema_version')!r:.40}, "
+                         f"expected {SCHEMA_VERSION}", field="schema_version")
+    for key, value in data.items():
+        kind = _META_TYPES.get(key)
+        if kind is None:
+            raise InputError(path, f"unknown metadata key (expected {', '.join(_META_TYPES)})",
+                             field=f"{where}.{str(key)[:40]}")
+        if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool) or (
+                isinstance(value, dict) and not all(isinstance(v, str) for v in value.values())):
+            raise InputError(path, f"metadata value {json.dumps(value)[:40]} has the wrong type",
+                             field=f"{where}.{key}")
+    for key in sorted(_META_REQUIRED - set(data)):
+        raise InputError(path, "metadata key missing", field=f"{where}.{key}")
+    return WorkloadMeta(**data)
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message, at most 200 characters (Arrow's span many)."""
+    lines = str(exc).strip().splitlines()
+    return (lines[0] if lines else type(exc).__name__)[:200]

@@ -1,0 +1,52 @@
+"""Engine models: what vLLM, vLLM + LMCache, SGLang HiCache and Dynamo KVBM can run at a named
+version, and the settings that start them (docs/engines.md).
+
+One module per engine, each with ``CAPS`` (typed capability data) and ``settings(choice)``;
+this registry names them. Example::
+
+    from kvplan.engines import engine_settings, TierChoice
+    for s in engine_settings(TierChoice(model="meta-llama/Llama-3.1-8B", block_size=512,
+                                        kv_bytes_per_token=131_072, hbm_kv_bytes=40 << 30,
+                                        dram_bytes=100 << 30)):
+        print(s.command())
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from kvplan.engines import kvbm, lmcache, sglang, vllm
+from kvplan.engines.base import Capabilities, EngineSettings, TierChoice
+from kvplan.errors import KvplanError
+
+__all__ = ["ENGINES", "Capabilities", "Engine", "EngineSettings", "TierChoice", "engine",
+           "engine_settings"]
+
+
+@dataclass(frozen=True)
+class Engine:
+    """One target: its capabilities and its settings writer."""
+
+    caps: Capabilities
+    settings: Callable[[TierChoice], EngineSettings]
+
+    @property
+    def name(self) -> str:
+        return self.caps.engine
+
+
+ENGINES: dict[str, Engine] = {m.CAPS.engine: Engine(m.CAPS, m.settings)
+                              for m in (vllm, lmcache, sglang, kvbm)}
+
+
+def engine(name: str) -> Engine:
+    """The engine called ``name``; an unknown name lists the valid ones."""
+    if name not in ENGINES:
+        raise KvplanError(f"unknown engine {name!r} (expected one of {', '.join(ENGINES)})")
+    return ENGINES[name]
+
+
+def engine_settings(choice: TierChoice) -> list[EngineSettings]:
+    """Settings for every engine, each with its rules checked."""
+    return [e.settings(choice) for e in ENGINES.values()]

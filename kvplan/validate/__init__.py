@@ -1,0 +1,1 @@
+"""kvplan validate: real engine runs read, replayed under their settings, compared."""
