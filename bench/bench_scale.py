@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 from kvplan.plan.policies import SAMPLE_SIZES
+
 from kvplan.plan.stream import num_accesses
 from kvplan.trace import load_workload
 

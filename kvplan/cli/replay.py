@@ -26,7 +26,6 @@ from kvplan.cli.options import (
     ProfileOpt,
     RayAddressOpt,
     RayOpt,
-    SeedOpt,
     TpOpt,
     TraceOpt,
 )
@@ -41,10 +40,10 @@ from kvplan.model.spec import load_model
 from kvplan.plan.executor import LOCAL_CLUSTER, Files, RayCluster, Shared, with_local_files
 from kvplan.plan.replicas import replay_replicas
 from kvplan.report.engine_files import write_engine_files
+from kvplan.sim.build import build_cost
 from kvplan.sim.config import ReplayConfig
 from kvplan.sim.replay import run_replay
 from kvplan.sim.results import ReplayResult
-from kvplan.sim.setup import build_cost
 from kvplan.trace import load_workload
 from kvplan.workload import Workload
 
@@ -52,6 +51,8 @@ _COMPARE_KEYS = {"eviction": "eviction", "prefetch": "prefetch", "write": "write
                  "dram-gib": "dram_gib", "ssd-gib": "ssd_gib", "hbm-kv-gib": "hbm_kv_gib",
                  "lookahead": "lookahead_iters", "session-ttl-s": "session_ttl_s",
                  "mode": "mode", "tp": "tp", "dp": "dp"}
+_D = ReplayConfig()
+"""Where the options' defaults come from."""
 _SUMMARY = (
     ("finished", "finished"), ("stop", "stop_reason"), ("bound", "bound"),
     ("simulated s", "sim_duration_s"), ("output tok/s", "throughput_tok_s"),
@@ -71,8 +72,8 @@ _SUMMARY = (
 
 def replay(
     trace: TraceOpt = None,
-    model: ModelOpt = "llama-3.1-8b",
-    profile: ProfileOpt = "h100-sxm",
+    model: ModelOpt = _D.model,
+    profile: ProfileOpt = _D.profile,
     tp: TpOpt = None,
     dp: DpOpt = 1,
     ep: EpOpt = 1,
@@ -80,42 +81,42 @@ def replay(
     hbm_kv_gib: Annotated[float | None, typer.Option(
         "--hbm-kv-gib", help="HBM for KV (default: GPU memory - weights - activation reserve).")
     ] = None,
-    dram_gib: Annotated[float, typer.Option("--dram-gib", help="DRAM KV tier (0 = absent).")] = 0.0,
-    ssd_gib: Annotated[float, typer.Option("--ssd-gib", help="SSD KV tier (0 = absent).")] = 0.0,
+    dram_gib: Annotated[float, typer.Option("--dram-gib", help="DRAM KV tier (0 = absent).")] = _D.dram_gib,
+    ssd_gib: Annotated[float, typer.Option("--ssd-gib", help="SSD KV tier (0 = absent).")] = _D.ssd_gib,
     eviction: Annotated[str, typer.Option(
         "--eviction", help="Eviction policy for every tier, or per tier: hbm=lru,dram=s3fifo.")
-    ] = "lru",
+    ] = _D.eviction_hbm,
     prefetch: Annotated[str, typer.Option(
-        "--prefetch", help="none, lookahead or oracle (a bound).")] = "none",
+        "--prefetch", help="none, lookahead or oracle (a bound).")] = _D.prefetch,
     lookahead: Annotated[int, typer.Option(
-        "--lookahead", help="lookahead: iterations ahead to stage (K).")] = 8,
+        "--lookahead", help="lookahead: iterations ahead to stage (K).")] = _D.lookahead_iters,
     staging_frac: Annotated[float, typer.Option(
-        "--staging-frac", help="lookahead: share of HBM KV that staged blocks may hold.")] = 0.1,
+        "--staging-frac", help="lookahead: share of HBM KV that staged blocks may hold.")] = _D.staging_budget_frac,
     write: Annotated[str, typer.Option(
         "--write", help="write-through, write-through-selective or write-back.")
-    ] = "write-through",
+    ] = _D.write,
     store_threshold: Annotated[int, typer.Option(
-        "--store-threshold", help="write-through-selective: offload on the n-th hit.")] = 2,
+        "--store-threshold", help="write-through-selective: offload on the n-th hit.")] = _D.store_threshold,
     exclusive: Annotated[bool, typer.Option(
         "--exclusive", help="Exclusive tiers (a block lives in one tier) instead of inclusive.")
-    ] = False,
+    ] = not _D.inclusive,
     session_ttl_s: Annotated[float, typer.Option(
-        "--session-ttl-s", help="Pin a finished turn's blocks in HBM this long (0 = off).")] = 0.0,
+        "--session-ttl-s", help="Pin a finished turn's blocks in HBM this long (0 = off).")] = _D.session_ttl_s,
     block_size: Annotated[int | None, typer.Option(
         "--block-size", help="Tokens per KV block (default: the trace's own).")] = None,
     kv_dtype: Annotated[str, typer.Option("--kv-dtype", help="bf16, fp16, fp8, int4, int2.")
-                        ] = "bf16",
+                        ] = _D.kv_dtype,
     slo_ttft_ms: Annotated[float | None, typer.Option("--slo-ttft-ms", help="TTFT objective.")
                            ] = None,
     slo_tpot_ms: Annotated[float | None, typer.Option("--slo-tpot-ms", help="TPOT objective.")
                            ] = None,
-    seed: SeedOpt = 0,
     mode: Annotated[str, typer.Option(
-        "--mode", help="event (timed replica) or cache (timing-free block replay).")] = "event",
+        "--mode", help="event (timed replica) or cache (timing-free block replay).")] = _D.mode,
     max_batched_tokens: Annotated[int, typer.Option(
-        "--max-batched-tokens", help="Scheduler token budget per iteration.")] = 8192,
+        "--max-batched-tokens", help="Scheduler token budget per iteration.")
+    ] = _D.max_batched_tokens,
     max_seqs: Annotated[int, typer.Option("--max-seqs", help="Maximum running sequences.")
-                        ] = 256,
+                        ] = _D.max_seqs,
     compare: Annotated[str | None, typer.Option(
         "--compare", help="Run variants side by side, e.g. eviction=lru,s3fifo,belady or "
         "prefetch=none,lookahead.")] = None,
@@ -137,7 +138,7 @@ def replay(
         lookahead_iters=lookahead, staging_budget_frac=staging_frac, write=write,
         store_threshold=store_threshold, inclusive=not exclusive, session_ttl_s=session_ttl_s,
         max_batched_tokens=max_batched_tokens, max_seqs=max_seqs, slo_ttft_ms=slo_ttft_ms,
-        slo_tpot_ms=slo_tpot_ms, seed=seed)
+        slo_tpot_ms=slo_tpot_ms)
     variants = _variants(base, compare)
     resolved, layout_text = resolve_layout(base)
     address = ray_address or (LOCAL_CLUSTER if ray else None)
@@ -156,7 +157,8 @@ def replay(
         engines_note = _write_engine_files(out, base, workload.block_size, compare)
     if as_json:
         print_json([{"variant": n, "config": dataclasses.asdict(r.config),
-                     "layout": dataclasses.asdict(resolved), "run": r.run} for n, r in results])
+                     "layout": dataclasses.asdict(resolved), "run": r.run.as_row()}
+                    for n, r in results])
         return
     title = f"kvplan replay: {workload.meta.source_file}, {model} on {profile}"
     console.print(rich_table(title, summary_rows(results), ["metric", *(n for n, _ in results)]))
@@ -164,10 +166,11 @@ def replay(
         layout_text = f"{layout_text} (the variants change {compare.split('=')[0]})"
     console.print(f"layout: {layout_text}", soft_wrap=True, markup=False, highlight=False)
     for name, r in results:
-        if r.run.get("extrapolated"):
+        text = r.run.timing.extrapolated.text if r.run.timing else ""
+        if text:
             label = f"{name}: " if compare else ""
             console.print(f"warning: {label}outside the calibrated ranges (curves clamped): "
-                          f"{r.run['extrapolated']}", soft_wrap=True, markup=False, highlight=False)
+                          f"{text}", soft_wrap=True, markup=False, highlight=False)
     if out is not None:
         console.print(f"wrote requests.parquet, run.parquet, timeseries.parquet to {out}"
                       + engines_note, highlight=False)
@@ -296,12 +299,13 @@ def _number(key: str, value: str, kind: type) -> Any:
 def summary_rows(results: list[tuple[str, ReplayResult]]) -> list[dict[str, Any]]:
     """One row per summary metric, one column per variant (GiB for byte counts)."""
     rows = []
+    runs = [(name, r.run.as_row()) for name, r in results]
     for label, key in _SUMMARY:
-        if not any(key in r.run for _, r in results):
+        if not any(key in run for _, run in runs):
             continue
         row: dict[str, Any] = {"metric": label}
-        for name, r in results:
-            v = r.run.get(key)
+        for name, run in runs:
+            v = run.get(key)
             row[name] = v / 2**30 if "GiB" in label and isinstance(v, int) else v
         rows.append(row)
     return rows
@@ -316,7 +320,7 @@ def write_results(out: Path, workload: Workload, results: list[tuple[str, Replay
                 {n: dataclasses.asdict(r.config) for n, r in results}, sort_keys=True)}
     frames = {
         "requests": [r.requests for _, r in results],
-        "run": [pl.DataFrame([r.run]) for _, r in results],
+        "run": [pl.DataFrame([r.run.as_row()]) for _, r in results],
         "timeseries": [r.timeseries for _, r in results],
     }
     for name, dfs in frames.items():
