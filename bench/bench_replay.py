@@ -44,8 +44,8 @@ def main() -> None:
             cpus.append(time.process_time() - c0)
         wall, cpu = statistics.median(walls), min(cpus)
         print(f"{name:>16}: {wall:6.2f} s wall, {n / wall:7.0f} req/s; best CPU {cpu:5.2f} s, "
-              f"{n / cpu:7.0f} req/s (finished {result.run['finished']}, "
-              f"simulated {result.run['sim_duration_s']:.0f} s)")
+              f"{n / cpu:7.0f} req/s (finished {result.run.timing.finished}, "
+              f"simulated {result.run.timing.sim_duration_s:.0f} s)")
     rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS: {rss_mib:.0f} MiB; load average now {os.getloadavg()[0]:.2f}")
 

@@ -274,9 +274,9 @@ class KvplanSide:
     def __init__(self, w: Workload, vllm_rules: int = 0) -> None:
         import pyarrow as pa
 
+        from kvplan.sim.build import build_cost
         from kvplan.sim.config import ReplayConfig
         from kvplan.sim.engine import EventSim
-        from kvplan.sim.setup import build_cost
         from kvplan.workload import WORKLOAD_SCHEMA, WorkloadMeta
         from kvplan.workload import Workload as KvWorkload
 

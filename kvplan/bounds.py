@@ -61,8 +61,8 @@ SHARE = Bound(0.0, 1.0)
 OPEN_SHARE = Bound(0.0, 1.0, low_open=True)
 """A share in (0, 1]."""
 PERCENTILE = Bound(0.0, 100.0, low_open=True)
-FACTOR_AT_LEAST_ONE = Bound(1.0)
-"""A multiplier >= 1 (e.g. the busiest GPU's load over the mean)."""
+IMBALANCE = Bound(1.0, 64.0)
+"""The busiest GPU's load over the mean (expert parallelism): 1 (even) to 64."""
 
 
 def _num(v: float | None) -> str:

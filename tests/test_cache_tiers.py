@@ -1,16 +1,19 @@
-"""Tier, TierStack and BlockStream: pins, capacity invariants, prefix lookup, dense ids."""
+"""Compiled tiers and BlockStream: pins, capacity invariants, prefix lookup, dense ids."""
 
 from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
-import pytest
+from core_helpers import CompiledTier
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kvplan.sim.blocks import BlockStream
-from kvplan.sim.policies import make_eviction
-from kvplan.sim.tiers import Tier, TierStack
+from kvplan.sim.core import layout as L
+from kvplan.sim.core import rules
+from kvplan.sim.core.spec import CoreSpec
+from kvplan.sim.core.state import build_state
+from kvplan.sim.policies import dispatch
 from kvplan.workload.schema import WORKLOAD_SCHEMA, Workload, WorkloadMeta
 
 
@@ -29,8 +32,8 @@ def make_workload(hash_lists: list[list[int]], block_size: int = 16) -> Workload
     return Workload(table, WorkloadMeta("synth", "test", block_size, "none"))
 
 
-def lru_tier(cap: int, name: str = "hbm") -> Tier:
-    return Tier(name, cap, make_eviction("lru", cap))
+def lru_tier(cap: int) -> CompiledTier:
+    return CompiledTier("lru", cap, 16)
 
 
 def test_block_stream_dense_ids_and_offsets():
@@ -38,8 +41,7 @@ def test_block_stream_dense_ids_and_offsets():
     assert s.ids.tolist() == [0, 1, 0, 1, 2, 3, 4]
     assert s.offsets.tolist() == [0, 2, 5, 6, 7]
     assert (s.num_blocks, s.num_requests, s.num_accesses, s.block_size) == (5, 4, 7, 16)
-    assert s.request_blocks(1).tolist() == [0, 1, 2]
-    assert s.request_of_access().tolist() == [0, 0, 1, 1, 1, 2, 3]
+    assert s.ids[s.offsets[1]:s.offsets[2]].tolist() == [0, 1, 2]
 
 
 def test_block_stream_handles_sliced_arrow_and_empty_requests():
@@ -48,45 +50,46 @@ def test_block_stream_handles_sliced_arrow_and_empty_requests():
     assert s.ids.tolist() == [0, 1, 2] and s.offsets.tolist() == [0, 0, 2, 3]
 
 
-def test_future_uses_next_use_strictly_after_now():
-    f = BlockStream.from_hash_lists([[9, 4], [9], [4, 9]], 16).future_uses()
+def test_future_uses_are_sorted_use_ranks_per_block():
+    fu = BlockStream.from_hash_lists([[9, 4], [9], [4, 9]], 16).future_uses()
     nine, four = 0, 1
-    assert f.next_use(nine, -1.0) == 0.0 and f.next_use(nine, 0.0) == 1.0
-    assert f.next_use(nine, 2.0) == float("inf") and f.next_use(four, 0.5) == 2.0
-    g = BlockStream.from_hash_lists([[9], [9]], 16).future_uses(np.array([10.0, 30.0]))
-    assert g.next_use(0, 10.0) == 30.0
+    assert fu.offsets.tolist() == [0, 3, 5] and fu.distinct_times.tolist() == [0.0, 1.0, 2.0]
+    assert fu.ranks[fu.offsets[nine]:fu.offsets[nine + 1]].tolist() == [0, 1, 2]
+    assert fu.ranks[fu.offsets[four]:fu.offsets[four + 1]].tolist() == [0, 2]
+    at = BlockStream.from_hash_lists([[9], [9], [9]], 16).future_uses(np.array([10.0, 30.0, 30.0]))
+    assert at.ranks.tolist() == [0, 1, 1] and at.distinct_times.tolist() == [10.0, 30.0]
+    late = BlockStream.from_hash_lists([[9], [4], [9]], 16).future_uses(np.array([5.0, 1.0, 2.0]))
+    assert late.ranks.tolist() == [1, 2, 0]  # block 9's uses sorted although times were not
 
 
 def test_tier_lazy_eviction_and_pins():
     t = lru_tier(2)
     assert t.insert(1, 0.0) == [] and t.insert(2, 1.0) == []
-    assert (t.used_blocks, t.free_blocks) == (2, 0)
+    assert t.used_blocks == 2
     t.pin(1)
     assert t.insert(3, 2.0) == [2]          # 1 is pinned, so 2 goes although 1 is older
     assert 1 in t and 3 in t and 2 not in t
     t.pin(3)
-    assert not t.can_insert(1)
-    with pytest.raises(ValueError):
-        t.insert(4, 3.0)
+    assert not t.can_insert()
     t.unpin(3)
-    assert t.refcount(1) == 1 and t.refcount(3) == 0 and t.refcount(99) == 0
+    assert t.refcount(1) == 1 and t.refcount(3) == 0 and t.refcount(9) == 0
     assert t.insert(4, 4.0) == [3]
 
 
 def test_tier_insert_pinned_and_remove():
     t = lru_tier(3)
     t.insert(5, 0.0, pin=True)
-    assert t.pinned_blocks == 1 and t.evictable_blocks == 0
-    with pytest.raises(ValueError):
-        t.remove(5)
+    assert t.pinned_blocks == 1
+    t.remove(5)                             # pinned: remove leaves it
+    assert 5 in t
     t.unpin(5)
     t.remove(5)
     assert 5 not in t and t.used_blocks == 0
 
 
 def test_tier_capacity_zero_is_absent():
-    t = lru_tier(0)
-    assert not t.present and not t.can_insert(1) and t.free_blocks == 0
+    m, _ = build_state(CoreSpec.of((4, 0, 0)), 8, 2)
+    assert L.tier_word(m, 1, L.CAP) == 0 and L.tier_word(m, 1, L.USED) == 0
 
 
 @settings(max_examples=60, deadline=None)
@@ -109,20 +112,18 @@ def test_tier_invariants_hold(ops, cap):
             t.touch(k, 0.0)
         elif op == "evict":
             t.evict(k % 3)
-        assert t.used_blocks + t.free_blocks == cap
+        assert t.used_blocks <= cap
         assert t.pinned_blocks == sum(1 for c in pins.values() if c)
         assert all(p in t for p, c in pins.items() if c)
 
 
-def test_stack_lookup_prefix_stops_at_first_missing_block():
-    hbm, dram, ssd = lru_tier(4), lru_tier(4, "dram"), lru_tier(4, "ssd")
-    hbm.insert(10, 0.0)
-    dram.insert(10, 0.0)
-    dram.insert(11, 0.0)
-    ssd.insert(12, 0.0)
-    dram.insert(14, 0.0)
-    stack = TierStack([hbm, dram, ssd])
-    assert stack.lookup_prefix([10, 11, 12, 13, 14]) == [0, 1, 2]
-    assert stack.lookup_prefix([13, 10]) == []
-    assert stack.fastest_holder(14) == 1 and stack.fastest_holder(99) == -1
-    assert len(stack) == 3 and stack[2] is ssd
+def test_lookup_prefix_stops_at_first_missing_block():
+    m, f = build_state(CoreSpec.of((4, 4, 4)), 16, 8)
+    keys = np.array
+    dispatch.place_all(m, f, 0, keys([10], np.int64), int(m[L.A_AT]))
+    dispatch.place_all(m, f, 1, keys([10, 11, 14], np.int64), int(m[L.A_AT]))
+    dispatch.place_all(m, f, 2, keys([12], np.int64), int(m[L.A_AT]))
+    hits = rules.lookup(m, keys([10, 11, 12, 13, 14], np.int64), 5)
+    assert hits == 3 and m[m[L.LEVELS_AT]:m[L.LEVELS_AT] + 3].tolist() == [0, 1, 2]
+    assert rules.lookup(m, keys([13, 10], np.int64), 2) == 0
+    assert rules.lookup(m, keys([10, 11, 12], np.int64), 2) == 2      # the limit

@@ -16,6 +16,7 @@ from kvplan.model.spec import load_model
 from kvplan.sim.config import ReplayConfig
 from kvplan.sim.coverage import Range, StepCoverage, summary
 from kvplan.sim.engine import EventSim
+from kvplan.sim.results import Extrapolation
 from kvplan.trace import load_workload
 
 MIB = 2**20
@@ -43,7 +44,7 @@ def _run(workload, profile):
     cfg = ReplayConfig(dram_gib=64.0)
     sim = EventSim(workload, cfg, CostModel.build(load_model(cfg.model), profile))
     sim.run()
-    return sim.result().run
+    return sim.result().run.timing.extrapolated
 
 
 def test_range_reports_only_when_something_fell_outside():
@@ -72,27 +73,25 @@ def test_decode_run_counts_the_iterations_outside_like_one_by_one():
 
 def test_calibrated_profile_with_narrow_ranges_is_flagged(small):
     run = _run(small, calibrated())
-    text = run["extrapolated"]
+    text = run.text
     assert "h2d transfers" in text and "outside measured 1 MiB..2 MiB" in text
     assert "step tokens" in text and "outside measured 16..64" in text
     assert "step HBM bytes read per GPU" in text
-    assert run["extrapolated_steps"] > 0 and run["extrapolated_transfers"] > 0
+    assert run.steps > 0 and run.transfers > 0
 
 
 def test_wide_calibrated_ranges_and_datasheet_profiles_never_flag(small):
     for profile in (calibrated(narrow=False), load_profile("h100-sxm")):
         run = _run(small, profile)
-        assert (run["extrapolated"], run["extrapolated_steps"], run["extrapolated_transfers"]) \
-            == ("", 0, 0)
+        assert run == Extrapolation("", 0, 0)
 
 
 def test_summary_joins_the_clauses():
     cost = CostModel.build(load_model("llama-3.1-8b"), load_profile("h100-sxm"))
     links = {"h2d": Range(MIB, 2 * MIB), "d2h": Range()}
     links["h2d"].add(4 * MIB)
-    assert summary(StepCoverage(cost), links) == {
-        "extrapolated": "h2d transfers 4 MiB..4 MiB outside measured 1 MiB..2 MiB (1 of 1)",
-        "extrapolated_steps": 0, "extrapolated_transfers": 1}
+    assert summary(StepCoverage(cost), links) == Extrapolation(
+        "h2d transfers 4 MiB..4 MiB outside measured 1 MiB..2 MiB (1 of 1)", 0, 1)
 
 
 def test_cli_prints_one_warning_line_and_json_carries_the_field(small, tmp_path):

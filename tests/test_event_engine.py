@@ -10,9 +10,10 @@ from event_helpers import head, make_workload
 
 from kvplan.cost.model import attn_pairs
 from kvplan.errors import KvplanError
+from kvplan.hierarchy import Link, Tier
+from kvplan.sim.build import build_cost
 from kvplan.sim.config import ReplayConfig
 from kvplan.sim.replay import run_replay
-from kvplan.sim.setup import build_cost
 from kvplan.trace import load_workload
 
 BS = 512
@@ -59,7 +60,7 @@ def test_two_requests_sharing_a_prefix_hit_in_hbm():
     b = _row(res, 1)
     assert (b["hit_hbm_blocks"], b["prefill_tokens"]) == (2, 1600 - 1024)
     assert b["ttft_s"] == pytest.approx(COST.prefill_time_s(576, 1024), rel=1e-12)
-    assert res.run["hit_hbm_blocks"] == 2 and res.run["prompt_blocks"] == 7
+    assert res.run.tier(Tier.HBM).hit_blocks == 2 and res.run.prompt_blocks == 7
 
 
 def _evicting_trio(tail_tokens: int = 100) -> list[tuple[float, int, int, list[int]]]:
@@ -104,15 +105,15 @@ def test_lookahead_stages_queued_requests_and_cuts_their_stall():
     assert _row(none, 3)["load_stall_s"] == pytest.approx(_h2d_s(4 * BLOCK_BYTES), rel=1e-12)
     assert _row(look, 3)["load_stall_s"] == 0.0
     assert _row(look, 3)["hit_dram_blocks"] == 4
-    assert look.run["load_stall_total_s"] < none.run["load_stall_total_s"]
+    assert look.run.timing.load_stall_total_s < none.run.timing.load_stall_total_s
 
 
 def test_oracle_prefetch_is_labelled_and_bounds_the_stall():
     cfg = dataclasses.replace(BASE, hbm_kv_gib=0.5, dram_gib=4.0)
     w = make_workload(_evicting_trio())
     res = run_replay(w, dataclasses.replace(cfg, prefetch="oracle"))
-    assert "bound" in res.run["bound"]
-    assert res.run["load_stall_total_s"] == 0.0
+    assert "bound" in res.run.bound
+    assert res.run.timing.load_stall_total_s == 0.0
 
 
 def _tiered(w, **kw):
@@ -123,19 +124,19 @@ def test_conservation_on_the_bundled_trace(mooncake):
     w = head(mooncake, 400)
     res = _tiered(w, prefetch="lookahead")
     df = res.requests
-    assert df["finished"].all() and res.run["stop_reason"] == "done"
+    assert df["finished"].all() and res.run.timing.stop_reason == "done"
     clean = df.filter(df["preemptions"] == 0)
     hit = clean["hit_hbm_tokens"] + clean["hit_dram_tokens"] + clean["hit_ssd_tokens"]
     assert ((clean["prefill_tokens"] + hit) == clean["input_tokens"]).all()
     assert (df["ttft_s"] >= df["queue_delay_s"] + df["load_stall_s"] - 1e-9).all()
     assert (df["e2e_s"] >= df["ttft_s"]).all()
-    assert res.run["prompt_tokens"] == int(w.table.column("input_tokens").to_numpy().sum())
+    assert res.run.prompt_tokens == int(w.table.column("input_tokens").to_numpy().sum())
 
 
 def test_lookahead_never_raises_total_stall_on_the_bundled_trace(mooncake):
     w = head(mooncake, 600)
     none, look = _tiered(w), _tiered(w, prefetch="lookahead")
-    assert look.run["load_stall_total_s"] <= none.run["load_stall_total_s"]
+    assert look.run.timing.load_stall_total_s <= none.run.timing.load_stall_total_s
 
 
 def test_an_absent_tier_changes_nothing(mooncake):
@@ -166,9 +167,9 @@ def test_preemption_frees_hbm_and_everyone_finishes():
     cfg = dataclasses.replace(BASE, hbm_kv_gib=0.5)
     res = run_replay(make_workload(rows), cfg)
     assert res.requests["finished"].all()
-    assert res.run["preemptions"] > 0
+    assert res.run.timing.preemptions > 0
     swap = run_replay(make_workload(rows), dataclasses.replace(cfg, dram_gib=1.0))
-    assert swap.requests["finished"].all() and swap.run["d2h_bytes"] > 0
+    assert swap.requests["finished"].all() and swap.run.link(Link.D2H).bytes > 0
 
 
 def test_hbm_too_small_fails_before_simulating():
@@ -189,7 +190,7 @@ def test_block_size_mismatch_and_unknown_policies_fail_before_simulating():
 
 def test_simulated_time_cap_is_reported_not_hung(mooncake):
     res = run_replay(head(mooncake, 200), dataclasses.replace(BASE, max_sim_s=30.0))
-    assert "simulated-time cap" in res.run["stop_reason"]
-    assert res.run["finished"] < 200
+    assert "simulated-time cap" in res.run.timing.stop_reason
+    assert res.run.timing.finished < 200
     assert np.isnan(res.requests.filter(~res.requests["finished"])["finish_s"]
                     .fill_null(np.nan).to_numpy()).all()

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from event_helpers import head
 
+from kvplan.sim.build import build_cost
 from kvplan.sim.config import ReplayConfig
+from kvplan.sim.core import layout as L
 from kvplan.sim.engine import EventSim
-from kvplan.sim.setup import build_cost
 from kvplan.trace import load_workload
 
 
@@ -16,5 +17,6 @@ def test_just_in_time_admissions_keep_hbm_accounting_whole():
     sim = EventSim(head(load_workload(), 400), cfg, build_cost(cfg))
     sim.run()
     assert sim.collector.finished == 400 and sim.stop_reason == "done"
-    assert sim.store.private_total == 0
-    assert sim.store.peak[0] <= sim.store.hbm.capacity_blocks
+    m = sim.store.m
+    assert m[L.PRIVATE] == 0
+    assert L.tier_word(m, 0, L.PEAK) <= L.tier_word(m, 0, L.CAP)

@@ -5,17 +5,18 @@ from __future__ import annotations
 import pytest
 
 from kvplan.sim.events import PRIO_ARRIVAL, PRIO_STEP, PRIO_TRANSFER, Arrival, EventQueue, StepDone
-from kvplan.sim.transfers import BusyTimeline, Link, Transfer, just_in_time_stall_s
+from kvplan.sim.transfers import BusyTimeline, SharedLink, Transfer, just_in_time_stall_s
+from kvplan.units import GIB
 
-GIB = 1 << 30
-
-
-def _link(latency_s: float = 10e-6, bw_bytes_s: float = 25 * GIB) -> Link:
-    return Link(0, latency_s, lambda n: latency_s + n / bw_bytes_s, BusyTimeline(1))
+_seq = iter(range(1, 1000))
 
 
-def _transfer(link: Link, nbytes: int) -> Transfer:
-    return Transfer(0, nbytes, link.work_s(nbytes), [], "load")
+def _link(latency_s: float = 10e-6, bw_bytes_s: float = 25 * GIB) -> SharedLink:
+    return SharedLink(0, latency_s, lambda n: latency_s + n / bw_bytes_s, BusyTimeline(1))
+
+
+def _transfer(link: SharedLink, nbytes: int) -> Transfer:
+    return Transfer(next(_seq), 0, nbytes, link.work_s(nbytes), None)
 
 
 def test_queue_orders_by_time_then_priority_then_push_order():
@@ -33,12 +34,13 @@ def test_queue_orders_by_time_then_priority_then_push_order():
 def test_alone_a_transfer_takes_latency_plus_bytes_over_bandwidth():
     link = _link()
     tr = _transfer(link, GIB)
-    t = link.start(0.0, tr)
+    link.start(0.0, tr)
+    t = link.next_time()
     assert t == pytest.approx(10e-6)
-    assert link.advance(t) == []
+    assert link.collect(t) == []
     t_done = link.next_time()
     assert t_done == pytest.approx(10e-6 + 0.04, abs=1e-12)
-    assert link.advance(t_done) == [tr]
+    assert link.collect(t_done) == [tr]
     assert link.busy_s == pytest.approx(0.04)
 
 
@@ -48,9 +50,9 @@ def test_two_transfers_share_the_link():
     a, b = _transfer(link, GIB), _transfer(link, GIB)
     link.start(0.0, a)
     link.start(0.0, b)
-    link.advance(10e-6)
+    link.collect(10e-6)
     assert link.next_time() == pytest.approx(10e-6 + 0.08, abs=1e-12)
-    assert link.advance(10e-6 + 0.08) == [a, b]
+    assert link.collect(10e-6 + 0.08) == [a, b]
 
 
 def test_late_arrival_slows_the_first_transfer_by_its_share():
@@ -59,11 +61,11 @@ def test_late_arrival_slows_the_first_transfer_by_its_share():
     link = _link(latency_s=0.0)
     a, b = _transfer(link, GIB), _transfer(link, GIB // 2)
     link.start(0.0, a)
-    link.advance(0.0)
+    link.collect(0.0)
     link.start(0.02, b)
-    link.advance(0.02)
+    link.collect(0.02)
     assert link.next_time() == pytest.approx(0.06)
-    assert set(link.advance(0.06)) == {a, b}
+    assert set(link.collect(0.06)) == {a, b}
 
 
 def test_busy_timeline_splits_at_whole_seconds():

@@ -50,12 +50,12 @@ def test_cache_mode_golden(workload, policy):
     for hbm, dram, ssd in SIZES:
         cfg = ReplayConfig(mode="cache", hbm_kv_gib=hbm, dram_gib=dram, ssd_gib=ssd,
                            eviction_hbm=policy, eviction_dram=policy, eviction_ssd=policy)
-        run = run_replay(workload, cfg).run
+        run = run_replay(workload, cfg).run.as_row()
         figures.update({f"{hbm:g}/{dram:g}/{ssd:g} {k}": run[k] for k in CACHE_KEYS})
     _check(f"cache_{policy}", figures)
 
 
 def test_event_mode_golden(workload):
     cfg = ReplayConfig(dram_gib=256.0, ssd_gib=2048.0, prefetch="lookahead")
-    run = run_replay(workload, cfg).run
+    run = run_replay(workload, cfg).run.as_row()
     _check("event_tiers_lookahead", {k: run[k] for k in EVENT_KEYS})

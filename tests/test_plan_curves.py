@@ -160,19 +160,21 @@ def test_shards_error_bound_on_reuse_stream():
 
 
 def test_exact_curve_equals_timing_free_lru_replay_on_bundled_trace():
-    """Stack-distance hits = kvplan.sim.cache LRU replay (HBM only) at every tested size."""
+    """Stack-distance hits = the core's LRU replay of the bare block stream (HBM only) at
+    every tested size (the planner's policy scaling relies on it)."""
     from kvplan.plan.prepare import prepare
-    from kvplan.sim.cache import run_cache
-    from kvplan.sim.config import ReplayConfig
+    from kvplan.sim.blocks import BlockStream
+    from kvplan.sim.cache import replay_blocks
+    from kvplan.sim.core.spec import CoreSpec
     from kvplan.trace import load_workload
 
     w = load_workload(None)
     trace = prepare(w)
+    stream = BlockStream.from_workload(w)
     longest = int(np.diff(trace.stream.offsets).max())
-    block_gib = 131072 * w.block_size / 2**30  # llama-3.1-8b bf16: 128 KiB per token
     for cap in (longest, 2 * longest, 1000, 5000, 20000, 44000):
-        run = run_cache(w, ReplayConfig(mode="cache", hbm_kv_gib=cap * block_gib)).run
-        assert run["hit_hbm_blocks"] == int(trace.curve.hits(cap)), cap
+        hits = replay_blocks(stream, CoreSpec.of((cap, 0, 0))).hit_blocks.sum()
+        assert hits == int(trace.curve.hits(cap)), cap
 
 
 def test_shards_error_on_bundled_trace_within_bound():

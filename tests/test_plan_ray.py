@@ -61,13 +61,14 @@ def test_screen_shards_on_ray_equal_in_process(ray_cluster):
     """Chunks small enough that each evaluate call fans out over several tasks."""
     from kvplan.plan import screen
     from kvplan.plan.executor import RayCluster, ShardedScreen
+    from kvplan.plan.policy_scale import LRU_SCALE
     from kvplan.plan.prepare import prepare
 
     trace = prepare(small_workload())
     cm = contexts(PlanSpec(), [])[0].cm
     n = 9
     cands = screen.Candidates(np.linspace(20, 60, n), np.linspace(0, 256, n), np.zeros(n),
-                              np.arange(n) % 2 == 0, screen.LRU_SCALE)
+                              np.arange(n) % 2 == 0, LRU_SCALE)
     slo = screen.Slo(ttft_ms=2000.0, percentile=90.0)
     cells = 3 * trace.stream.num_requests  # 3 candidates per shard
     want = screen.evaluate(cm, [trace], cands, slo, chunk_cells=cells)

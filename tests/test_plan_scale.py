@@ -79,6 +79,7 @@ def test_screen_in_chunks_equals_one_chunk():
     the last bits: numpy's reductions group a column's sums by the array's width)."""
     from kvplan.plan import screen
     from kvplan.plan.planner import contexts
+    from kvplan.plan.policy_scale import LRU_SCALE
     from kvplan.plan.spec import PlanSpec
 
     prompts, sessions = routed_prompts(5)
@@ -86,7 +87,7 @@ def test_screen_in_chunks_equals_one_chunk():
     cm = contexts(PlanSpec(), [])[0].cm
     n = 7
     cands = screen.Candidates(np.linspace(1, 60, n), np.linspace(0, 256, n), np.zeros(n),
-                              np.arange(n) % 2 == 0, screen.LRU_SCALE)
+                              np.arange(n) % 2 == 0, LRU_SCALE)
     slo = screen.Slo(ttft_ms=2000.0, percentile=90.0)
     whole = screen.evaluate(cm, [trace, trace], cands, slo, chunk_cells=10**9)
     for per in (2, 3):
@@ -117,13 +118,26 @@ def test_window_totals_count_only_window_requests():
 
     from kvplan.plan.verify import RunOutput, summarise
     from kvplan.plan.window import Window
+    from kvplan.sim.results import (
+        Extrapolation,
+        LinkFigures,
+        Percentiles,
+        RunSummary,
+        TierFigures,
+        Timing,
+    )
 
     req = pl.DataFrame({"arrival_s": [0.0, 5.0, 6.0], "finished": [True] * 3,
                         "ttft_s": [9.0, 1.0, 3.0], "tpot_s": [0.01] * 3,
                         "prompt_blocks": [10, 4, 6], "hit_hbm_blocks": [10, 2, 3],
                         "hit_dram_blocks": [0, 1, 0], "hit_ssd_blocks": [0, 0, 0],
                         "output_tokens": [5, 10, 30], "load_stall_s": [1.0, 0.5, 0.5]})
-    run = RunOutput(1, 0, "ok", {"stop_reason": "done"}, req, pl.DataFrame())
+    none = Percentiles(None, None, None)
+    timing = Timing("done", 3, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0, none, none, none, None, 0.0, None,
+                    0, 0.0, Extrapolation("", 0, 0))
+    tiers = tuple(TierFigures(0, 0, 0.0, 0, 0.0, 0.0) for _ in range(3))
+    summary = RunSummary("event", "", 3, 20, 0, 0, tiers, (LinkFigures(0, 0.0),) * 4, timing)
+    run = RunOutput(1, 0, "ok", summary, req, pl.DataFrame())
     row = summarise(1, [run], 50.0, Window(5.0, 10.0, 5.0), slo_ttft_ms=2000.0)
     assert row["sim_ttft_p50_ms"] == 2000.0  # median of 1 s and 3 s; the warm-up's 9 s left out
     assert row["sim_hit_ratio_hbm"] == 0.5 and row["sim_hit_ratio_dram"] == 0.1

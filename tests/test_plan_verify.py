@@ -6,9 +6,28 @@ import polars as pl
 import pytest
 
 from kvplan.plan.verify import RunOutput, summarise
+from kvplan.sim.results import (
+    Extrapolation,
+    LinkFigures,
+    Percentiles,
+    RunSummary,
+    TierFigures,
+    Timing,
+)
 
 
-def run(replica: int, ttft_s: list[float], run: dict) -> RunOutput:
+def summary(requests: int, prompt_blocks: int = 0, hits: tuple[int, int, int] = (0, 0, 0),
+            goodput: float = 0.0, tok_s: float = 0.0, stall_s: float = 0.0) -> RunSummary:
+    """An event-mode summary with the figures verify pools (the rest zero)."""
+    none = Percentiles(None, None, None)
+    timing = Timing("done", requests, 1.0, 0.0, tok_s, 0.0, goodput, 1.0, none, none, none,
+                    None, stall_s, None, 0, 0.0, Extrapolation("", 0, 0))
+    tiers = tuple(TierFigures(0, 0, 0.0, h, 0.0, 0.0) for h in hits)
+    return RunSummary("event", "", requests, prompt_blocks, 0, 0, tiers,
+                      (LinkFigures(0, 0.0),) * 4, timing)
+
+
+def run(replica: int, ttft_s: list[float], run: RunSummary) -> RunOutput:
     n = len(ttft_s)
     req = pl.DataFrame({"finished": [True] * n, "ttft_s": ttft_s, "tpot_s": [0.01 * (replica + 1)]
                         * n})
@@ -16,14 +35,8 @@ def run(replica: int, ttft_s: list[float], run: dict) -> RunOutput:
 
 
 def test_replicas_pool_requests_hits_and_goodput():
-    a = run(0, [1.0, 2.0, 3.0], {"requests": 3, "prompt_blocks": 30, "hit_hbm_blocks": 6,
-                                 "hit_dram_blocks": 3, "hit_ssd_blocks": 0, "goodput_req_s": 1.5,
-                                 "throughput_tok_s": 100.0, "load_stall_total_s": 0.3,
-                                 "stop_reason": "done"})
-    b = run(1, [4.0], {"requests": 1, "prompt_blocks": 10, "hit_hbm_blocks": 2,
-                       "hit_dram_blocks": 0, "hit_ssd_blocks": 5, "goodput_req_s": 0.5,
-                       "throughput_tok_s": 50.0, "load_stall_total_s": 0.1,
-                       "stop_reason": "done"})
+    a = run(0, [1.0, 2.0, 3.0], summary(3, 30, (6, 3, 0), 1.5, 100.0, 0.3))
+    b = run(1, [4.0], summary(1, 10, (2, 0, 5), 0.5, 50.0, 0.1))
     row = summarise(7, [a, b], 50.0)
     assert row["sim_ttft_p50_ms"] == pytest.approx(2500.0)  # median of 1, 2, 3, 4 s
     assert row["sim_tpot_ms"] == pytest.approx((3 * 10 + 20) / 4)
@@ -36,8 +49,8 @@ def test_replicas_pool_requests_hits_and_goodput():
 
 
 def test_a_failed_replica_fails_the_candidate():
-    ok = run(0, [1.0], {"requests": 1, "stop_reason": "done"})
-    bad = RunOutput(7, 1, "timed out", {}, pl.DataFrame(), pl.DataFrame())
+    ok = run(0, [1.0], summary(1))
+    bad = RunOutput(7, 1, "timed out", None, pl.DataFrame(), pl.DataFrame())
     row = summarise(7, [ok, bad], 90.0)
     assert row["sim_finished_frac"] == 0.0 and row["sim_stop_reason"] == "timed out"
     assert row["sim_ttft_pq_ms"] is None

@@ -1,4 +1,5 @@
-"""Every eviction policy vs a plain reference implementation, on classic demand-paging streams.
+"""Every compiled eviction policy vs a plain reference of the published algorithm, on classic
+demand-paging streams.
 
 Each step uses one block: a hit touches it; a miss inserts it and, when the tier is over
 capacity, evicts one block (never the one just inserted). The references are written from the
@@ -11,24 +12,23 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+from core_helpers import CompiledTier
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kvplan.sim.blocks import BlockStream
-from kvplan.sim.policies import eviction_names, make_eviction
-from kvplan.sim.tiers import Tier
+from kvplan.sim.policies import eviction_names
 
 Trace = list[tuple[bool, list[int]]]
 """(hit, evicted ids) per step."""
 
 
 def drive(name: str, cap: int, stream: list[int]) -> Trace:
-    """Run ``stream`` (time = step index) through one tier with the named policy."""
+    """Run ``stream`` (time = step index) through one compiled tier with the named policy."""
     blocks = BlockStream.from_hash_lists([[k] for k in stream], 1)
-    future = blocks.future_uses()
     ids = dict(zip(stream, blocks.ids.tolist(), strict=True))
     inv = {i: h for h, i in ids.items()}
-    tier = Tier("t", cap, make_eviction(name, cap, future))
+    tier = CompiledTier(name, cap, blocks.num_blocks, blocks.future_uses())
     out: Trace = []
     for now, key in enumerate(stream):
         k = ids[key]

@@ -1,15 +1,15 @@
-"""Story tests: exact eviction order of each policy on tiny pools, pins included."""
+"""Story tests: exact eviction order of each compiled policy on tiny pools, pins included."""
 
 from __future__ import annotations
 
+from core_helpers import CompiledTier, list_keys
+
 from kvplan.sim.blocks import BlockStream
-from kvplan.sim.policies import eviction_class, make_eviction
-from kvplan.sim.policies.arc import ARC
-from kvplan.sim.tiers import Tier
+from kvplan.sim.policies import arc, eviction_policy, s3fifo
 
 
-def tier(name: str, cap: int) -> Tier:
-    return Tier("hbm", cap, make_eviction(name, cap))
+def tier(name: str, cap: int) -> CompiledTier:
+    return CompiledTier(name, cap)
 
 
 def test_lru_story():
@@ -49,7 +49,7 @@ def test_lfu_story():
     t.touch(4, 5.0)                              # 2 and 4 tie at 2; 2 used longer ago
     assert t.insert(5, 6.0) == [2]
     t.pin(5)
-    assert t.insert(6, 7.0) == [4]               # 5 and 6 (count 1) are pinned
+    assert t.insert(6, 7.0) == [4]               # 5 and 6 (count 1) are pinned... 6 incoming
     t.unpin(5)
     assert t.insert(7, 8.0) == [5]
 
@@ -64,9 +64,9 @@ def test_s3fifo_story():
     assert t.insert(1, 4.0) == [4]               # 1 was a ghost: straight to main
     t.touch(1, 5.0)
     assert t.insert(7, 6.0) == [5]
-    policy = t.policy
-    assert list(policy._main) == [2, 1] and list(policy._small) == [6, 7]
-    assert list(policy._ghost) == [3, 4, 5]
+    assert list_keys(t, s3fifo.region, s3fifo.MAIN) == [2, 1]
+    assert list_keys(t, s3fifo.region, s3fifo.SMALL) == [6, 7]
+    assert list_keys(t, s3fifo.region, s3fifo.GHOST) == [3, 4, 5]
 
 
 def test_s3fifo_main_gives_second_chances():
@@ -88,16 +88,17 @@ def test_arc_story():
     t.touch(2, 0.0)                              # T1 [3]  T2 [2]
     assert t.insert(4, 0.0) == [3]               # |T1| = 1 > p = 0 -> B1 [3]
     assert t.insert(3, 0.0) == [2]               # B1 hit: p = 1, REPLACE takes T2's LRU
-    policy = t.policy
-    assert isinstance(policy, ARC) and policy.p == 1.0
-    assert list(policy._t1) == [4] and list(policy._t2) == [3] and list(policy._b2) == [2]
+    v = arc.region(t.m, 0)
+    assert t.f[v[6]] == 1.0
+    assert list_keys(t, arc.region, arc.T1) == [4] and list_keys(t, arc.region, arc.T2) == [3]
+    assert list_keys(t, arc.region, arc.B2) == [2]
 
 
 def test_belady_story_and_oracle_label():
     stream = [1, 2, 3, 1, 2]
-    future = BlockStream.from_hash_lists([[k] for k in stream], 1).future_uses()
+    blocks = BlockStream.from_hash_lists([[k] for k in stream], 1)
     ids = {1: 0, 2: 1, 3: 2}                     # first-appearance order
-    t = Tier("hbm", 2, make_eviction("belady", 2, future))
+    t = CompiledTier("belady", 2, 3, blocks.future_uses())
     evicted = []
     for now, key in enumerate(stream):
         k = ids[key]
@@ -106,13 +107,13 @@ def test_belady_story_and_oracle_label():
         else:
             evicted += t.insert(k, float(now))
     assert evicted == [ids[2], ids[3]]           # 2 used farthest; then 1 and 3 both never
-    assert eviction_class("belady").is_oracle    # again: 3, touched earlier, goes first
-    assert not any(eviction_class(n).is_oracle for n in ("lru", "fifo", "lfu", "s3fifo", "arc"))
+    assert eviction_policy("belady").is_oracle   # again: 3, touched earlier, goes first
+    assert not any(eviction_policy(n).is_oracle for n in ("lru", "fifo", "lfu", "s3fifo", "arc"))
 
 
 def test_belady_skips_pinned_and_recomputes_passed_uses():
-    future = BlockStream.from_hash_lists([[0], [1], [0], [2], [1]], 1).future_uses()
-    t = Tier("hbm", 2, make_eviction("belady", 2, future))
+    blocks = BlockStream.from_hash_lists([[0], [1], [0], [2], [1]], 1)
+    t = CompiledTier("belady", 2, 3, blocks.future_uses())
     t.insert(0, 0.0)
     t.insert(1, 1.0)
     t.pin(1)                                     # 1 is used at 4, 0 at 2: 1 would go

@@ -30,7 +30,7 @@ def test_recorded_settings_and_sources(run):
     assert s.sources["max_seqs"] == "meta.json: engine_kwargs.max_num_seqs"
     assert s.sources["kv_pool_tokens"] == "meta.json: kv_cache.num_gpu_blocks x block_size"
     # the replay gets exactly the recorded number of blocks
-    from kvplan.sim.setup import build_cost, tier_capacity_blocks
+    from kvplan.sim.build import build_cost, tier_capacity_blocks
     cfg = s.replay_config()
     assert tier_capacity_blocks(cfg, build_cost(cfg), 16)[0] == 2588
 

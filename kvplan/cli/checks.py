@@ -19,10 +19,9 @@ from dataclasses import dataclass
 
 from kvplan.bounds import (
     AT_LEAST_ONE,
-    FACTOR_AT_LEAST_ONE,
+    IMBALANCE,
     NON_NEGATIVE,
     POSITIVE,
-    SEED,
     SHARE,
     Bound,
     check_value,
@@ -30,20 +29,20 @@ from kvplan.bounds import (
 from kvplan.errors import KvplanError
 from kvplan.model.kv import KV_DTYPE_BITS
 from kvplan.sim.config import ReplayConfig
-from kvplan.sim.policies import eviction_class
+from kvplan.sim.policies import eviction_policy
 from kvplan.sim.prefetch import prefetch_class
 
 REPLAY_FLAGS: dict[str, tuple[str, Bound]] = {
     "--tp": ("layout.tp", AT_LEAST_ONE), "--dp": ("layout.dp", AT_LEAST_ONE),
     "--ep": ("layout.ep", AT_LEAST_ONE),
-    "--expert-imbalance": ("layout.expert_imbalance", FACTOR_AT_LEAST_ONE),
+    "--expert-imbalance": ("layout.expert_imbalance", IMBALANCE),
     "--hbm-kv-gib": ("hbm_kv_gib", POSITIVE), "--dram-gib": ("dram_gib", NON_NEGATIVE),
     "--ssd-gib": ("ssd_gib", NON_NEGATIVE), "--lookahead": ("lookahead_iters", AT_LEAST_ONE),
     "--staging-frac": ("staging_budget_frac", SHARE),
     "--store-threshold": ("store_threshold", AT_LEAST_ONE),
     "--session-ttl-s": ("session_ttl_s", NON_NEGATIVE),
     "--slo-ttft-ms": ("slo_ttft_ms", POSITIVE), "--slo-tpot-ms": ("slo_tpot_ms", POSITIVE),
-    "--seed": ("seed", SEED), "--max-batched-tokens": ("max_batched_tokens", AT_LEAST_ONE),
+    "--max-batched-tokens": ("max_batched_tokens", AT_LEAST_ONE),
     "--max-seqs": ("max_seqs", AT_LEAST_ONE),
 }
 """Numeric flag -> (ReplayConfig field, dotted inside the layout; its bound)."""
@@ -71,7 +70,7 @@ def check_config(cfg: ReplayConfig, block_size: int | None) -> None:
     choose("--kv-dtype", cfg.kv_dtype, tuple(KV_DTYPE_BITS))
     named("--prefetch", prefetch_class, cfg.prefetch)
     for name in {cfg.eviction_hbm, cfg.eviction_dram, cfg.eviction_ssd}:
-        named("--eviction", eviction_class, name)
+        named("--eviction", eviction_policy, name)
 
 
 def choose(flag: str, value: str, valid: tuple[str, ...]) -> None:

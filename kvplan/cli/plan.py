@@ -19,13 +19,14 @@ from kvplan.bounds import check_values
 from kvplan.cli.checks import choose, named
 from kvplan.cli.options import JsonOpt, OutDirOpt, RayAddressOpt, RayOpt, SeedOpt, TraceOpt
 from kvplan.cli.output import console, err_console, print_json
+from kvplan.engines.base import disk_dir_problem
 from kvplan.errors import KvplanError
 from kvplan.hardware.prices import PriceTable, load_prices
 from kvplan.hardware.profile import load_profile
 from kvplan.model.spec import load_model
 from kvplan.plan.costing import OBJECTIVES
 from kvplan.plan.executor import LOCAL_CLUSTER
-from kvplan.plan.planner import PlanResult, run_plan
+from kvplan.plan.planner import PlanResult, contexts, run_plan
 from kvplan.plan.routing import ROUTING_RULE
 from kvplan.plan.space import DEFAULT_EVICTIONS
 from kvplan.plan.spec import BOUNDS, PlanSpec, load_spec, spec_from_dict
@@ -34,7 +35,7 @@ from kvplan.plan.verify import verification_pool
 from kvplan.report import plan_tables as tables
 from kvplan.report.plan_files import summary_dict, verified_table
 from kvplan.report.plan_files import write_plan as write_files
-from kvplan.sim.policies import eviction_class
+from kvplan.sim.policies import eviction_policy
 from kvplan.trace import detect_format, load_workload
 
 _D = PlanSpec()
@@ -195,8 +196,8 @@ def _check_flags(flags: dict) -> None:
     if flags["objective"] is not None:
         choose("--objective", flags["objective"], OBJECTIVES)
     for name in flags["eviction"] or ():
-        named("--eviction", eviction_class, name)
-    if flags["eviction"] and all(eviction_class(n).is_oracle for n in flags["eviction"]):
+        named("--eviction", eviction_policy, name)
+    if flags["eviction"] and all(eviction_policy(n).is_oracle for n in flags["eviction"]):
         raise KvplanError(f"--eviction {' '.join(flags['eviction'])}: an offline bound (it "
                           "reads the trace's future), never a recommendation; add an online "
                           "policy beside it (--eviction lru --eviction belady) to see how "
@@ -204,6 +205,8 @@ def _check_flags(flags: dict) -> None:
     ep, tp = flags["ep"], flags["tp"]
     if ep is not None and ep > 1 and tp and set(tp) != {ep}:
         raise KvplanError(f"--ep {ep} searches tp = {ep} only; drop --tp {tp[0]}")
+    if flags["disk_dir"] is not None and (problem := disk_dir_problem(flags["disk_dir"])):
+        raise KvplanError(f"--disk-dir: {problem}")
     if flags["verify_window"] is not None and flags["verify_top"] == 0:
         raise KvplanError("--verify-window has no effect with --verify-top 0: nothing is "
                           "verified")
@@ -219,6 +222,7 @@ def _check_inputs(spec: PlanSpec, out: Path | None) -> PriceTable:
     load_model(spec.model)
     for name in spec.profiles:
         load_profile(name)
+    contexts(spec, [])  # a layout no profile can hold (--tp 3, --ep on a dense model)
     return load_prices(spec.prices)
 
 
@@ -353,15 +357,15 @@ def _sim_row(res: PlanResult, b: dict) -> dict | None:
 
 def _table(title: str, df: pl.DataFrame, cols: list[tables.Column]) -> Table:
     """A compact rich table: short headers that wrap between words, cells that never wrap
-    (but the last, ``outcome``, which wraps between words on a narrow terminal), numbers
-    right-aligned; one space either side of a column where they fit. Where the terminal is
-    too narrow for every column, tables.NARROW_DROP columns are left out (the title says
-    which; the Parquet files keep them all)."""
+    (but the prose of tables.WRAPPING columns, ``outcome`` and ``sim stop``, which wraps
+    between words), numbers right-aligned; one space either side of a column where they fit.
+    Where the terminal is too narrow for every column, tables.NARROW_DROP columns are left
+    out (the title says which; the Parquet files keep them all)."""
     rows = tables.cells(df, cols)
     widths = [max([len(w) for w in head.split()] + [len(r[i]) for r in rows])
               for i, (head, _, _) in enumerate(cols)]
-    need = [min(w, 16) if head == "outcome" else w for (head, _, _), w in zip(cols, widths,
-                                                                              strict=True)]
+    need = [min(w, 16) if head in tables.WRAPPING else w
+            for (head, _, _), w in zip(cols, widths, strict=True)]
 
     def fits(keep: list[int], gap: int) -> bool:
         return sum(need[i] + 2 * gap for i in keep) + len(keep) - 1 <= console.width
@@ -385,7 +389,7 @@ def _table(title: str, df: pl.DataFrame, cols: list[tables.Column]) -> Table:
         head = cols[i][0]
         left = any(r[i][:1].isalpha() and r[i] not in ("saturated", "unbounded") for r in rows)
         t.add_column(head, justify="left" if left else "right", min_width=need[i],
-                     max_width=need[i] if tight and head != "outcome" else None)
+                     max_width=need[i] if tight and head not in tables.WRAPPING else None)
     for r in rows:
-        t.add_row(*(Text(r[i], no_wrap=cols[i][0] != "outcome") for i in keep))
+        t.add_row(*(Text(r[i], no_wrap=cols[i][0] not in tables.WRAPPING) for i in keep))
     return t

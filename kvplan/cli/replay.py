@@ -28,7 +28,6 @@ from kvplan.cli.options import (
     ProfileOpt,
     RayAddressOpt,
     RayOpt,
-    SeedOpt,
     TpOpt,
     TraceOpt,
 )
@@ -44,10 +43,10 @@ from kvplan.plan.executor import LOCAL_CLUSTER, Files, RayCluster, Shared, with_
 from kvplan.plan.replicas import replay_replicas
 from kvplan.report.engine_files import write_engine_files
 from kvplan.report.replay_tables import run_record, summary_rows, verdict_lines
+from kvplan.sim.build import build_cost
 from kvplan.sim.config import ReplayConfig
 from kvplan.sim.replay import run_replay
 from kvplan.sim.results import ReplayResult
-from kvplan.sim.setup import build_cost
 from kvplan.trace import load_workload
 from kvplan.workload import Workload
 
@@ -58,12 +57,14 @@ _COMPARE_KEYS: dict[str, tuple[str, ...]] = {
     "session-ttl-s": ("session_ttl_s",), "mode": ("mode",), "tp": ("layout.tp",),
     "dp": ("layout.dp",)}
 """--compare KEY (the flag without its dashes) -> the ReplayConfig fields it sets."""
+_D = ReplayConfig()
+"""Where the options' defaults come from."""
 
 
 def replay(
     trace: TraceOpt = None,
-    model: ModelOpt = "llama-3.1-8b",
-    profile: ProfileOpt = "h100-sxm",
+    model: ModelOpt = _D.model,
+    profile: ProfileOpt = _D.profile,
     tp: TpOpt = None,
     dp: DpOpt = 1,
     ep: EpOpt = 1,
@@ -71,42 +72,42 @@ def replay(
     hbm_kv_gib: Annotated[float | None, typer.Option(
         "--hbm-kv-gib", help="HBM for KV (default: GPU memory - weights - activation reserve).")
     ] = None,
-    dram_gib: Annotated[float, typer.Option("--dram-gib", help="DRAM KV tier (0 = absent).")] = 0.0,
-    ssd_gib: Annotated[float, typer.Option("--ssd-gib", help="SSD KV tier (0 = absent).")] = 0.0,
+    dram_gib: Annotated[float, typer.Option("--dram-gib", help="DRAM KV tier (0 = absent).")] = _D.dram_gib,
+    ssd_gib: Annotated[float, typer.Option("--ssd-gib", help="SSD KV tier (0 = absent).")] = _D.ssd_gib,
     eviction: Annotated[str, typer.Option(
         "--eviction", help="Eviction policy for every tier, or per tier: hbm=lru,dram=s3fifo.")
-    ] = "lru",
+    ] = _D.eviction_hbm,
     prefetch: Annotated[str, typer.Option(
-        "--prefetch", help="none, lookahead or oracle (a bound).")] = "none",
+        "--prefetch", help="none, lookahead or oracle (a bound).")] = _D.prefetch,
     lookahead: Annotated[int, typer.Option(
-        "--lookahead", help="lookahead: iterations ahead to stage (K).")] = 8,
+        "--lookahead", help="lookahead: iterations ahead to stage (K).")] = _D.lookahead_iters,
     staging_frac: Annotated[float, typer.Option(
-        "--staging-frac", help="lookahead: share of HBM KV that staged blocks may hold.")] = 0.1,
+        "--staging-frac", help="lookahead: share of HBM KV that staged blocks may hold.")] = _D.staging_budget_frac,
     write: Annotated[str, typer.Option(
         "--write", help="write-through, write-through-selective or write-back.")
-    ] = "write-through",
+    ] = _D.write,
     store_threshold: Annotated[int, typer.Option(
-        "--store-threshold", help="write-through-selective: offload on the n-th hit.")] = 2,
+        "--store-threshold", help="write-through-selective: offload on the n-th hit.")] = _D.store_threshold,
     exclusive: Annotated[bool, typer.Option(
         "--exclusive", help="Exclusive tiers (a block lives in one tier) instead of inclusive.")
-    ] = False,
+    ] = not _D.inclusive,
     session_ttl_s: Annotated[float, typer.Option(
-        "--session-ttl-s", help="Pin a finished turn's blocks in HBM this long (0 = off).")] = 0.0,
+        "--session-ttl-s", help="Pin a finished turn's blocks in HBM this long (0 = off).")] = _D.session_ttl_s,
     block_size: Annotated[int | None, typer.Option(
         "--block-size", help="Tokens per KV block (default: the trace's own).")] = None,
     kv_dtype: Annotated[str, typer.Option("--kv-dtype", help="bf16, fp16, fp8, int4, int2.")
-                        ] = "bf16",
+                        ] = _D.kv_dtype,
     slo_ttft_ms: Annotated[float | None, typer.Option("--slo-ttft-ms", help="TTFT objective.")
                            ] = None,
     slo_tpot_ms: Annotated[float | None, typer.Option("--slo-tpot-ms", help="TPOT objective.")
                            ] = None,
-    seed: SeedOpt = 0,
     mode: Annotated[str, typer.Option(
-        "--mode", help="event (timed replica) or cache (timing-free block replay).")] = "event",
+        "--mode", help="event (timed replica) or cache (timing-free block replay).")] = _D.mode,
     max_batched_tokens: Annotated[int, typer.Option(
-        "--max-batched-tokens", help="Scheduler token budget per iteration.")] = 8192,
+        "--max-batched-tokens", help="Scheduler token budget per iteration.")
+    ] = _D.max_batched_tokens,
     max_seqs: Annotated[int, typer.Option("--max-seqs", help="Maximum running sequences.")
-                        ] = 256,
+                        ] = _D.max_seqs,
     compare: Annotated[str | None, typer.Option(
         "--compare", help="Run variants side by side, e.g. eviction=lru,s3fifo,belady or "
         "prefetch=none,lookahead.")] = None,
@@ -126,7 +127,7 @@ def replay(
         lookahead_iters=lookahead, staging_budget_frac=staging_frac, write=write,
         store_threshold=store_threshold, inclusive=not exclusive, session_ttl_s=session_ttl_s,
         max_batched_tokens=max_batched_tokens, max_seqs=max_seqs, slo_ttft_ms=slo_ttft_ms,
-        slo_tpot_ms=slo_tpot_ms, seed=seed)
+        slo_tpot_ms=slo_tpot_ms)
     check_config(base, block_size)
     variants = _variants(base, compare)
     key = compare.partition("=")[0] if compare else None
@@ -160,10 +161,11 @@ def replay(
         layout_text = f"{layout_text} (the variants change {compare.split('=')[0]})"
     console.print(f"layout: {layout_text}", soft_wrap=True, markup=False, highlight=False)
     for name, r in results:
-        if r.run.get("extrapolated"):
+        text = r.run.timing.extrapolated.text if r.run.timing else ""
+        if text:
             label = f"{name}: " if compare else ""
             console.print(f"warning: {label}outside the calibrated ranges (curves clamped): "
-                          f"{r.run['extrapolated']}", soft_wrap=True, markup=False, highlight=False)
+                          f"{text}", soft_wrap=True, markup=False, highlight=False)
     if out is not None:
         console.print(f"wrote requests.parquet, run.parquet, timeseries.parquet to {out}"
                       + engines_note, highlight=False)

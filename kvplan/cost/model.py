@@ -24,8 +24,8 @@ from kvplan.errors import KvplanError
 from kvplan.hardware.profile import HardwareProfile
 from kvplan.model.kv import kv_bytes_per_token, routed_expert_params, weight_bytes
 from kvplan.model.spec import ModelSpec
+from kvplan.units import GIB
 
-GIB = 1 << 30
 _SCALAR_RUN_ITERS = 32
 """Decode runs sum this many iterations as floats before switching to arrays."""
 GPU_MEMORY_UTILIZATION = 0.90

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from kvplan.errors import KvplanError
+from kvplan.units import GIB
 
-GIB = 1 << 30
 GB = 10**9
 Unit = Literal["GiB", "GB", "bytes", "tokens", "path", "name", "count"]
 TierName = Literal["hbm", "dram", "ssd"]

@@ -18,12 +18,14 @@ import numpy as np
 from kvplan.atomic import write_text_atomic
 from kvplan.bundled import bundled_dir
 from kvplan.errors import KvplanError
+from kvplan.hierarchy import LINK_LABELS
 
 SCHEMA_VERSION = 1
 KINDS = ("datasheet", "calibrated", "imported")
 """datasheet: vendor figures + fitted efficiencies; calibrated: measured by kvplan calibrate;
 imported: per-operation tables of another tool (kvplan profiles import)."""
-LINK_NAMES = ("h2d", "d2h", "ssd_read", "ssd_write")
+LINK_NAMES = LINK_LABELS
+"""Link sections of a profile (kvplan.hierarchy.Link order)."""
 CURVE_AXES = {
     "h2d": ("sizes_bytes", "bw_gbps"),
     "d2h": ("sizes_bytes", "bw_gbps"),

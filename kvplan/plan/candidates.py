@@ -18,11 +18,13 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from kvplan.cost.model import GIB, CostModel
+from kvplan.cost.model import CostModel
 from kvplan.hardware.prices import PriceTable
 from kvplan.plan import costing
-from kvplan.plan.screen import BINDING_LABELS, Candidates, PolicyScale, Slo, Trace, evaluate
+from kvplan.plan.policy_scale import PolicyScale
+from kvplan.plan.screen import BINDING_LABELS, Candidates, ScreenInput, Slo, evaluate
 from kvplan.plan.space import SearchSpace, default_space
+from kvplan.units import GIB
 
 KEEP_2X = ("ttft_pq_ms", "feasible", "binding", "max_rate_rps")
 
@@ -47,7 +49,7 @@ def context(cm: CostModel) -> ProfileContext:
                           * share)
 
 
-def space_for(ctx: ProfileContext, trace: Trace, overrides: dict) -> SearchSpace:
+def space_for(ctx: ProfileContext, trace: ScreenInput, overrides: dict) -> SearchSpace:
     """Default grids from the footprint, with the spec's overrides applied."""
     block_bytes = ctx.cm.kv_bytes_per_token * trace.stream.block_size
     footprint = trace.stream.num_blocks * block_bytes / GIB
@@ -58,7 +60,7 @@ def space_for(ctx: ProfileContext, trace: Trace, overrides: dict) -> SearchSpace
     return SearchSpace(**(base.__dict__ | kw))
 
 
-def screen_profile(ctx: ProfileContext, whole: Trace, routed: dict[int, list[Trace]],
+def screen_profile(ctx: ProfileContext, whole: ScreenInput, routed: dict[int, list[ScreenInput]],
                    space: SearchSpace, slo: Slo, prices: PriceTable,
                    scales: dict[str, PolicyScale], max_seqs: int,
                    evaluator: Callable = evaluate) -> pl.DataFrame:
@@ -76,7 +78,7 @@ def screen_profile(ctx: ProfileContext, whole: Trace, routed: dict[int, list[Tra
     return pl.concat(frames)
 
 
-def _frame(ctx: ProfileContext, trace: Trace, c: Candidates, cols: dict, eviction: str,
+def _frame(ctx: ProfileContext, trace: ScreenInput, c: Candidates, cols: dict, eviction: str,
            replicas: int, prices: PriceTable, slo: Slo) -> pl.DataFrame:
     cm = ctx.cm
     usd_h = replicas * costing.usd_per_hour(prices, cm.tp, c.hbm_kv_gib, c.dram_gib, c.ssd_gib)
@@ -104,7 +106,7 @@ def _frame(ctx: ProfileContext, trace: Trace, c: Candidates, cols: dict, evictio
         .alias("ttft_pq_ms_2x"))
 
 
-def _reasons(cols: dict, slo: Slo, over: np.ndarray, hbm_gib: np.ndarray, trace: Trace,
+def _reasons(cols: dict, slo: Slo, over: np.ndarray, hbm_gib: np.ndarray, trace: ScreenInput,
              cm: CostModel) -> list[str]:
     """One label per candidate: the first SLO or capacity rule it breaks ('' if feasible)."""
     longest = float(np.max(trace.input_tokens + trace.output_tokens)) * cm.kv_bytes_per_token

@@ -5,12 +5,12 @@ What each engine runs and how it is told lives in :mod:`kvplan.engines` (docs/en
 
 from __future__ import annotations
 
-from kvplan.cost.model import GIB
 from kvplan.engines import EngineSettings, TierChoice, engine_settings
 from kvplan.engines.base import model_id
 from kvplan.model.kv import kv_bytes_per_token
 from kvplan.model.spec import load_model
 from kvplan.plan.spec import PlanSpec
+from kvplan.units import GIB
 
 __all__ = ["EngineSettings", "TierChoice", "engine_settings", "model_id", "tier_choice"]
 

@@ -9,7 +9,7 @@ import numpy as np
 import polars as pl
 
 from kvplan.cost.layout import Layout
-from kvplan.cost.model import GIB, CostModel
+from kvplan.cost.model import CostModel
 from kvplan.errors import KvplanError
 from kvplan.hardware.prices import PriceTable
 from kvplan.hardware.profile import load_profile
@@ -18,7 +18,7 @@ from kvplan.plan.candidates import ProfileContext, context, screen_profile, spac
 from kvplan.plan.curves import HitCurve, pooled_curve
 from kvplan.plan.engines import EngineSettings, recommended_settings
 from kvplan.plan.executor import PlanExecutor, ShardedScreen, Shared
-from kvplan.plan.policies import policy_scales
+from kvplan.plan.policy_scale import LRU_SCALE, policy_scales
 from kvplan.plan.prepare import prepare, replica_trace, scale_load
 from kvplan.plan.recommend import (
     ASCENDING,
@@ -30,15 +30,16 @@ from kvplan.plan.recommend import (
 )
 from kvplan.plan.routing import assign_replicas, split
 from kvplan.plan.sampling import choose_sample_rate, method_words, subset_error
-from kvplan.plan.screen import LRU_SCALE, Candidates, Trace, candidate_thresholds, evaluate
+from kvplan.plan.screen import Candidates, ScreenInput, candidate_thresholds, evaluate
 from kvplan.plan.space import SearchSpace
 from kvplan.plan.spec import PlanSpec
-from kvplan.plan.stream import num_accesses
+from kvplan.plan.stream import head_first, num_accesses
 from kvplan.plan.verify import VerifyJob, WorkerFigures, files_of, verification_pool, verify
 from kvplan.plan.window import Window, busiest_window, cut
 from kvplan.sim.config import ReplayConfig
-from kvplan.sim.policies import eviction_class
+from kvplan.sim.policies import eviction_policy
 from kvplan.sim.verdict import run_figures, screen_figures, verdict
+from kvplan.units import GIB
 from kvplan.workload import Workload
 
 NEAR_MISS_TTFT_FACTOR = 4.0
@@ -194,7 +195,7 @@ def _plan(workload: Workload, spec: PlanSpec, prices: PriceTable, tick: Progress
         notes=notes, workers=workers)
 
 
-def _curve_method(whole: Trace, ctxs: list[ProfileContext], spaces: list[SearchSpace],
+def _curve_method(whole: ScreenInput, ctxs: list[ProfileContext], spaces: list[SearchSpace],
                   seed: int) -> str:
     """Exact, or SHARDS with its error against exact on a subset at the screen's capacities
     (every tier threshold of every profile's space, as a share of one replica's blocks)."""
@@ -222,13 +223,12 @@ def _screen(routes: Routes, ctxs: list[ProfileContext], spaces: list[SearchSpace
     evaluator = ShardedScreen(pool) if pool is not None and pool.remote_screen else evaluate
     whole = routes.whole
     scales, by_block = [], {}
-    for i, (ctx, space) in enumerate(zip(ctxs, spaces, strict=True)):
+    for i, space in enumerate(spaces):
         tick("policies", i, len(ctxs))
-        key = (ctx.cm.kv_bytes_per_token, space.evictions)  # hits depend on blocks alone
-        if key not in by_block:
-            by_block[key] = policy_scales(routes.workload, whole, ctx, space.evictions,
-                                          spec.seed)
-        scales.append(by_block[key])
+        if space.evictions not in by_block:  # hits depend on blocks alone
+            by_block[space.evictions] = policy_scales(head_first(whole.stream), whole.curve,
+                                                      space.evictions)
+        scales.append(by_block[space.evictions])
     tick("policies", len(ctxs), len(ctxs))
     frames, curves, drawn = [], [], set()
     for i, (ctx, space) in enumerate(zip(ctxs, spaces, strict=True)):
@@ -249,7 +249,7 @@ def _screen(routes: Routes, ctxs: list[ProfileContext], spaces: list[SearchSpace
 def with_bounds(df: pl.DataFrame) -> pl.DataFrame:
     """``bound``: the candidate's eviction policy is an offline oracle (a bound, never a
     recommendation); a search space of bounds only is refused."""
-    oracles = [n for n in df["eviction"].unique().to_list() if eviction_class(n).is_oracle]
+    oracles = [n for n in df["eviction"].unique().to_list() if eviction_policy(n).is_oracle]
     if df["eviction"].is_in(oracles).all():
         raise KvplanError(f"eviction {', '.join(oracles)} is an offline bound (it reads the "
                           "trace's future), never a recommendation; search an online policy "
@@ -286,7 +286,7 @@ def with_sim_verdicts(verified: pl.DataFrame, requests: pl.DataFrame) -> pl.Data
                                  pl.Series("sim_load_reason", reasons, pl.String))
 
 
-def _engines(best: dict, whole: Trace, spec: PlanSpec) -> list[EngineSettings]:
+def _engines(best: dict, whole: ScreenInput, spec: PlanSpec) -> list[EngineSettings]:
     """Engine settings for one replica of the chosen configuration."""
     return recommended_settings(best, whole.stream.block_size, spec)
 
@@ -299,10 +299,10 @@ class Routes:
     for the replica counts that event verification needs.
     """
 
-    def __init__(self, workload: Workload, whole: Trace, seed: int = 0) -> None:
+    def __init__(self, workload: Workload, whole: ScreenInput, seed: int = 0) -> None:
         self.workload, self.whole, self.seed = workload, whole, seed
         self._replica_of: dict[int, np.ndarray] = {}
-        self._traces: dict[int, list[Trace]] = {}
+        self._traces: dict[int, list[ScreenInput]] = {}
 
     def replica_of(self, replicas: int) -> np.ndarray:
         """Replica index of every request (kvplan.plan.routing.assign_replicas)."""
@@ -327,7 +327,7 @@ class Routes:
                               "requests")
         return ok
 
-    def traces(self, replicas: int) -> list[Trace]:
+    def traces(self, replicas: int) -> list[ScreenInput]:
         """Each replica's stack distances and curve, at the whole trace's arrival span (and
         the whole trace's sample rate when it is sampled)."""
         if replicas not in self._traces:
@@ -417,13 +417,13 @@ def _config(r: dict, spec: PlanSpec, profiles: dict[str, str]) -> ReplayConfig:
         eviction_ssd=r["eviction"], prefetch=sp.get("prefetch", "none"),
         write=sp.get("write", "write-through"), inclusive=bool(r["inclusive"]),
         max_batched_tokens=spec.max_batched_tokens, max_seqs=spec.max_seqs,
-        slo_ttft_ms=spec.slo.ttft_ms, slo_tpot_ms=spec.slo.tpot_ms, seed=spec.seed,
+        slo_ttft_ms=spec.slo.ttft_ms, slo_tpot_ms=spec.slo.tpot_ms,
         max_wall_s=spec.verify_wall_s)
 
 
 
 DECIDING = ("sim_feasible", "sim_ttft_pq_ms", "sim_tpot_ms", "sim_finished_frac",
-            "sim_stop_reason", "sim_load_state")
+            "sim_stop_reason", "sim_load_state", "sim_load_reason")
 """Simulated figures joined to the candidates table (what decided, and why a row lost)."""
 
 
@@ -443,7 +443,7 @@ def _decide(ranked: pl.DataFrame, verified: pl.DataFrame, spec: PlanSpec) -> pl.
     return pl.concat([passed, joined.filter(~pl.col("sim_feasible"))])
 
 
-def _curve_frame(curve: HitCurve, whole: Trace, ctx: ProfileContext, replicas: int
+def _curve_frame(curve: HitCurve, whole: ScreenInput, ctx: ProfileContext, replicas: int
                  ) -> pl.DataFrame:
     """The LRU curve of ``replicas`` replicas (each at the same per-replica capacity, pooled)
     at 200 capacities from 0 to the footprint, in GiB of this model's KV."""

@@ -9,7 +9,7 @@ import pyarrow.compute as pc
 
 from kvplan.errors import KvplanError
 from kvplan.plan.curves import curve_from_distances, prefix_distances, warm_prefix_blocks
-from kvplan.plan.screen import Trace
+from kvplan.plan.screen import ScreenInput
 from kvplan.plan.shards import shards_curve
 from kvplan.plan.stackdist import stack_distances
 from kvplan.plan.stream import AccessStream, access_stream, select_requests
@@ -34,7 +34,7 @@ def scale_load(workload: Workload, load_scale: float) -> Workload:
 
 
 def prepare(workload: Workload, duration_s: float | None = None,
-            sample_rate: float | None = None, seed: int = 0) -> Trace:
+            sample_rate: float | None = None, seed: int = 0) -> ScreenInput:
     """Stack distances and the LRU curve of a workload, plus its per-request columns.
 
     ``duration_s`` sets the span the arrival rate is taken over (a replica's share of a trace
@@ -71,20 +71,20 @@ class RequestColumns:
 
 
 def trace_of(stream: AccessStream, columns: RequestColumns, duration_s: float,
-             sample_rate: float | None, seed: int) -> Trace:
+             sample_rate: float | None, seed: int) -> ScreenInput:
     """The screen's view of one access stream (see :func:`prepare`)."""
     kw = {f.name: getattr(columns, f.name) for f in fields(columns)} | {"duration_s": duration_s}
     if sample_rate is not None:
         sc = shards_curve(stream.ids, sample_rate, seed, stream.offsets)
-        return Trace(stream=stream, pd=None, curve=sc.curve, warm_blocks=warm_prefix_blocks(
+        return ScreenInput(stream=stream, pd=None, curve=sc.curve, warm_blocks=warm_prefix_blocks(
             stream.ids, stream.offsets, stream.num_blocks), sample_rate=sc.sample_rate,
             sampled_accesses=sc.sampled_accesses, **kw)
     sd = stack_distances(stream.ids, stream.num_blocks, stream.offsets)
-    return Trace(stream=stream, pd=prefix_distances(sd, stream.offsets),
+    return ScreenInput(stream=stream, pd=prefix_distances(sd, stream.offsets),
                  curve=curve_from_distances(sd), **kw)
 
 
-def replica_trace(whole: Trace, rows: np.ndarray, seed: int = 0) -> Trace:
+def replica_trace(whole: ScreenInput, rows: np.ndarray, seed: int = 0) -> ScreenInput:
     """The trace of the requests ``rows`` of ``whole`` (one replica's share, kvplan.plan
     .routing), at the whole trace's arrival span and sample rate.
 

@@ -3,7 +3,7 @@
 Streams of at most ``exact_max_accesses`` block accesses get exact stack distances
 (kvplan.plan.stackdist); longer ones a SHARDS curve (kvplan.plan.shards) at ``sample_rate``
 (auto: about TARGET_SAMPLED sampled accesses). Under sampling the screen reads each request's
-hits as its warm prefix x H(C) / H(inf) of the sampled curve (Trace.prefix_hits). The error is
+hits as its warm prefix x H(C) / H(inf) of the sampled curve (ScreenInput.prefix_hits). The error is
 measured, not assumed: exact stack distances of the first SUBSET_ACCESSES accesses (whole
 requests) against the same estimator built from a SHARDS sample of that subset, at the screen's
 capacities taken as the same fractions of the subset's distinct blocks::

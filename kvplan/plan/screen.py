@@ -46,11 +46,13 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from kvplan.cost.model import GIB, CostModel, attn_pairs
+from kvplan.cost.model import CostModel, attn_pairs
+from kvplan.hierarchy import LINK_LABELS
 from kvplan.plan.curves import HitCurve, request_hits, tier_thresholds
+from kvplan.plan.policy_scale import PolicyScale
 from kvplan.plan.stream import AccessStream
+from kvplan.units import GIB
 
-LINKS = ("h2d", "d2h", "ssd_read", "ssd_write")
 BINDING_LABELS = {"gpu": "GPU", "h2d": "H2D link", "d2h": "D2H link", "ssd_read": "SSD reads",
                   "ssd_write": "SSD writes"}
 """Words for the ``binding`` column's values."""
@@ -71,7 +73,7 @@ class Slo:
 
 
 @dataclass(frozen=True)
-class Trace:
+class ScreenInput:
     """What the screen needs from the workload, computed once."""
 
     stream: AccessStream
@@ -133,33 +135,8 @@ class Candidates:
                           self.inclusive[rows], self.policy)
 
 
-@dataclass(frozen=True)
-class PolicyScale:
-    """A policy's hits / LRU hits at capacities given as fractions of the distinct blocks.
-
-    Relative capacities carry a ratio measured on the whole trace over to a replica's stream
-    (1/R of the blocks at 1/R of the capacity behaves alike).
-    """
-
-    fraction: np.ndarray
-    """Sampled capacities / distinct blocks, increasing."""
-    ratio: np.ndarray
-    """Policy hits / LRU hits at each sampled capacity."""
-
-    def at(self, capacity_blocks: np.ndarray, num_blocks: int) -> np.ndarray:
-        """Log-interpolated ratio at capacities of a stream of ``num_blocks`` distinct blocks.
-
-        Example: fraction [0.01, 1], ratio [0.5, 1]: 10 of 1,000 blocks -> 0.5, 100 -> 0.75.
-        """
-        x = np.log(np.maximum(np.asarray(capacity_blocks, dtype=np.float64), 1.0)
-                   / max(num_blocks, 1))
-        return np.interp(x, np.log(self.fraction), self.ratio)
-
-
 CHUNK_CELLS = 1_000_000
 """Requests x candidates screened at once (about 8 MB per float64 figure)."""
-LRU_SCALE = PolicyScale(fraction=np.ones(1), ratio=np.ones(1))
-"""LRU is what the curves give: scale 1 everywhere."""
 
 
 def blocks_of(gib: np.ndarray, block_bytes: int) -> np.ndarray:
@@ -176,7 +153,7 @@ def candidate_thresholds(cands: Candidates, block_bytes: int) -> np.ndarray:
         strict=True)])
 
 
-def tier_block_hits(trace: Trace, cands: Candidates, block_bytes: int) -> np.ndarray:
+def tier_block_hits(trace: ScreenInput, cands: Candidates, block_bytes: int) -> np.ndarray:
     """Prefix blocks hit per request per tier: int array (3, requests, candidates)."""
     thr = candidate_thresholds(cands, block_bytes)
     scale = cands.policy.at(thr, trace.stream.num_blocks)
@@ -239,7 +216,7 @@ def fcfs_waits(arrival_s: np.ndarray, service_s: np.ndarray) -> np.ndarray:
     return wait
 
 
-def queue_figures(cm: CostModel, trace: Trace, prefill_s: np.ndarray, stall_s: np.ndarray,
+def queue_figures(cm: CostModel, trace: ScreenInput, prefill_s: np.ndarray, stall_s: np.ndarray,
                   link_s: dict[str, np.ndarray], load: float, percentile: float,
                   max_seqs: int) -> Load:
     """GPU and link utilization, TTFT quantiles and TPOT with the arrivals ``load`` times as
@@ -285,7 +262,7 @@ class ReplicaFigures:
     """Queue figures at the replica's rate ("") and twice it ("_2x")."""
 
 
-def replica_figures(cm: CostModel, trace: Trace, cands: Candidates, percentile: float,
+def replica_figures(cm: CostModel, trace: ScreenInput, cands: Candidates, percentile: float,
                     max_seqs: int) -> ReplicaFigures:
     """Hits, prefill, stalls, link busy time and queueing of one replica's requests."""
     bs = trace.stream.block_size
@@ -296,7 +273,7 @@ def replica_figures(cm: CostModel, trace: Trace, cands: Candidates, percentile: 
     hit = h.sum(axis=0)
     prefill_s = prefill_seconds(cm, inp, hit * bs)
     max_blocks = int(blocks.max()) if blocks.size else 0
-    tab = {k: transfer_table(cm, k, max_blocks, block_bytes) for k in LINKS}
+    tab = {k: transfer_table(cm, k, max_blocks, block_bytes) for k in LINK_LABELS}
     moved = {"h2d": h[1] + h[2], "ssd_read": h[2],
              "d2h": np.where(cands.dram_gib > 0, blocks - hit, 0.0),
              "ssd_write": np.where(cands.ssd_gib > 0, blocks - hit, 0.0)}
@@ -329,7 +306,7 @@ def combine_loads(loads: list[Load], percentile: float) -> Load:
                 stable=np.all([ld.stable for ld in loads], axis=0))
 
 
-def evaluate(cm: CostModel, traces: list[Trace], cands: Candidates, slo: Slo,
+def evaluate(cm: CostModel, traces: list[ScreenInput], cands: Candidates, slo: Slo,
              max_seqs: int = 256, chunk_cells: int = CHUNK_CELLS) -> dict[str, np.ndarray]:
     """Screen every candidate served by ``len(traces)`` replicas, one routed stream each: one
     column per figure (units in the names), figures of the whole deployment.
@@ -341,7 +318,7 @@ def evaluate(cm: CostModel, traces: list[Trace], cands: Candidates, slo: Slo,
                           for c in candidate_chunks(traces, cands, chunk_cells)])
 
 
-def candidate_chunks(traces: list[Trace], cands: Candidates, chunk_cells: int = CHUNK_CELLS
+def candidate_chunks(traces: list[ScreenInput], cands: Candidates, chunk_cells: int = CHUNK_CELLS
                      ) -> list[Candidates]:
     """``cands`` cut into runs of at most ``chunk_cells`` / requests candidates (at least one)."""
     per = max(1, chunk_cells // max(sum(t.stream.num_requests for t in traces), 1))
@@ -353,7 +330,7 @@ def merge_columns(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
-def evaluate_chunk(cm: CostModel, traces: list[Trace], cands: Candidates, slo: Slo,
+def evaluate_chunk(cm: CostModel, traces: list[ScreenInput], cands: Candidates, slo: Slo,
                    max_seqs: int = 256) -> dict[str, np.ndarray]:
     """:func:`evaluate` of one chunk of candidates, all at once."""
     parts = [replica_figures(cm, t, cands, slo.percentile, max_seqs) for t in traces]
@@ -375,7 +352,7 @@ def evaluate_chunk(cm: CostModel, traces: list[Trace], cands: Candidates, slo: S
     return cols
 
 
-def _fits(cm: CostModel, traces: list[Trace], cands: Candidates) -> np.ndarray:
+def _fits(cm: CostModel, traces: list[ScreenInput], cands: Candidates) -> np.ndarray:
     """The longest request's KV fits in the candidate's HBM KV budget."""
     longest = max((float(np.max(t.input_tokens + t.output_tokens)) for t in traces
                    if t.input_tokens.size), default=0.0)

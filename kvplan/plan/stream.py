@@ -59,6 +59,18 @@ def tail_first(blocks: BlockStream) -> AccessStream:
                         block_size=blocks.block_size)
 
 
+def head_first(stream: AccessStream) -> BlockStream:
+    """The inverse of :func:`tail_first`: each request's blocks back in prefix order, int64 ids
+    (what the tier-rules core replays).
+
+    Example: ids [7, 6, 5, 6, 5], offsets [0, 3, 5] -> ids [5, 6, 7, 5, 6].
+    """
+    ids = np.empty(stream.num_accesses, dtype=np.int64)
+    _reverse_segments(np.ascontiguousarray(stream.ids), stream.offsets, ids)
+    return BlockStream(ids=ids, offsets=stream.offsets, num_blocks=stream.num_blocks,
+                       block_size=stream.block_size)
+
+
 def id_dtype(num_blocks: int) -> type:
     """int32 while every id fits, else int64."""
     return np.int32 if num_blocks < 2**31 else np.int64

@@ -24,6 +24,7 @@ import numpy as np
 import polars as pl
 
 from kvplan.errors import KvplanError
+from kvplan.hierarchy import Tier
 from kvplan.plan.executor import (
     Files,
     Outcome,
@@ -35,6 +36,7 @@ from kvplan.plan.executor import (
 from kvplan.plan.stages import peak_rss_mib
 from kvplan.plan.window import Window
 from kvplan.sim.config import ReplayConfig
+from kvplan.sim.results import RunSummary
 
 SIM_COLUMNS = ("candidate_id", "sim_finished_frac", "sim_ttft_p50_ms", "sim_ttft_pq_ms",
                "sim_tpot_ms", "sim_hit_ratio_hbm", "sim_hit_ratio_dram", "sim_hit_ratio_ssd",
@@ -70,7 +72,8 @@ class RunOutput:
     replica: int
     status: str
     """ok, timed out, or the error raised."""
-    run: dict
+    run: RunSummary | None
+    """None unless ok."""
     requests: pl.DataFrame
     timeseries: pl.DataFrame
     cpu_s: float = 0.0
@@ -95,7 +98,7 @@ class WorkerFigures:
 
 def worker_figures(runs: list[RunOutput]) -> WorkerFigures:
     return WorkerFigures(len({r.candidate_id for r in runs}), len(runs),
-                         sum(int(r.run.get("requests") or 0) for r in runs),
+                         sum(r.run.requests for r in runs if r.run is not None),
                          sum(r.cpu_s for r in runs),
                          max((r.peak_rss_mib for r in runs), default=0.0))
 
@@ -128,7 +131,7 @@ def simulate(job: VerifyJob) -> RunOutput:
     req = res.requests.with_columns(pl.lit(job.candidate_id).alias("candidate_id"),
                                     pl.lit(job.replica).alias("replica"))
     ts = res.timeseries.with_columns(pl.lit(job.replica).alias("replica"))
-    return RunOutput(job.candidate_id, job.replica, "ok", dict(res.run), req, ts,
+    return RunOutput(job.candidate_id, job.replica, "ok", res.run, req, ts,
                      time.process_time() - cpu0, peak_rss_mib())
 
 
@@ -136,6 +139,17 @@ def files_of(executor: PlanExecutor, configs: list[ReplayConfig]) -> Shared | No
     """The profile / model files ``configs`` name by path, shared once (None: none)."""
     files = Files.named_by(configs)
     return executor.share(files) if files.texts else None
+
+
+def totals(sums: list[RunSummary]) -> dict[str, float]:
+    """The SUMMED figures over replicas' run summaries."""
+    timings = [s.timing for s in sums if s.timing is not None]
+    return {"requests": sum(s.requests for s in sums),
+            "prompt_blocks": sum(s.prompt_blocks for s in sums),
+            **{f"hit_{t.label}_blocks": sum(s.tier(t).hit_blocks for s in sums) for t in Tier},
+            "goodput_req_s": sum(t.goodput_req_s for t in timings),
+            "throughput_tok_s": sum(t.throughput_tok_s for t in timings),
+            "load_stall_total_s": sum(t.load_stall_total_s for t in timings)}
 
 
 def summarise(candidate_id: int, runs: list[RunOutput], percentile: float,
@@ -155,10 +169,11 @@ def summarise(candidate_id: int, runs: list[RunOutput], percentile: float,
     fin = req.filter(pl.col("finished")) if "finished" in req.columns else req
     ttft = fin["ttft_s"].drop_nulls().to_numpy()
     tpot = fin["tpot_s"].drop_nulls().to_numpy()
-    tot = {k: sum(float(r.run.get(k) or 0.0) for r in runs) for k in SUMMED} if window is None \
+    sums = [r.run for r in runs if r.run is not None]
+    tot = totals(sums) if window is None \
         else window_totals(req, fin, window, slo_ttft_ms, slo_tpot_ms)
     blocks = max(tot["prompt_blocks"], 1.0)
-    reasons = sorted({str(r.run.get("stop_reason", "")) for r in runs})
+    reasons = sorted({s.timing.stop_reason for s in sums if s.timing is not None})
     return {
         "candidate_id": candidate_id,
         "sim_finished_frac": fin.height / max(req.height, 1),
@@ -242,7 +257,7 @@ def _outcome(o: Outcome, job: VerifyJob) -> RunOutput:
 
 
 def _failed(job: VerifyJob, status: str) -> RunOutput:
-    return RunOutput(job.candidate_id, job.replica, status, {}, pl.DataFrame(), pl.DataFrame())
+    return RunOutput(job.candidate_id, job.replica, status, None, pl.DataFrame(), pl.DataFrame())
 
 
 def _sim_feasible(rows: pl.DataFrame, ttft_ms: float | None, tpot_ms: float | None) -> pl.Expr:

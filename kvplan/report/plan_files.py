@@ -3,9 +3,8 @@
 Files (columns documented in docs/plan.md): candidates.parquet, pareto_ttft.parquet,
 pareto_goodput.parquet, curves.parquet, verified.parquet, verified_requests.parquet,
 timeseries.parquet, plan.toml (the resolved spec), plan.json (the recommendation), engines/
-(launch script, env file and config files per engine, docs/engines.md), and with
-the ``plots`` extra: curves.png, pareto_ttft.png, pareto_goodput.png, timeseries.png and a
-self-contained report.html (without it, report.html carries tables only).
+(launch script, env file and config files per engine, docs/engines.md), curves.png,
+pareto_ttft.png, pareto_goodput.png, timeseries.png and a self-contained report.html.
 """
 
 from __future__ import annotations

@@ -61,6 +61,8 @@ def _text(v) -> str:
 NARROW_DROP = ("binding", "max req/s", "load", "stall ms\nscreen", "stall ms\nsim", "tiers",
                "load\nsim", "hit\nscreen", "hit\nsim", "done", "hit")
 """Headers a narrow terminal leaves out, first to last, until a table fits."""
+WRAPPING = ("outcome", "sim stop")
+"""Headers of prose columns: their cells wrap between words instead of widening the table."""
 
 
 def top_columns(df: pl.DataFrame, slo: Slo) -> list[Column]:

@@ -1,4 +1,4 @@
-"""PNG plots of a plan (matplotlib, the optional ``plots`` extra; imported lazily)."""
+"""PNG plots of a plan (matplotlib, imported lazily: most commands never plot)."""
 
 from __future__ import annotations
 

@@ -68,18 +68,18 @@ def has_slo(r: ReplayResult) -> bool:
 
 def load_verdict(r: ReplayResult) -> Verdict | None:
     """The saturation verdict of a timed run (None for a timing-free cache-mode run)."""
-    if r.run.get("mode") != "event" or "finish_s" not in r.requests.columns:
+    tm = r.run.timing
+    if tm is None or "finish_s" not in r.requests.columns:
         return None
     req = r.requests
     return verdict(run_figures(req["arrival_s"].to_numpy(), req["finish_s"].to_numpy(),
-                               int(r.run.get("preemptions", 0)),
-                               str(r.run.get("stop_reason", "done"))))
+                               tm.preemptions, tm.stop_reason))
 
 
 def run_record(r: ReplayResult) -> dict[str, Any]:
     """The run summary as written (JSON, run.parquet): SLO figures null without an SLO, and
     the verdict (load_state, load_reason; null for cache mode)."""
-    run = dict(r.run)
+    run = r.run.as_row()
     if not has_slo(r):
         run |= dict.fromkeys(SLO_KEYS)
     v = load_verdict(r)
@@ -89,27 +89,28 @@ def run_record(r: ReplayResult) -> dict[str, Any]:
 def summary_rows(results: list[tuple[str, ReplayResult]]) -> list[dict[str, str]]:
     """One row per summary metric, one column per variant (cells already formatted)."""
     verdicts = [load_verdict(r) for _, r in results]
+    runs = [(n, r.run.as_row(), has_slo(r)) for n, r in results]
     rows: list[dict[str, str]] = []
     if any(verdicts):
         rows.append({"metric": "load"} | {n: v.state if v else "n/a (no clock)"
                                           for (n, _), v in zip(results, verdicts, strict=True)})
-    if any("finished" in r.run for _, r in results):
-        rows.append({"metric": "finished"} | {n: f"{number(r.run['finished'])} of "
-                                              f"{number(r.run['requests'])}"
-                                              for n, r in results if "finished" in r.run})
+    if any("finished" in run for _, run, _ in runs):
+        rows.append({"metric": "finished"} | {n: f"{number(run['finished'])} of "
+                                              f"{number(run['requests'])}"
+                                              for n, run, _ in runs if "finished" in run})
     for label, key, fmt in ROWS:
-        if not any(key in r.run for _, r in results):
+        if not any(key in run for _, run, _ in runs):
             continue
-        if key == "bound" and not any(r.run.get("bound") for _, r in results):
+        if key == "bound" and not any(run.get("bound") for _, run, _ in runs):
             continue
-        rows.append({"metric": label} | {n: _cell(r, key, fmt) for n, r in results})
+        rows.append({"metric": label} | {n: _cell(run, slo, key, fmt) for n, run, slo in runs})
     return rows
 
 
-def _cell(r: ReplayResult, key: str, fmt: Callable[[Any], str]) -> str:
-    if key in SLO_KEYS and not has_slo(r):
+def _cell(run: dict[str, Any], slo: bool, key: str, fmt: Callable[[Any], str]) -> str:
+    if key in SLO_KEYS and not slo:
         return NO_SLO
-    v = r.run.get(key)
+    v = run.get(key)
     if v is None:
         return "n/a"
     return fmt(v)
@@ -124,7 +125,7 @@ def verdict_lines(results: list[tuple[str, ReplayResult]], compared: bool) -> li
         v = load_verdict(r)
         if v is not None:
             out.append(f"load{label}: {v.words()}")
-        if r.run.get("bound"):
-            out.append(f"bound{label}: {r.run['bound']}: an upper bound that no online policy "
+        if r.run.bound:
+            out.append(f"bound{label}: {r.run.bound}: an upper bound that no online policy "
                        "reaches, not a configuration to run")
     return out

@@ -1,6 +1,6 @@
 """The validation plot: TTFT and e2e CDFs real vs simulated, and queue depth over time.
 
-matplotlib is the optional ``plots`` extra, imported lazily (kvplan.report.plots).
+matplotlib is imported lazily (kvplan.report.plots).
 """
 
 from __future__ import annotations

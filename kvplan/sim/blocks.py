@@ -19,8 +19,21 @@ import numpy as np
 import pyarrow as pa
 from numba import njit
 
-from kvplan.sim.policies.base import FutureUses
 from kvplan.workload.schema import Workload
+
+
+@dataclass(frozen=True)
+class FutureUses:
+    """When each block is used, for offline oracles: block k's uses, sorted, are
+    ``ranks[offsets[k]:offsets[k + 1]]``, each the index of its time in ``distinct_times``
+    (equal times, equal ranks)."""
+
+    offsets: np.ndarray
+    """int64, num_blocks + 1."""
+    ranks: np.ndarray
+    """int64, one per access."""
+    distinct_times: np.ndarray
+    """float64, sorted."""
 
 
 @dataclass(frozen=True)
@@ -44,24 +57,25 @@ class BlockStream:
     def num_accesses(self) -> int:
         return len(self.ids)
 
-    def request_blocks(self, r: int) -> np.ndarray:
-        """Dense ids of request ``r``'s prompt blocks, head first."""
-        return self.ids[self.offsets[r]:self.offsets[r + 1]]
-
-    def request_of_access(self) -> np.ndarray:
-        """int64 request index of every access (same length as ``ids``)."""
-        return np.repeat(np.arange(self.num_requests, dtype=np.int64), np.diff(self.offsets))
-
     def future_uses(self, request_times: np.ndarray | None = None) -> FutureUses:
-        """Every block's use times for offline oracles.
+        """Every block's use times for offline oracles (kvplan.sim.policies.belady).
 
         ``request_times[r]`` is when request r uses its blocks: by default its index in
-        arrival order (cache mode's clock), or e.g. arrival seconds in event mode.
+        arrival order (cache mode's clock), or e.g. arrival seconds in event mode (non-
+        decreasing, as the workload's arrivals are)::
+
+            prompts [[7, 3], [7]] (ids 0, 1, 0), times [0., 1.]
+            ->  offsets [0, 2, 3], ranks [0, 1, 0], distinct_times [0., 1.]
         """
-        req = self.request_of_access()
-        times = req.astype(np.float64) if request_times is None else np.asarray(
-            request_times, dtype=np.float64)[req]
-        return FutureUses(self.ids, times, self.num_blocks)
+        times = (np.arange(self.num_requests, dtype=np.float64) if request_times is None
+                 else np.asarray(request_times, dtype=np.float64))
+        distinct, request_rank = np.unique(times, return_inverse=True)
+        ranks = np.repeat(request_rank.reshape(-1).astype(np.int64), np.diff(self.offsets))
+        counts = np.bincount(self.ids, minlength=self.num_blocks)
+        offsets = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
+        by_block = _group_by_block(np.ascontiguousarray(self.ids, np.int64), ranks, offsets,
+                                   bool(np.any(np.diff(times) < 0)))
+        return FutureUses(offsets, by_block, distinct)
 
     @classmethod
     def from_hash_lists(cls, hashes: pa.ListArray | list[list[int]], block_size: int
@@ -132,3 +146,19 @@ def _grow(keys: np.ndarray, slot_id: np.ndarray, bits: int) -> tuple[np.ndarray,
             new_keys[s] = keys[j]
             new_ids[s] = slot_id[j]
     return new_keys, new_ids
+
+
+@njit(cache=True)
+def _group_by_block(ids, ranks, offsets, unordered):
+    """``ranks`` regrouped by block (block k's at offsets[k]:offsets[k + 1]), in access order
+    (a counting sort: one pass); each block's sorted when the times were not in order."""
+    out = np.empty_like(ranks)
+    cursor = offsets[:-1].copy()
+    for i in range(len(ids)):
+        b = ids[i]
+        out[cursor[b]] = ranks[i]
+        cursor[b] += 1
+    if unordered:
+        for k in range(len(offsets) - 1):
+            out[offsets[k]:offsets[k + 1]].sort()
+    return out

@@ -64,9 +64,12 @@ class ReplayConfig:
     """TTFT objective for goodput (None = no TTFT objective)."""
     slo_tpot_ms: float | None = None
     """TPOT objective for goodput (None = no TPOT objective)."""
-    seed: int = 0
-    """Seed of every random stream of the run."""
     max_sim_s: float = 86_400.0
     """Simulated-time cap: the run stops and reports unfinished requests past it."""
     max_wall_s: float = 600.0
     """Wall-time cap of one run."""
+
+    @property
+    def evictions(self) -> tuple[str, str, str]:
+        """Eviction policy names of HBM, DRAM and SSD."""
+        return self.eviction_hbm, self.eviction_dram, self.eviction_ssd

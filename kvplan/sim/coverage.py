@@ -17,6 +17,7 @@ import math
 from bisect import bisect_left
 
 from kvplan.cost.model import CostModel
+from kvplan.sim.results import Extrapolation
 
 
 class Range:
@@ -108,14 +109,13 @@ class StepCoverage:
         self.outside += k if not self.tokens.inside(seqs) else out
 
 
-def summary(steps: StepCoverage, links: dict[str, Range]) -> dict[str, str | int]:
+def summary(steps: StepCoverage, links: dict[str, Range]) -> Extrapolation:
     """The run's ``extrapolated`` text and counts ('' and 0 when everything was covered)."""
     parts = [steps.tokens.describe("step tokens", "tokens"),
              steps.read.describe("step HBM bytes read per GPU", "bytes")]
     parts += [rng.describe(f"{name} transfers", "bytes") for name, rng in links.items()]
-    return {"extrapolated": "; ".join(p for p in parts if p),
-            "extrapolated_steps": steps.outside,
-            "extrapolated_transfers": sum(r.outside for r in links.values())}
+    return Extrapolation("; ".join(p for p in parts if p), steps.outside,
+                         sum(r.outside for r in links.values()))
 
 
 def _bytes(n: float) -> str:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import heapq
 
-from kvplan.sim.kvstore import Req
+from kvplan.sim.request import Req
 
 
 class Decoders:

@@ -1,8 +1,10 @@
 """Event-mode simulator: one serving replica replaying a workload (docs/simulation.md).
 
-The loop pops ``(time_s, priority, seq)``-ordered events and hands each to its handler;
-handlers return the events they create and only the loop pushes them. Whenever the GPU is idle
-after an event, the scheduler builds the next batch. A batch of decodes only is advanced
+The loop takes the next of two clocks: the event queue (``(time_s, priority, seq)``-ordered
+events, each handed to its handler by a table on its type) and the links (the next time a
+transfer enters its data phase or finishes; at equal times transfers go first). Handlers
+return the events they create and only the loop pushes them. Whenever the GPU is idle after
+an event, the scheduler builds the next step. A batch of decodes only is advanced
 analytically: its iteration times come from one numpy call to ``CostModel.step_time_s`` and it
 runs until the first request finishes, HBM needs a block it cannot get, or the next event.
 """
@@ -19,8 +21,12 @@ from rich.console import Console
 from rich.progress import Progress
 
 from kvplan.cost.model import CostModel, attn_pairs
+from kvplan.hierarchy import Link, Tier
+from kvplan.sim import coverage
 from kvplan.sim.blocks import BlockStream
+from kvplan.sim.build import build_cost, build_links, build_state_for
 from kvplan.sim.config import ReplayConfig
+from kvplan.sim.core.layout import CAP, PEAK, USED, tier_word
 from kvplan.sim.coverage import StepCoverage
 from kvplan.sim.events import (
     PRIO_ARRIVAL,
@@ -30,21 +36,21 @@ from kvplan.sim.events import (
     Arrival,
     Event,
     EventQueue,
-    LinkWake,
     PinExpire,
     StepDone,
     Unpark,
 )
-from kvplan.sim.kvstore import KvStore, Req
-from kvplan.sim.metrics import Collector
+from kvplan.sim.kvstore import KvStore
+from kvplan.sim.metrics import Collector, RunState, Snapshot
 from kvplan.sim.prefetch import make_prefetch
+from kvplan.sim.request import Req
 from kvplan.sim.results import ReplayResult
 from kvplan.sim.scheduler import Scheduler
-from kvplan.sim.setup import build_cost, build_links, build_tiers
 from kvplan.workload import Workload
 
 _MAX_RUN_ITERS = 4096
 _WALL_CHECK_EVERY = 1024
+Scheduled = list[tuple[float, int, Event]]
 
 
 class EventSim:
@@ -58,29 +64,35 @@ class EventSim:
         self.input_tokens = t.column("input_tokens").to_numpy()
         self.output_tokens = np.maximum(t.column("output_tokens").to_numpy(), 1)
         self.session = t.column("session_id").to_numpy()
-        block_bytes = cost.kv_bytes_per_token * workload.block_size
         self.collector = Collector(workload, config, len(self.arrival_s))
-        links = build_links(cost, self.collector.timeline)
-        tiers = build_tiers(config, cost, self.stream, self.arrival_s)
-        self.store = KvStore(config, tiers, links, workload.block_size, block_bytes)
         self.prefetch = make_prefetch(config)
+        self.store = KvStore(config, build_state_for(config, cost, self.stream, self.arrival_s),
+                             build_links(cost, self.collector.timeline), workload.block_size,
+                             cost.kv_bytes_per_token * workload.block_size,
+                             self.prefetch.just_in_time)
         self.coverage = StepCoverage(cost)
-        self.store.just_in_time = self.prefetch.just_in_time
         self.sched = Scheduler(self.store, config.max_batched_tokens, config.max_seqs)
         self.queue = EventQueue()
         self.batch: list[tuple[Req, int]] = []
         self.gpu_busy = False
         self.now = 0.0
         self.stop_reason = "done"
+        self._handlers: dict[type, Callable[[Event], Scheduled]] = {
+            Arrival: self._on_arrival, StepDone: self._on_step_done, Unpark: self._on_unpark,
+            PinExpire: self._on_pin_expire,
+        }
 
     def run(self, progress=None) -> None:
         """Process events until none is left or a cap is hit."""
-        q, cfg = self.queue, self.config
+        q, cfg, links = self.queue, self.config, self.store.transfers
         if len(self.arrival_s):
             q.push(float(self.arrival_s[0]), PRIO_ARRIVAL, Arrival(0))
         wall0, n = time.perf_counter(), 0
-        while q:
-            t, ev = q.pop()
+        while True:
+            t_links = links.next_time()
+            t = min(t_links, q.peek_time())
+            if t == math.inf:
+                break
             if t > cfg.max_sim_s:
                 self.stop_reason = f"simulated-time cap {cfg.max_sim_s:g} s reached"
                 break
@@ -91,63 +103,75 @@ class EventSim:
                     break
                 if progress is not None:
                     progress(self.collector.finished)
-            self.collector.sample_until(t, self)
+            if t >= self.collector.next_sec:
+                self.collector.sample_until(t, self.snapshot())
             self.now = t
-            for when, prio, new in self._handle(ev):
+            if t_links <= t:
+                handled = self._land_transfers()
+            else:
+                ev = q.pop()[1]
+                handled = self._handlers[type(ev)](ev)
+            for when, prio, new in handled:
                 q.push(when, prio, new)
             for when, prio, new in self._after_event():
                 q.push(when, prio, new)
         if self.stop_reason == "done" and self.collector.finished < len(self.arrival_s):
             self.stop_reason = "stuck: the waiting queue's head never fits in HBM"
 
+    def snapshot(self) -> Snapshot:
+        """Occupancy and queue lengths now (the time series' row)."""
+        m, sched = self.store.m, self.sched
+        return Snapshot(self.store.hbm_used(), tier_word(m, Tier.DRAM, USED),
+                        tier_word(m, Tier.SSD, USED), len(sched.running), len(sched.waiting),
+                        sched.parked)
+
     # -- handlers ------------------------------------------------------------------------------
 
-    def _handle(self, ev: Event) -> list[tuple[float, int, Event]]:
-        if type(ev) is StepDone:
-            return self._on_step_done(ev)
-        if type(ev) is LinkWake:
-            return self._on_link_wake(ev)
-        if type(ev) is Arrival:
-            return self._on_arrival(ev)
-        if type(ev) is Unpark:
-            self.store.wake(ev.req)
-            return []
-        self.store.expire_session_pins(ev.session, ev.req)
-        return []
-
-    def _on_arrival(self, ev: Arrival) -> list[tuple[float, int, Event]]:
+    def _on_arrival(self, ev: Arrival) -> Scheduled:
         i = ev.req
         s = self.stream
-        blocks = s.ids[s.offsets[i]:s.offsets[i + 1]].tolist()
         req = Req(i, int(self.session[i]), float(self.arrival_s[i]), int(self.input_tokens[i]),
-                  int(self.output_tokens[i]), blocks)
+                  int(self.output_tokens[i]), s.ids[s.offsets[i]:s.offsets[i + 1]])
         self.sched.waiting.append(req)
         nxt = i + 1
         if nxt < len(self.arrival_s):
             return [(float(self.arrival_s[nxt]), PRIO_ARRIVAL, Arrival(nxt))]
         return []
 
-    def _on_link_wake(self, ev: LinkWake) -> list[tuple[float, int, Event]]:
-        link = self.store.links[ev.link]
-        if ev.version != link.version:
-            return []
-        for tr in link.advance(self.now):
-            self.store.land(tr, self.now)
-        self.store.woken.add(ev.link)
+    def _land_transfers(self) -> Scheduled:
+        """The transfers due now land; requests whose loads all landed are woken."""
+        for req in self.store.transfers.land_due(self.now):
+            self._unpark(req)
         return []
 
-    def _on_step_done(self, ev: StepDone) -> list[tuple[float, int, Event]]:
+    def _on_unpark(self, ev: Unpark) -> Scheduled:
+        req = ev.req
+        req.pending -= 1
+        if req.pending == 0:
+            self._unpark(req)
+        return []
+
+    def _on_pin_expire(self, ev: PinExpire) -> Scheduled:
+        self.store.expire_session_pins(ev.session, ev.req)
+        return []
+
+    def _unpark(self, req: Req) -> None:
+        """All of ``req``'s loads landed: it runs from the next step on."""
+        req.load_stall_s += self.now - req.park_start_s
+        self.sched.unpark(req)
+
+    def _on_step_done(self, ev: StepDone) -> Scheduled:
         """The step's decoders advance on the clock; its prefill chunks and the finishing
         decoders are handled in running order."""
         self.gpu_busy = False
-        store, sched, now, fresh = self.store, self.sched, self.now, []
-        out: list[tuple[float, int, Event]] = []
+        store, sched, now = self.store, self.sched, self.now
+        out: Scheduled = []
         finishing = sched.decoders.advance(ev.iters)
         for req, n in sorted(self.batch + [(r, 0) for r in finishing], key=_run_order):
             if n:
                 self._advance_prefill(req, n, now)
                 if req.n_cached < len(req.blocks):
-                    store.commit(req, now, fresh)
+                    store.commit(req, now)
                 if req.catching_up:
                     continue
                 sched.prefilled(req)
@@ -157,7 +181,7 @@ class EventSim:
             else:
                 sched.decoders.sync(req)
             out.extend(self._finish(req, now))
-        store.offload_fresh(fresh, now)
+        store.end_step(now)
         self.batch = []
         return out
 
@@ -174,50 +198,37 @@ class EventSim:
             if req.generated == 1:
                 req.first_token_s = now
 
-    def _finish(self, req: Req, now: float) -> list[tuple[float, int, Event]]:
+    def _finish(self, req: Req, now: float) -> Scheduled:
         ttl = self.config.session_ttl_s
         self.store.release(req, now, keep_pins=ttl > 0)
         self.sched.finish(req)
         self.collector.finish(req, now)
         return [(now + ttl, PRIO_EXPIRE, PinExpire(req.session, req.idx))] if ttl > 0 else []
 
-    # -- after every event: wake parked requests, re-arm links, start the next step -------
+    # -- after every event: start the next step if the GPU is idle ---------------------------
 
-    def _after_event(self) -> list[tuple[float, int, Event]]:
-        store, out = self.store, []
-        for req in store.ready:
-            req.load_stall_s += self.now - req.park_start_s
-            self.sched.unpark(req)
-        store.ready.clear()
-        for when, req in store.timers:
-            out.append((when, PRIO_TRANSFER, Unpark(req)))
-        store.timers.clear()
-        if not self.gpu_busy:
-            out.extend(self._start_step())
-        for i in store.woken:
-            t = store.links[i].next_time()
-            if t < math.inf:
-                out.append((t, PRIO_TRANSFER, LinkWake(i, store.links[i].version)))
-        store.woken.clear()
-        return out
+    def _after_event(self) -> Scheduled:
+        return self._start_step() if not self.gpu_busy else []
 
-    def _start_step(self) -> list[tuple[float, int, Event]]:
+    def _start_step(self) -> Scheduled:
         now = self.now
-        items = self.sched.schedule(now)
+        items, unparks = self.sched.schedule(now)
+        out: Scheduled = [(when, PRIO_TRANSFER, Unpark(req)) for when, req in unparks]
         if self.sched.waiting:
             staged = self.store.staged
             for req in self.prefetch.to_stage(self.sched.waiting):
                 if req.idx not in staged:
                     self.store.stage(req, now)
         if not items and not self.sched.decoders.count:
-            return []
+            return out
         self.gpu_busy = True
         self.batch = items
         if items:
             iters, dt = 1, self._step_time(items)
         else:
             iters, dt = self._decode_run()
-        return [(now + dt, PRIO_STEP, StepDone(iters))]
+        out.append((now + dt, PRIO_STEP, StepDone(iters)))
+        return out
 
     def _step_time(self, items: list[tuple[Req, int]]) -> float:
         """One iteration: the prefill chunks ``items`` plus one token of every decoder."""
@@ -240,7 +251,7 @@ class EventSim:
         n = dec.count
         k_fin = min(dec.min_left(), _MAX_RUN_ITERS)
         ctx0 = dec.context_tokens()
-        horizon = self.queue.peek_time() - self.now
+        horizon = min(self.queue.peek_time(), self.store.transfers.next_time()) - self.now
         k, total = self.cost.decode_run_s(n, ctx0, horizon, k_fin)
         crossing = dec.crossing_within(k)
         k_room = self._iters_with_room(crossing, k)
@@ -259,8 +270,7 @@ class EventSim:
         """Largest k' <= k whose iterations' new blocks fit in free + evictable HBM (>= 1:
         the scheduler already holds blocks for the first iteration). A decoder that can run
         ``slack`` more iterations in its blocks needs ceil((j - slack) / bs) more for j."""
-        store, bs = self.store, self.store.bs
-        room = store.hbm.capacity_blocks - store.hbm_used() + store.hbm.evictable_blocks
+        bs, room = self.store.bs, self.store.room()
 
         def need(j: int) -> int:
             return sum(-((s - j) // bs) for s, _ in crossing if s < j)
@@ -274,7 +284,16 @@ class EventSim:
         return lo
 
     def result(self) -> ReplayResult:
-        return self.collector.result(self)
+        m, links = self.store.m, self.store.transfers.links
+        state = RunState(
+            stop_reason=self.stop_reason, block_bytes=self.store.block_bytes,
+            capacity_blocks=tuple(tier_word(m, t, CAP) for t in Tier),
+            peak_blocks=tuple(tier_word(m, t, PEAK) for t in Tier),
+            link_bytes=tuple(ln.bytes_total for ln in links),
+            link_busy_s=tuple(ln.busy_s for ln in links),
+            extrapolated=coverage.summary(self.coverage, {
+                link.label: ln.sizes for link, ln in zip(Link, links, strict=True)}))
+        return self.collector.result(state)
 
 
 def _run_order(item: tuple[Req, int]) -> int:

@@ -4,8 +4,10 @@ The queue is keyed ``(time_s, priority, seq)``: ``seq`` is an instance counter, 
 at the same time and priority pop in the order they were pushed (SimPy's rule) and a run is
 deterministic. Handlers in the engine return the events they create; only the loop pushes.
 
-Priorities at equal times: transfers finish first (freed bytes and loaded blocks are visible
-to the step that follows), then GPU steps, then arrivals, then session-pin expiries.
+Priorities at equal times: just-in-time load ends first, then GPU steps, then arrivals, then
+session-pin expiries. Transfers on the links are not queued events: the engine's loop takes
+them from the links' own clock, before any event at the same time (freed bytes and loaded
+blocks are visible to the step that follows).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import heapq
 from dataclasses import dataclass
 
 PRIO_TRANSFER = 0
+"""Just-in-time (oracle) load ends."""
 PRIO_STEP = 1
 PRIO_ARRIVAL = 2
 PRIO_EXPIRE = 3
@@ -34,16 +37,8 @@ class StepDone:
 
 
 @dataclass(frozen=True, slots=True)
-class LinkWake:
-    """Link ``link`` may have a transfer phase ending now; stale when ``version`` moved on."""
-
-    link: int
-    version: int
-
-
-@dataclass(frozen=True, slots=True)
 class Unpark:
-    """A just-in-time (oracle) load of ``req`` ends; ``req`` is a ``kvstore.Req``."""
+    """A just-in-time (oracle) load of ``req`` ends; ``req`` is a ``kvplan.sim.request.Req``."""
 
     req: object
 
@@ -56,7 +51,7 @@ class PinExpire:
     req: int
 
 
-Event = Arrival | StepDone | LinkWake | Unpark | PinExpire
+Event = Arrival | StepDone | Unpark | PinExpire
 
 
 class EventQueue:

@@ -8,31 +8,65 @@ stall included); TPOT = (finish - first token) / (output_tokens - 1), the first 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import polars as pl
 
-from kvplan.sim import coverage
+from kvplan.hierarchy import LINK_LABELS, TIER_LABELS, Link, Tier
 from kvplan.sim.config import ReplayConfig
-from kvplan.sim.policies import eviction_class
+from kvplan.sim.policies import eviction_policy
 from kvplan.sim.prefetch import prefetch_class
-from kvplan.sim.results import ReplayResult
-from kvplan.sim.transfers import LINK_NAMES, BusyTimeline
+from kvplan.sim.request import Req
+from kvplan.sim.results import (
+    Extrapolation,
+    LinkFigures,
+    Percentiles,
+    ReplayResult,
+    RunSummary,
+    TierFigures,
+    Timing,
+)
+from kvplan.sim.transfers import BusyTimeline
+from kvplan.units import GIB
 from kvplan.workload import Workload
 
-if TYPE_CHECKING:
-    from kvplan.sim.engine import EventSim
-    from kvplan.sim.kvstore import Req
-
-TIERS = ("hbm", "dram", "ssd")
 _REQ_FLOAT = ("first_admit_s", "first_token_s", "finish_s", "load_stall_s")
 _REQ_INT = ("hit_hbm_blocks", "hit_dram_blocks", "hit_ssd_blocks", "prefill_tokens",
             "recomputed_tokens", "readmit_hit_tokens", "preemptions")
 
 
+class Snapshot(NamedTuple):
+    """What the time series records each second: occupancy and queue lengths."""
+
+    hbm_used_blocks: int
+    dram_used_blocks: int
+    ssd_used_blocks: int
+    running: int
+    waiting: int
+    parked: int
+
+
+@dataclass(frozen=True)
+class RunState:
+    """What the run summary needs from the simulator at the end, besides the requests."""
+
+    stop_reason: str
+    block_bytes: int
+    capacity_blocks: tuple[int, int, int]
+    peak_blocks: tuple[int, int, int]
+    """Most blocks resident in each tier (HBM: resident + private)."""
+    link_bytes: tuple[int, int, int, int]
+    """kvplan.hierarchy.Link order."""
+    link_busy_s: tuple[float, float, float, float]
+    extrapolated: Extrapolation
+    """kvplan.sim.coverage.summary."""
+
+
 class Collector:
-    """Per-request arrays filled at finish, per-second samples and link busy time."""
+    """Per-request arrays filled at finish, per-second samples and link busy time. It reads
+    requests as they finish and the snapshots it is given; it changes nothing else."""
 
     def __init__(self, workload: Workload, config: ReplayConfig, n: int) -> None:
         self.workload, self.config = workload, config
@@ -40,7 +74,7 @@ class Collector:
         self.ints = {c: np.zeros(n, np.int64) for c in _REQ_INT}
         self.done = np.zeros(n, bool)
         self.finished = 0
-        self.timeline = BusyTimeline(len(LINK_NAMES))
+        self.timeline = BusyTimeline(len(Link))
         self.samples: list[tuple[int, ...]] = []
         self.next_sec = 0
 
@@ -54,23 +88,18 @@ class Collector:
         k["readmit_hit_tokens"][i], k["preemptions"][i] = req.readmit_hit_tokens, req.preemptions
         self.done[i] = True
         self.finished += 1
-        req.blocks = []
 
-    def sample_until(self, t: float, sim: EventSim) -> None:
-        """Record the state (constant since the last event) at every whole second <= t."""
-        if t < self.next_sec:
-            return
-        store, sched = sim.store, sim.sched
-        row = (store.hbm_used(), store.dram.used_blocks, store.ssd.used_blocks,
-               len(sched.running), len(sched.waiting), sched.parked)
+    def sample_until(self, t: float, row: Snapshot) -> None:
+        """Record ``row`` (the state, constant since the last event) at every whole second
+        from the last sample to ``t``."""
         last = int(t)
         self.samples.extend((s, *row) for s in range(self.next_sec, last + 1))
-        self.next_sec = last + 1
+        self.next_sec = max(self.next_sec, last + 1)
 
-    def result(self, sim: EventSim) -> ReplayResult:
+    def result(self, state: RunState) -> ReplayResult:
         requests = self._requests()
         return ReplayResult(config=self.config, requests=requests,
-                            run=self._run(sim, requests), timeseries=self._timeseries())
+                            run=self._run(state, requests), timeseries=self._timeseries())
 
     def _requests(self) -> pl.DataFrame:
         t = self.workload.table
@@ -94,7 +123,7 @@ class Collector:
             pl.when(out > 1).then((pl.col("finish_s") - pl.col("first_token_s")) / (out - 1))
             .alias("tpot_s"),
             (pl.col("finish_s") - pl.col("arrival_s")).alias("e2e_s"),
-            *[(pl.col(f"hit_{tier}_blocks") * bs).alias(f"hit_{tier}_tokens") for tier in TIERS],
+            *[(pl.col(f"hit_{tier}_blocks") * bs).alias(f"hit_{tier}_tokens") for tier in TIER_LABELS],
         )
 
     def _timeseries(self) -> pl.DataFrame:
@@ -105,99 +134,91 @@ class Collector:
         secs = df["t_s"].to_numpy()
         return df.with_columns(
             pl.Series(f"{name}_util", np.array([bins.get(int(s), 0.0) for s in secs]))
-            for name, bins in zip(LINK_NAMES, self.timeline.busy, strict=True)
+            for name, bins in zip(LINK_LABELS, self.timeline.busy, strict=True)
         )
 
-    def _run(self, sim: EventSim, req: pl.DataFrame) -> dict[str, float | int | str]:
+    def _run(self, state: RunState, req: pl.DataFrame) -> RunSummary:
         cfg = self.config
         fin = req.filter(pl.col("finished"))
         start = float(req["arrival_s"].min()) if req.height else 0.0
         end = float(fin["finish_s"].max()) if fin.height else start
         duration = max(end - start, 1e-9)
-        run: dict[str, float | int | str] = {
-            "mode": "event", "bound": bound_label(cfg), "stop_reason": sim.stop_reason,
-            "requests": req.height, "finished": fin.height, "sim_duration_s": duration,
-            "throughput_req_s": fin.height / duration,
-            "throughput_tok_s": float(fin["output_tokens"].sum()) / duration,
-            "prefill_tok_s": float(fin["prefill_tokens"].sum()
-                                   + fin["recomputed_tokens"].sum()) / duration,
-        }
-        run |= goodput(fin, cfg, duration)
-        for col in ("ttft_s", "tpot_s", "e2e_s"):
-            run |= percentiles_ms(fin[col], col.removesuffix("_s"))
-        run |= {"queue_delay_mean_s": _mean(fin["queue_delay_s"]),
-                "load_stall_total_s": float(fin["load_stall_s"].sum()),
-                "load_stall_mean_s": _mean(fin["load_stall_s"]),
-                "preemptions": int(fin["preemptions"].sum()),
-                "recomputed_tokens": int(fin["recomputed_tokens"].sum())}
-        run |= hit_ratios(fin, self.workload.block_size)
-        run |= self._tiers_and_links(sim, duration)
-        run |= coverage.summary(sim.coverage, {name: link.sizes for name, link in
-                                               zip(LINK_NAMES, sim.store.links, strict=True)})
-        return run
+        met = _slo_met(fin, cfg)
+        written = state.link_bytes[Link.SSD_WRITE]
+        cap_bytes = state.capacity_blocks[Tier.SSD] * state.block_bytes
+        timing = Timing(
+            stop_reason=state.stop_reason, finished=fin.height, sim_duration_s=duration,
+            throughput_req_s=fin.height / duration,
+            throughput_tok_s=float(fin["output_tokens"].sum()) / duration,
+            prefill_tok_s=float(fin["prefill_tokens"].sum()
+                                + fin["recomputed_tokens"].sum()) / duration,
+            goodput_req_s=met / duration,
+            slo_attained_frac=met / fin.height if fin.height else 0.0,
+            ttft=percentiles_ms(fin["ttft_s"]), tpot=percentiles_ms(fin["tpot_s"]),
+            e2e=percentiles_ms(fin["e2e_s"]),
+            queue_delay_mean_s=mean_or_none(fin["queue_delay_s"]),
+            load_stall_total_s=float(fin["load_stall_s"].sum()),
+            load_stall_mean_s=mean_or_none(fin["load_stall_s"]),
+            preemptions=int(fin["preemptions"].sum()),
+            ssd_drive_writes_per_day=(written / cap_bytes * 86_400 / duration if cap_bytes
+                                      else 0.0),
+            extrapolated=state.extrapolated)
+        links = tuple(LinkFigures(state.link_bytes[k], state.link_busy_s[k] / duration)
+                      for k in Link)
+        return summarise(cfg, "event", req.height, fin, self.workload.block_size, state.block_bytes,
+                         state.capacity_blocks, state.peak_blocks, links, timing)
 
-    def _tiers_and_links(self, sim: EventSim, duration: float) -> dict[str, float | int]:
-        store = sim.store
-        block_bytes = store.block_bytes
-        out: dict[str, float | int] = {}
-        for i, (tier, t) in enumerate(zip(TIERS, (store.hbm, store.dram, store.ssd),
-                                          strict=True)):
-            out[f"{tier}_capacity_blocks"] = t.capacity_blocks
-            out[f"{tier}_peak_blocks"] = store.peak[i]
-            out[f"{tier}_peak_gib"] = store.peak[i] * block_bytes / 2**30
-        for name, link in zip(LINK_NAMES, store.links, strict=True):
-            out[f"{name}_bytes"] = link.bytes_total
-            out[f"{name}_util"] = link.busy_s / duration
-        written = store.links[LINK_NAMES.index("ssd_write")].bytes_total
-        cap_bytes = store.ssd.capacity_blocks * block_bytes
-        out["ssd_bytes_written"] = written
-        out["ssd_drive_writes_per_day"] = written / cap_bytes * 86_400 / duration if cap_bytes \
-            else 0.0
-        return out
+
+def summarise(cfg: ReplayConfig, mode: str, requests: int, fin: pl.DataFrame, block_size: int,
+              block_bytes: int, capacity_blocks: tuple[int, int, int],
+              peak_blocks: tuple[int, int, int], links: tuple[LinkFigures, ...],
+              timing: Timing | None) -> RunSummary:
+    """The run summary of either mode: hits per tier over the finished requests' prompts
+    (``fin``: hit_{tier}_blocks, prompt_blocks, input_tokens, recomputed_tokens columns)."""
+    blocks = int(fin["prompt_blocks"].sum())
+    tokens = int(fin["input_tokens"].sum())
+    tiers = []
+    for t in Tier:
+        hit = int(fin[f"hit_{t.label}_blocks"].sum())
+        tiers.append(TierFigures(
+            capacity_blocks=int(capacity_blocks[t]), peak_blocks=int(peak_blocks[t]),
+            peak_gib=int(peak_blocks[t]) * block_bytes / GIB, hit_blocks=hit,
+            hit_ratio_blocks=hit / blocks if blocks else 0.0,
+            hit_ratio_tokens=hit * block_size / tokens if tokens else 0.0))
+    return RunSummary(mode=mode, bound=bound_label(cfg), requests=requests,
+                      prompt_blocks=blocks, prompt_tokens=tokens,
+                      recomputed_tokens=int(fin["recomputed_tokens"].sum()),
+                      tiers=tuple(tiers), links=links, timing=timing)
 
 
 def bound_label(cfg: ReplayConfig) -> str:
     """'' for an online configuration; else which oracle makes the result a bound."""
     parts = [f"{tier} eviction {name} (offline oracle)"
-             for tier, name in zip(TIERS, (cfg.eviction_hbm, cfg.eviction_dram, cfg.eviction_ssd),
-                                   strict=True) if eviction_class(name).is_oracle]
+             for tier, name in zip(TIER_LABELS, cfg.evictions, strict=True)
+             if eviction_policy(name).is_oracle]
     if prefetch_class(cfg.prefetch).just_in_time:
         parts.append(f"prefetch {cfg.prefetch} (just-in-time bound)")
     return "; ".join(parts)
 
 
-def goodput(fin: pl.DataFrame, cfg: ReplayConfig, duration: float) -> dict[str, float]:
-    """Requests per second that met every SLO given (all finished ones when none is)."""
+def _slo_met(fin: pl.DataFrame, cfg: ReplayConfig) -> int:
+    """Finished requests that met every SLO given (all of them when none is)."""
     ok = pl.lit(True)
     if cfg.slo_ttft_ms is not None:
         ok &= pl.col("ttft_s") * 1e3 <= cfg.slo_ttft_ms
     if cfg.slo_tpot_ms is not None:
         ok &= pl.col("tpot_s").fill_null(0.0) * 1e3 <= cfg.slo_tpot_ms
-    met = fin.filter(ok).height
-    return {"goodput_req_s": met / duration,
-            "slo_attained_frac": met / fin.height if fin.height else 0.0}
+    return fin.filter(ok).height
 
 
-def percentiles_ms(s: pl.Series, name: str) -> dict[str, float | None]:
+def percentiles_ms(s: pl.Series) -> Percentiles:
     """p50/p90/p99 in milliseconds (linear interpolation; None when no value)."""
     s = s.drop_nulls()
-    return {f"{name}_p{q}_ms": (float(s.quantile(q / 100, "linear")) * 1e3 if len(s) else None)
-            for q in (50, 90, 99)}
+    p50, p90, p99 = (float(s.quantile(q / 100, "linear")) * 1e3 if len(s) else None
+                     for q in (50, 90, 99))
+    return Percentiles(p50, p90, p99)
 
 
-def hit_ratios(fin: pl.DataFrame, block_size: int) -> dict[str, float | int]:
-    """Hits per tier over the prompts' full blocks (and over all prompt tokens)."""
-    blocks = int(fin["prompt_blocks"].sum())
-    tokens = int(fin["input_tokens"].sum())
-    out: dict[str, float | int] = {"prompt_blocks": blocks, "prompt_tokens": tokens}
-    for tier in TIERS:
-        hit = int(fin[f"hit_{tier}_blocks"].sum())
-        out[f"hit_{tier}_blocks"] = hit
-        out[f"hit_ratio_{tier}_blocks"] = hit / blocks if blocks else 0.0
-        out[f"hit_ratio_{tier}_tokens"] = hit * block_size / tokens if tokens else 0.0
-    return out
-
-
-def _mean(s: pl.Series) -> float | None:
+def mean_or_none(s: pl.Series) -> float | None:
     v = s.mean()
     return None if v is None else float(v)

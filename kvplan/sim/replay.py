@@ -10,11 +10,12 @@ import numpy as np
 
 from kvplan.cost.model import CostModel
 from kvplan.errors import KvplanError
+from kvplan.sim.build import build_cost, tier_capacity_blocks
 from kvplan.sim.config import ReplayConfig
-from kvplan.sim.policies import eviction_class
+from kvplan.sim.policies import eviction_policy
 from kvplan.sim.prefetch import prefetch_class
 from kvplan.sim.results import ReplayResult
-from kvplan.sim.setup import build_cost, tier_capacity_blocks
+from kvplan.units import GIB
 from kvplan.workload import Workload
 
 
@@ -32,8 +33,8 @@ def run_replay(workload: Workload, config: ReplayConfig, progress: bool = False)
 
 def validate(workload: Workload, config: ReplayConfig) -> CostModel:
     """Raise a one-line KvplanError for a configuration that cannot run; returns the cost model."""
-    for name in (config.eviction_hbm, config.eviction_dram, config.eviction_ssd):
-        eviction_class(name)
+    for name in config.evictions:
+        eviction_policy(name)
     prefetch_class(config.prefetch)
     _check_knobs(config)
     _check_blocks(workload)
@@ -101,7 +102,7 @@ def _check_hbm_fits(workload: Workload, hbm_blocks: int, cost: CostModel) -> Non
     i = int(np.argmax(tokens))
     need = -(-int(tokens[i]) // bs)
     if need > hbm_blocks:
-        gib = need * bs * cost.kv_bytes_per_token / 2**30
+        gib = need * bs * cost.kv_bytes_per_token / GIB
         raise KvplanError(
             f"HBM too small: request {t.column('request_id')[i].as_py()} needs {need} KV blocks "
             f"({gib:.1f} GiB) but HBM holds {hbm_blocks} blocks of {bs} tokens; raise "

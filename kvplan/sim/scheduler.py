@@ -26,7 +26,8 @@ from __future__ import annotations
 from collections import deque
 
 from kvplan.sim.decoding import Decoders
-from kvplan.sim.kvstore import KvStore, Req
+from kvplan.sim.kvstore import KvStore
+from kvplan.sim.request import Req
 
 
 class Scheduler:
@@ -47,15 +48,17 @@ class Scheduler:
         """Admitted requests waiting on their own loads (they hold a sequence slot)."""
         self._seq = 0
 
-    def schedule(self, now: float) -> list[tuple[Req, int]]:
+    def schedule(self, now: float) -> tuple[list[tuple[Req, int]], list[tuple[float, Req]]]:
         """Pick this step's prefill chunks ``(request, new tokens)``; every member of
-        ``decoders`` decodes one token. Both empty when nothing can run."""
+        ``decoders`` decodes one token. Both empty when nothing can run. Also returns the
+        ``(time, request)`` wake-ups of admissions timed just in time (oracle bound)."""
         items: list[tuple[Req, int]] = []
+        unparks: list[tuple[float, Req]] = []
         preemptions = self.preemptions
         budget = self._schedule_running(now, items, self.max_batched_tokens)
         if self.preemptions == preemptions:
-            self._admit_waiting(now, items, budget)
-        return items
+            self._admit_waiting(now, items, budget, unparks)
+        return items, unparks
 
     def _schedule_running(self, now: float, items: list[tuple[Req, int]], budget: int) -> int:
         """vLLM's loop over ``running`` in order, visiting only prefilling and due requests;
@@ -109,13 +112,17 @@ class Scheduler:
         self.preemptions += 1
         self.waiting.appendleft(req)
 
-    def _admit_waiting(self, now: float, items: list[tuple[Req, int]], budget: int) -> None:
+    def _admit_waiting(self, now: float, items: list[tuple[Req, int]], budget: int,
+                       unparks: list[tuple[float, Req]]) -> None:
         while self.waiting and budget > 0 and len(self.running) + self.parked < self.max_seqs:
             req = self.waiting[0]
-            loads = self.store.admit(req, now, budget)
-            if loads is None:
+            admitted = self.store.admit(req, now, budget)
+            if admitted is None:
                 return
             self.waiting.popleft()
+            loads, unpark_at = admitted
+            if unpark_at < float("inf"):
+                unparks.append((unpark_at, req))
             if loads:
                 self.parked += 1
                 continue

@@ -1,6 +1,6 @@
-"""Links between tiers, with processor sharing of each link's bandwidth.
+"""Links with processor sharing, and the transfer manager that runs the core's moves on them.
 
-Four links, named as in the hardware profile::
+Four links, named as in the hardware profile (kvplan.hierarchy.Link)::
 
     SSD --ssd_read--> DRAM --h2d--> HBM
     SSD <-ssd_write-- DRAM <-d2h--- HBM
@@ -16,6 +16,11 @@ each active transfer has received); a transfer entering at ``v0`` ends when ``v 
 Worked example: two 1 GiB transfers, bandwidth 25 GiB/s, latency 10 us, both started at t=0.
 Each needs work 0.04 s; both enter at 10 us, share the link, and both end at
 10 us + 2 x 0.04 s = 0.08001 s (alone each would end at 0.04001 s).
+
+The :class:`TransferManager` turns the core's moves (kvplan.sim.core.moves) into transfers and,
+when they finish, lands them through the core's rules (which may queue the next hop), in the
+order they were started; it returns the requests whose loads have all landed, for the engine
+to wake. Cache mode applies the same moves at once instead (kvplan.sim.core.rules.drain).
 """
 
 from __future__ import annotations
@@ -24,32 +29,39 @@ import heapq
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from kvplan.sim.coverage import Range
+import numpy as np
 
-LINK_NAMES = ("ssd_read", "h2d", "d2h", "ssd_write")
-SSD_READ, H2D, D2H, SSD_WRITE = range(4)
+from kvplan.hierarchy import Link, hop_link
+from kvplan.sim.core import moves, rules
+from kvplan.sim.core.layout import HBM
+from kvplan.sim.coverage import Range
+from kvplan.sim.request import Req
+
 _EPS_S = 1e-12
+SWAP = -1
+"""Kind of a transfer that moves a request's private blocks (bytes only, no core move)."""
 
 
 @dataclass(slots=True, eq=False)
 class Transfer:
-    """One batched transfer of ``blocks`` over one link (mutable while in flight)."""
+    """One batched transfer over one link (mutable while in flight)."""
 
+    seq: int
+    """Start order: transfers finishing together land in this order."""
     link: int
     nbytes: int
     work_s: float
-    blocks: list[int]
-    kind: str
-    """``load`` (for a request), ``stage`` (prefetch), ``offload`` or ``swap``."""
-    req: object = None
-    """The request (a ``kvstore.Req``) that started this load, or None."""
-    finish_v: float = 0.0
+    move: moves.Move | None
+    """The core move it carries; None for bytes only (a swap)."""
+    req: Req | None = None
+    """The request whose load this is (woken when the last hop lands), or None."""
     waiters: list = field(default_factory=list)
-    """Requests parked until this transfer lands (loads of blocks already in flight)."""
+    """Other requests waiting on it (they hit its blocks while in flight)."""
+    finish_v: float = 0.0
 
 
-class Link:
-    """One link: transfers in their latency phase, then processor-shared data phase."""
+class SharedLink:
+    """One link: transfers in their latency phase, then a processor-shared data phase."""
 
     def __init__(self, index: int, latency_s: float, time_fn: Callable[[int], float],
                  timeline: BusyTimeline, sizes: Range | None = None) -> None:
@@ -61,10 +73,10 @@ class Link:
         self._timeline = timeline
         self._pending: list[tuple[float, int, Transfer]] = []
         self._active: list[tuple[float, int, Transfer]] = []
-        self._seq = 0
+        self.finished: list[tuple[float, Transfer]] = []
+        """(time, transfer) of transfers finished and not yet collected (``collect``)."""
         self._v = 0.0
         self._last_t = 0.0
-        self.version = 0
         self.bytes_total = 0
         self.busy_s = 0.0
 
@@ -73,28 +85,31 @@ class Link:
         self.sizes.add(nbytes)
         return max(self._time_fn(nbytes) - self.latency_s, 0.0)
 
-    def start(self, now: float, transfer: Transfer) -> float:
-        """Queue ``transfer`` at ``now``; returns the link's next wake time."""
+    def start(self, now: float, transfer: Transfer) -> None:
+        """Queue ``transfer`` at ``now`` (transfers that finish by then are kept in
+        ``finished``)."""
         self.advance(now)
-        self._seq += 1
-        heapq.heappush(self._pending, (now + self.latency_s, self._seq, transfer))
+        heapq.heappush(self._pending, (now + self.latency_s, transfer.seq, transfer))
         self.bytes_total += transfer.nbytes
-        self.version += 1
-        return self.next_time()
 
     def next_time(self) -> float:
-        """Real time of the next phase change (a transfer entering or finishing)."""
+        """Real time of the next phase change (a transfer entering or finishing), or of the
+        first finished transfer not yet collected."""
+        if self.finished:
+            return self.finished[0][0]
+        return self._next_phase()
+
+    def _next_phase(self) -> float:
         t_enter = self._pending[0][0] if self._pending else float("inf")
         if not self._active:
             return t_enter
         t_done = self._last_t + (self._active[0][0] - self._v) * len(self._active)
         return min(t_enter, t_done)
 
-    def advance(self, now: float) -> list[Transfer]:
-        """Move the link's clock to ``now``; returns the transfers that finished, in order."""
-        done: list[Transfer] = []
+    def advance(self, now: float) -> None:
+        """Move the link's clock to ``now``; transfers that finish go to ``finished``."""
         while True:
-            t_next = self.next_time()
+            t_next = self._next_phase()
             if t_next > now + _EPS_S:
                 break
             t_next = max(t_next, self._last_t)
@@ -104,10 +119,14 @@ class Link:
                 tr.finish_v = self._v + tr.work_s
                 heapq.heappush(self._active, (tr.finish_v, seq, tr))
             else:
-                done.append(heapq.heappop(self._active)[2])
+                self.finished.append((t_next, heapq.heappop(self._active)[2]))
         self._move_to(max(now, self._last_t))
-        if done:
-            self.version += 1
+
+    def collect(self, now: float) -> list[Transfer]:
+        """Advance to ``now``; the finished transfers not collected yet, in finishing order."""
+        self.advance(now)
+        done = [tr for _, tr in self.finished]
+        self.finished.clear()
         return done
 
     def _move_to(self, t: float) -> None:
@@ -126,9 +145,108 @@ class Link:
             self.busy_s += t1 - t0
             self._timeline.add(self.index, t0, t1)
 
-    @property
-    def in_flight(self) -> int:
-        return len(self._pending) + len(self._active)
+
+class TransferManager:
+    """Runs the core's moves on the links; lands them through the rules when they finish."""
+
+    def __init__(self, links: list[SharedLink], state: tuple[np.ndarray, np.ndarray],
+                 block_bytes: int) -> None:
+        self.links = links
+        self.m, self.f = state
+        self.block_bytes = block_bytes
+        self._seq = 0
+        self._by_id: dict[int, Transfer] = {}
+        """In-flight transfers carrying a core move, by move id (the parent of a next hop)."""
+        self._next = [ln.next_time() for ln in links]
+        """Each link's next_time, kept current: a link changes only when a transfer starts
+        on it or it is collected, both here."""
+
+    def start(self, now: float, queued: list[moves.Move], req: Req | None = None,
+              extra_h2d_bytes: int = 0) -> list[Transfer]:
+        """Start a transfer per move; ``req`` owns the LOAD moves (and gets
+        ``extra_h2d_bytes`` on its DRAM -> HBM load). A next hop inherits its parent's
+        request and waiters."""
+        out = []
+        for mv in queued:
+            parent = self._by_id.pop(mv.parent, None)
+            own = parent.req if parent else (req if mv.kind == moves.LOAD else None)
+            extra = extra_h2d_bytes if own is req and mv.kind == moves.LOAD and mv.dst == HBM \
+                and parent is None else 0
+            tr = self._new(now, hop_link(mv.src, mv.dst), len(mv.blocks) * self.block_bytes + extra,
+                           mv, own)
+            if parent is not None:
+                tr.waiters = parent.waiters
+            self._by_id[mv.id] = tr
+            out.append(tr)
+        return out
+
+    def start_bytes(self, now: float, link: Link, nbytes: int, req: Req | None = None
+                    ) -> Transfer:
+        """A bytes-only transfer (a swap out, or a swap-in with no block to load)."""
+        return self._new(now, link, nbytes, None, req)
+
+    def _new(self, now: float, link: int, nbytes: int, mv: moves.Move | None,
+             req: Req | None) -> Transfer:
+        ln = self.links[link]
+        self._seq += 1
+        tr = Transfer(self._seq, link, nbytes, ln.work_s(nbytes), mv, req)
+        ln.start(now, tr)
+        self._next[link] = ln.next_time()
+        return tr
+
+    def waiting_on(self, move_id: int) -> Transfer:
+        """The in-flight transfer carrying move ``move_id`` (a load others may wait for)."""
+        return self._by_id[move_id]
+
+    def next_time(self) -> float:
+        """When the next transfer may enter its data phase or finish (inf: none in flight)."""
+        return min(self._next)
+
+    def land_due(self, now: float) -> list[Req]:
+        """Land every transfer finished by ``now``, in start order (next hops that finish
+        at once included); returns the requests whose last awaited load landed."""
+        ready: list[Req] = []
+        while True:
+            done = []
+            for i, ln in enumerate(self.links):
+                if self._next[i] <= now + _EPS_S:
+                    done += ln.collect(now)
+                    self._next[i] = ln.next_time()
+            if not done:
+                return ready
+            for tr in sorted(done, key=_start_order):
+                self._land(tr, now, ready)
+
+    def _land(self, tr: Transfer, now: float, ready: list[Req]) -> None:
+        mv = tr.move
+        if mv is not None:
+            rules.land(self.m, self.f, mv.id, mv.kind, mv.src, mv.dst, mv.blocks)
+            self.start(now, moves.take(self.m))
+            self._by_id.pop(mv.id, None)
+            if mv.dst != HBM:
+                return
+        if tr.link == Link.H2D and (tr.req is not None or tr.waiters):
+            for req in ([tr.req] if tr.req is not None else []) + tr.waiters:
+                req.pending -= 1
+                if req.pending == 0:
+                    ready.append(req)
+
+    def land_loads_now(self, queued: list[moves.Move]) -> list[moves.Move]:
+        """Apply the LOAD moves among ``queued`` at once through the rules, their next hops
+        too (the oracle bound's loads); returns the other moves, for the links."""
+        rest: list[moves.Move] = []
+        while queued:
+            mv = queued.pop(0)
+            if mv.kind != moves.LOAD:
+                rest.append(mv)
+                continue
+            rules.land(self.m, self.f, mv.id, mv.kind, mv.src, mv.dst, mv.blocks)
+            queued += moves.take(self.m)
+        return rest
+
+
+def _start_order(tr: Transfer) -> int:
+    return tr.seq
 
 
 class BusyTimeline:

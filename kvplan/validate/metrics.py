@@ -67,7 +67,8 @@ def summarize(frame: pl.DataFrame) -> dict[str, float | None]:
     for m in LATENCIES:
         s = frame[f"{m}_s"].drop_nulls()
         out[f"{m}_mean_ms"] = float(s.mean()) * 1e3 if len(s) else None
-        out |= percentiles_ms(s, m)
+        p = percentiles_ms(s)
+        out |= {f"{m}_p50_ms": p.p50_ms, f"{m}_p90_ms": p.p90_ms, f"{m}_p99_ms": p.p99_ms}
     if frame.height:
         start = float(frame["arrival_s"].min())
         makespan = float((frame["arrival_s"] + frame["e2e_s"]).max()) - start

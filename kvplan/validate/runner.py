@@ -13,6 +13,7 @@ from kvplan.hardware.profile import load_profile
 from kvplan.model.spec import load_model
 from kvplan.plan.replicas import replay_replicas
 from kvplan.sim.replay import run_replay, validate
+from kvplan.sim.results import RunSummary
 from kvplan.trace.hashing import block_positions, chain_units
 from kvplan.trace.table import Columns, build_workload, content_free_columns
 from kvplan.validate.metrics import Comparison, compare, per_request_frame
@@ -106,6 +107,6 @@ def _summed(series: pl.DataFrame) -> pl.DataFrame:
     return series.group_by("t_s").agg(pl.col("running", "waiting").sum()).sort("t_s")
 
 
-def _stop_reason(run: dict) -> str:
+def _stop_reason(run: RunSummary) -> str:
     """The one figure read from the run summary (``ReplayResult.run``)."""
-    return str(run.get("stop_reason", "done")) or "done"
+    return (run.timing.stop_reason if run.timing else "") or "done"

@@ -1,97 +1,169 @@
 """ARC (Megiddo & Modha, FAST'03): adaptive split between recency (T1) and frequency (T2).
 
-T1 holds keys seen once, T2 keys seen at least twice, both in recency order; ghost lists B1
-and B2 remember ids recently evicted from each. A new key found in B1 grows the target size
-``p`` of T1 by max(1, |B2|/|B1|) and enters T2; one found in B2 shrinks ``p`` by
-max(1, |B1|/|B2|) and enters T2; any other new key enters T1. A victim (REPLACE) is the LRU of
-T1 when |T1| > p, or |T1| == p and the incoming key came from B2; else the LRU of T2 (the other
-list if the chosen one has only pinned keys). Victims join B1 or B2; ghosts are trimmed so
-|T1| + |B1| <= c and all four lists hold at most 2c ids.
+T1 holds blocks seen once, T2 blocks seen at least twice, both in recency order; ghost lists
+B1 and B2 remember blocks recently evicted from each. A new block found in B1 grows the target
+size ``p`` of T1 by max(1, |B2|/|B1|) and enters T2; one found in B2 shrinks ``p`` by
+max(1, |B1|/|B2|) and enters T2; any other new block enters T1. A victim (REPLACE) is the LRU
+of T1 when |T1| > p, or |T1| == p and the incoming block came from B2; else the LRU of T2
+(the other list if the chosen one has only pinned blocks). Victims join B1 or B2; ghosts are
+trimmed so |T1| + |B1| <= c and all four lists hold at most 2c entries.
 
-The tier inserts before choosing victims, so REPLACE counts T1 without the incoming key, as
-the original (evict-then-insert) algorithm sees it.
+The tier inserts before choosing victims, so REPLACE counts T1 without the incoming block, as
+the original (evict-then-insert) algorithm sees it; room made ahead of inserts (``incoming``
+-1) has no incoming block. Each list is searched once per ``victims`` call, resuming where
+its last victim was found, so pinned blocks are passed once per call. A ghost entry keeps its
+slot (kvplan.sim.core.slots) until it is trimmed.
+
+Region: one list set (T1, T2, B1, B2) over the pool, then the last inserted slot and whether
+it came from B2; ``p`` is a float word. Region tuple: (tier, refcount base, slot keys, list
+set, pool, the two words, p's offset in f, capacity).
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from collections.abc import Container
+from kvplan.sim.core import lists, slots
+from kvplan.sim.core.layout import (
+    BLOCKS_AT,
+    CAP,
+    KEYS_AT,
+    PF,
+    PI,
+    POOL,
+    F,
+    I,
+    M,
+    V,
+    compiled,
+    inline,
+    th,
+)
+from kvplan.sim.policies.base import EvictionPolicy, register_eviction
 
-from kvplan.sim.policies.base import EvictionPolicy, FutureUses, register_eviction
+CODE = 4
+T1, T2, B1, B2 = 0, 1, 2, 3
+LAST_IN, LAST_FROM_B2 = 0, 1
+"""Words after the list set."""
 
 
-@register_eviction("arc")
-class ARC(EvictionPolicy):
-    """Adaptive Replacement Cache."""
+def pool(capacity_blocks: int) -> int:
+    """Resident blocks (c, + the one being inserted) and ghosts: B1 + B2 <= 2c - |T1 + T2|,
+    up to 2c while HBM blocks wait in reserved room unseen by the policy (+ one added)."""
+    return 3 * capacity_blocks + 3
 
-    def __init__(self, capacity_blocks: int, future: FutureUses | None = None) -> None:
-        super().__init__(capacity_blocks, future)
-        self.p = 0.0
-        self._t1: OrderedDict[int, None] = OrderedDict()
-        self._t2: OrderedDict[int, None] = OrderedDict()
-        self._b1: OrderedDict[int, None] = OrderedDict()
-        self._b2: OrderedDict[int, None] = OrderedDict()
-        self._incoming: int | None = None
-        self._incoming_from_b2 = False
 
-    def on_insert(self, key: int, now: float) -> None:
-        c = self.capacity_blocks
-        self._incoming, self._incoming_from_b2 = key, key in self._b2
-        if key in self._b1:
-            self.p = min(c, self.p + max(1.0, len(self._b2) / len(self._b1)))
-            del self._b1[key]
-            self._t2[key] = None
-        elif key in self._b2:
-            self.p = max(0.0, self.p - max(1.0, len(self._b1) / len(self._b2)))
-            del self._b2[key]
-            self._t2[key] = None
-        else:
-            self._t1[key] = None
-        self._trim_ghosts()
+def words(capacity_blocks: int, times: int = 0) -> tuple[int, int]:
+    return lists.words(pool(capacity_blocks), 4) + 2, 1
 
-    def on_access(self, key: int, now: float) -> None:
-        if key in self._t1:
-            del self._t1[key]
-        self._t2[key] = None
-        self._t2.move_to_end(key)
 
-    def on_remove(self, key: int) -> None:
-        self._t1.pop(key, None)
-        self._t2.pop(key, None)
+@inline
+def region(m, t):
+    h = th(t)
+    ls, n = m[h + PI], m[h + POOL]
+    return (t, m[BLOCKS_AT] + t, m[h + KEYS_AT], ls, n, ls + lists.words(n, 4), m[h + PF],
+            m[h + CAP])
 
-    def victims(self, n: int, pinned: Container[int]) -> list[int]:
-        """REPLACE ``n`` times. Each list is searched once per call, resuming where its last
-        victim was found (victims leave their lists only at the end), so pinned keys at a
-        list's old end are passed once, not once per victim."""
-        out: list[int] = []
-        taken: list[list[int]] = [[], []]
-        """Victims taken from T1 and from T2."""
-        scans = [iter(self._t1), iter(self._t2)]
-        t1 = len(self._t1) - (self._incoming in self._t1)
-        while len(out) < n:
-            for i in ((0, 1) if self._prefer_t1(t1) else (1, 0)):
-                key = next((k for k in scans[i] if k not in pinned), None)
-                if key is not None:
-                    taken[i].append(key)
-                    out.append(key)
-                    t1 -= i == 0
+
+@compiled(V(M, F, I))
+def init(m, f, t):
+    v = region(m, t)
+    lists.init(m, v[3], v[4], 4)
+    m[v[5] + LAST_IN] = -1
+    m[v[5] + LAST_FROM_B2] = 0
+    f[v[6]] = 0.0
+
+
+@inline
+def _trim_ghosts(m, v):
+    t, ls, nodes, c = v[0], v[3], v[4], v[7]
+    t1, t2 = lists.size(m, ls, nodes, T1), lists.size(m, ls, nodes, T2)
+    b1 = lists.size(m, ls, nodes, B1)
+    for _ in range(min(b1, t1 + b1 - c)):
+        slots.forget(m, t, lists.pop_front(m, ls, nodes, B1))
+    b1, b2 = lists.size(m, ls, nodes, B1), lists.size(m, ls, nodes, B2)
+    for _ in range(t1 + t2 + b1 + b2 - 2 * c):
+        slots.forget(m, t, lists.pop_front(m, ls, nodes,
+                                           B2 if lists.size(m, ls, nodes, B2) else B1))
+
+
+@inline
+def on_insert(m, f, v, s):
+    ls, nodes, g, p, c = v[3], v[4], v[5], v[6], float(v[7])
+    owner = lists.owner(m, ls, s)
+    b1, b2 = float(lists.size(m, ls, nodes, B1)), float(lists.size(m, ls, nodes, B2))
+    m[g + LAST_IN] = s
+    m[g + LAST_FROM_B2] = 1 if owner == B2 else 0
+    if owner == B1:
+        f[p] = min(c, f[p] + max(1.0, b2 / b1))
+        lists.unlink(m, ls, nodes, s)
+        lists.push_back(m, ls, nodes, T2, s)
+    elif owner == B2:
+        f[p] = max(0.0, f[p] - max(1.0, b1 / b2))
+        lists.unlink(m, ls, nodes, s)
+        lists.push_back(m, ls, nodes, T2, s)
+    else:
+        lists.push_back(m, ls, nodes, T1, s)
+    _trim_ghosts(m, v)
+
+
+@inline
+def on_access(m, f, v, s):
+    lists.unlink(m, v[3], v[4], s)
+    lists.push_back(m, v[3], v[4], T2, s)
+
+
+@inline
+def on_remove(m, f, v, s):
+    owner = lists.owner(m, v[3], s)
+    if owner in (T1, T2):
+        lists.unlink(m, v[3], v[4], s)
+    return owner in (B1, B2)
+
+
+@inline
+def _next_unpinned(m, v, s, incoming, pins):
+    while s != lists.NONE and slots.held(m, v, s, incoming, pins):
+        s = lists.after(m, v[3], v[4], s)
+    return s
+
+
+@inline
+def victims(m, f, v, n, out, incoming):
+    ls, nodes, g, pins = v[3], v[4], v[5], slots.any_pinned(m, v[0])
+    p = f[v[6]]
+    from_b2 = incoming >= 0 and incoming == m[g + LAST_IN] and m[g + LAST_FROM_B2] == 1
+    t1 = lists.size(m, ls, nodes, T1)
+    if incoming >= 0 and lists.owner(m, ls, incoming) == T1:
+        t1 -= 1
+    scan1, scan2 = lists.first(m, ls, nodes, T1), lists.first(m, ls, nodes, T2)
+    got = 0
+    while got < n:
+        prefer_t1 = t1 > p or (from_b2 and t1 == p)
+        s = lists.NONE
+        for i in range(2):
+            if prefer_t1 == (i == 0):
+                s = _next_unpinned(m, v, scan1, incoming, pins)
+                if s != lists.NONE:
+                    scan1 = lists.after(m, ls, nodes, s)
+                    lists.unlink(m, ls, nodes, s)
+                    lists.push_back(m, ls, nodes, B1, s)
+                    t1 -= 1
                     break
+                scan1 = lists.NONE
             else:
-                break
-        for live, ghost, keys in ((self._t1, self._b1, taken[0]), (self._t2, self._b2, taken[1])):
-            for key in keys:
-                del live[key]
-                ghost[key] = None
-        self._trim_ghosts()
-        return out
+                s = _next_unpinned(m, v, scan2, incoming, pins)
+                if s != lists.NONE:
+                    scan2 = lists.after(m, ls, nodes, s)
+                    lists.unlink(m, ls, nodes, s)
+                    lists.push_back(m, ls, nodes, B2, s)
+                    break
+                scan2 = lists.NONE
+        if s == lists.NONE:
+            break
+        m[out + got] = s
+        got += 1
+    _trim_ghosts(m, v)
+    return got
 
-    def _prefer_t1(self, t1: int) -> bool:
-        """REPLACE's choice with ``t1`` keys in T1 (the incoming key not counted)."""
-        return t1 > self.p or (self._incoming_from_b2 and t1 == self.p)
 
-    def _trim_ghosts(self) -> None:
-        c, b1, b2 = self.capacity_blocks, self._b1, self._b2
-        for _ in range(min(len(b1), len(self._t1) + len(b1) - c)):
-            b1.popitem(last=False)
-        for _ in range(len(self._t1) + len(self._t2) + len(b1) + len(b2) - 2 * c):
-            (b2 or b1).popitem(last=False)
+POLICY = register_eviction(EvictionPolicy(
+    "arc", CODE, pool, words, init, region, on_insert, on_access, on_remove, victims))

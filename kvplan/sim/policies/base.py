@@ -1,107 +1,79 @@
 """The eviction-policy interface and its typed registry (docs/policies.md).
 
-A tier owns its blocks and their bytes; a policy only *orders* keys and names victims
-(LMCache ``cache_policy``, libCacheSim's find / insert / evict split). Keys are dense int
-block ids (kvplan.sim.blocks). Simulation time is passed in; a policy never reads a clock.
+A tier owns its blocks (which are resident, their refcounts, its capacity, its slot pool:
+kvplan.sim.core.slots); a policy only *orders slots* and names victims, never a pinned one
+(refcount > 0). A policy is one module of compiled hooks over its own region of the core's
+state (kvplan.sim.core.layout), registered with an :class:`EvictionPolicy`::
 
-Call order, driven by :class:`kvplan.sim.tiers.Tier`::
+    slots(capacity) -> int              slots its tier's pool needs (resident + ghosts)
+    words(capacity, times) -> (ints, floats)   its region's size (``times``: distinct
+                                        future use times, for oracles)
+    init(m, f, t)                       lay out an empty region for tier t
+    region(m, t) -> v                   a tuple of ints read once per batch: v[0] is t,
+                                        v[1] the tier's record base, v[2] its slot keys
+                                        (for kvplan.sim.core.slots.held), then the
+                                        policy's own offsets and constants
+    on_insert(m, f, v, s)               the block in slot s became resident
+    on_access(m, f, v, s)               the resident block in slot s was used again
+    on_remove(m, f, v, s) -> bool       the block in slot s left (evicted or removed);
+                                        True: the policy keeps a ghost entry in the slot
+                                        (it frees it later with slots.forget)
+    victims(m, f, v, n, out, incoming)  write up to n unpinned slots at m[out:], best
+                                        first, taking them out of its order; returns how
+                                        many. ``incoming``: the slot being inserted (never
+                                        a victim), or -1 when room is made ahead (HBM)
 
-    insert:  on_insert(key, now)  [full: victims(n, pinned) -> on_remove(v) each victim
-                                         -> on_unpin(key) unless inserted pinned]
-    hit:     on_access(key, now)
-    remove:  on_remove(key)            (exclusive promotion, explicit drop)
-    pins:    on_pin(key) / on_unpin(key)   (refcount 0 -> 1 / 1 -> 0; no-ops by default)
-
-``on_insert`` runs *before* room is made, with the new key pinned, so a policy may use the
-incoming key when it picks victims (ARC's REPLACE, S3-FIFO's ghost check). ``victims`` may
-reorder internal state (S3-FIFO promotes, ARC moves keys to ghost lists) but never drops a key
-it did not name; the tier then calls ``on_remove`` for every named victim. The pin hooks let a
-policy keep in-use keys out of its eviction order (vLLM's free queue holds refcount-0 blocks
-only), so ``victims`` need not walk past them.
+The tier calls them as kvplan.sim.core.tier says: an insert into a full tier calls
+``on_insert``, then ``victims(1)``, then ``on_remove`` for the victim; ``victims`` may
+reorder the policy's own state (S3-FIFO promotes, ARC fills ghost lists) but never drops a
+slot it did not name. Simulation time is ``f[NOW]`` (the request index in cache mode,
+seconds in event mode); only oracles read it.
 """
 
 from __future__ import annotations
 
-import bisect
-from abc import ABC, abstractmethod
-from collections.abc import Callable, Container
-from typing import ClassVar
-
-import numpy as np
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from kvplan.errors import KvplanError
 
 
-class FutureUses:
-    """When each block id will be used next: the sorted use times of every key (CSR layout).
+@dataclass(frozen=True)
+class EvictionPolicy:
+    """A registered policy: its name, its code in the compiled dispatch, its hooks."""
 
-    Built from the workload's whole access stream, so only an offline oracle may hold one::
-
-        keys  [7, 3, 7]  times [0., 1., 2.]  ->  key 7 used at 0 and 2, key 3 at 1
-        next_use(7, 0.0) = 2.0;  next_use(7, 2.0) = inf;  next_use(3, 0.5) = 1.0
-    """
-
-    def __init__(self, keys: np.ndarray, times: np.ndarray, num_keys: int) -> None:
-        order = np.lexsort((times, keys))
-        self._times = np.asarray(times, dtype=np.float64)[order]
-        counts = np.bincount(np.asarray(keys, dtype=np.int64), minlength=num_keys)
-        self._offsets = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
-
-    def next_use(self, key: int, now: float) -> float:
-        """First use time of ``key`` strictly after ``now`` (``inf`` if none)."""
-        lo, hi = self._offsets[key], self._offsets[key + 1]
-        i = bisect.bisect_right(self._times, now, lo, hi)
-        return float(self._times[i]) if i < hi else float("inf")
-
-
-class EvictionPolicy(ABC):
-    """Orders the keys resident in one tier and names victims, skipping pinned keys."""
-
-    name: ClassVar[str] = ""
-    """Registry name (set by :func:`register_eviction`)."""
-    is_oracle: ClassVar[bool] = False
+    name: str
+    code: int
+    """Its branch in kvplan.sim.policies.dispatch."""
+    slots: Callable[[int], int]
+    """capacity_blocks -> slots in the tier's pool (Python)."""
+    words: Callable[[int, int], tuple[int, int]]
+    """(capacity_blocks, distinct future use times) -> int and float words of its region."""
+    init: Callable
+    region: Callable
+    on_insert: Callable
+    on_access: Callable
+    on_remove: Callable
+    victims: Callable
+    """The compiled hooks (module docstring)."""
+    is_oracle: bool = False
     """True for offline oracles that read the future: their results are upper bounds."""
 
-    def __init__(self, capacity_blocks: int, future: FutureUses | None = None) -> None:
-        self.capacity_blocks = capacity_blocks
 
-    @abstractmethod
-    def on_insert(self, key: int, now: float) -> None:
-        """``key`` became resident (not resident before)."""
-
-    @abstractmethod
-    def on_access(self, key: int, now: float) -> None:
-        """A resident ``key`` was used again."""
-
-    @abstractmethod
-    def on_remove(self, key: int) -> None:
-        """``key`` left the tier (evicted or removed); a no-op for unknown keys."""
-
-    @abstractmethod
-    def victims(self, n: int, pinned: Container[int]) -> list[int]:
-        """Up to ``n`` resident keys to evict, best first, none of them in ``pinned``."""
-
-    def on_pin(self, key: int) -> None:
-        """A resident ``key`` came into use (refcount 0 -> 1); it is in ``pinned`` from now."""
-        return None
-
-    def on_unpin(self, key: int) -> None:
-        """A resident ``key`` is no longer in use (refcount 1 -> 0): evictable again."""
-        return None
+_REGISTRY: dict[str, EvictionPolicy] = {}
 
 
-_REGISTRY: dict[str, type[EvictionPolicy]] = {}
+def register_eviction(policy: EvictionPolicy) -> EvictionPolicy:
+    """Make ``policy`` available under its name (one call per policy module)."""
+    if any(p.code == policy.code for p in _REGISTRY.values() if p.name != policy.name):
+        raise ValueError(f"eviction policy code {policy.code} is taken")
+    _REGISTRY[policy.name] = policy
+    return policy
 
 
-def register_eviction(name: str) -> Callable[[type[EvictionPolicy]], type[EvictionPolicy]]:
-    """Class decorator: make a policy available under ``name`` (one line per policy)."""
-
-    def deco(cls: type[EvictionPolicy]) -> type[EvictionPolicy]:
-        cls.name = name
-        _REGISTRY[name] = cls
-        return cls
-
-    return deco
+def policy_of_code(code: int) -> EvictionPolicy:
+    """The policy registered with ``code`` (kvplan.sim.core.tier compiles its hooks in)."""
+    return next(p for p in _REGISTRY.values() if p.code == code)
 
 
 def eviction_names() -> list[str]:
@@ -109,20 +81,10 @@ def eviction_names() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def eviction_class(name: str) -> type[EvictionPolicy]:
-    """The policy class registered as ``name``; an unknown name lists the valid ones."""
+def eviction_policy(name: str) -> EvictionPolicy:
+    """The policy registered as ``name``; an unknown name lists the valid ones."""
     try:
         return _REGISTRY[name]
     except KeyError:
         raise KvplanError(f"unknown eviction policy '{name}'; valid: "
                           f"{', '.join(sorted(_REGISTRY))}") from None
-
-
-def make_eviction(name: str, capacity_blocks: int,
-                  future: FutureUses | None = None) -> EvictionPolicy:
-    """A fresh policy for a tier of ``capacity_blocks``; oracles need ``future``."""
-    cls = eviction_class(name)
-    if cls.is_oracle and future is None:
-        raise KvplanError(f"eviction policy '{name}' is an offline oracle and needs the "
-                          "workload's future accesses")
-    return cls(capacity_blocks, future)

@@ -1,35 +1,44 @@
-"""FIFO: evict in insertion order; accesses do not reorder (pinned keys keep their place)."""
+"""FIFO: evict in insertion order; accesses do not reorder, pinned blocks keep their place.
+
+FIFO keeps LRU's layout (kvplan.sim.policies.lru: one list of slots, oldest first, over the
+pool) and differs in two hooks: an access leaves the order alone, and the victim search
+skips pinned blocks in place instead of moving them to the recent end::
+
+    order a [b*] c d     (* pinned)   victims(2): a and c named, b stays
+    ->    b* d
+
+Region tuple: (tier, refcount base, slot keys, list set, pool), as LRU's.
+"""
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from collections.abc import Container
+from kvplan.sim.core import lists, slots
+from kvplan.sim.core.layout import inline
+from kvplan.sim.policies.base import EvictionPolicy, register_eviction
+from kvplan.sim.policies.lru import ORDER, init, on_insert, on_remove, pool, region, words
 
-from kvplan.sim.policies.base import EvictionPolicy, FutureUses, register_eviction
+CODE = 1
 
 
-@register_eviction("fifo")
-class FIFO(EvictionPolicy):
-    """First in, first out."""
+@inline
+def on_access(m, f, v, s):
+    return
 
-    def __init__(self, capacity_blocks: int, future: FutureUses | None = None) -> None:
-        super().__init__(capacity_blocks, future)
-        self._order: OrderedDict[int, None] = OrderedDict()
 
-    def on_insert(self, key: int, now: float) -> None:
-        self._order[key] = None
+@inline
+def victims(m, f, v, n, out, incoming):
+    ls, nodes, pins = v[3], v[4], slots.any_pinned(m, v[0])
+    got = 0
+    s = lists.first(m, ls, nodes, ORDER)
+    while got < n and s != lists.NONE:
+        nxt = lists.after(m, ls, nodes, s)
+        if not slots.held(m, v, s, incoming, pins):
+            lists.unlink(m, ls, nodes, s)
+            m[out + got] = s
+            got += 1
+        s = nxt
+    return got
 
-    def on_access(self, key: int, now: float) -> None:
-        pass
 
-    def on_remove(self, key: int) -> None:
-        self._order.pop(key, None)
-
-    def victims(self, n: int, pinned: Container[int]) -> list[int]:
-        out: list[int] = []
-        for key in self._order:
-            if len(out) == n:
-                break
-            if key not in pinned:
-                out.append(key)
-        return out
+POLICY = register_eviction(EvictionPolicy(
+    "fifo", CODE, pool, words, init, region, on_insert, on_access, on_remove, victims))

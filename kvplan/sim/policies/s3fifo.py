@@ -1,122 +1,183 @@
 """S3-FIFO (Yang et al., SOSP'23): a small probationary FIFO, a main FIFO and a ghost FIFO.
 
-New keys enter the small queue S (10% of capacity, at least one block); a key found in the
-ghost queue G (recently evicted from S) enters the main queue M instead. Each key counts its
+New blocks enter the small queue S (10% of capacity, at least one block); a block found in
+the ghost queue G (recently evicted from S) enters the main queue M instead. Each counts its
 accesses, capped at 3. Eviction, one victim at a time, takes from S while S holds more than
 its share, else from M:
 
 - S, oldest first: accessed at least once -> moves to M with count 0; else it is the victim
-  and its id is remembered in G (G holds at most as many ids as M's share of the capacity);
+  and remembered in G (G holds at most as many entries as M's share of the capacity);
 - M, oldest first: count > 0 -> count - 1 and reinserted at the new end; else the victim.
 
-Pinned keys are skipped in place. With the tier's insert-then-evict order the new key is
-already in S (or M) when victims are chosen; S is measured without it, as the original
-(evict-then-insert) algorithm sees it: evict from S when ``len(S without new key) >= share``,
-and a new key sent to M ends up newer than the keys M reinserted while making room for it.
+Pinned blocks are skipped in place. The incoming block is already in S (or M) when victims
+are chosen; S is measured without it, as the original (evict-then-insert) algorithm sees it,
+and a new block sent to M ends up newer than the blocks M reinserted while making room for
+it. One scan of S per ``victims`` call resumes where its last victim was found (what it
+passed is pinned, or gone from S), so pinned blocks are passed once per call, not once per
+victim. A ghost entry keeps its slot (kvplan.sim.core.slots) until G drops it.
+
+Region: one list set (S, M, G) over the pool, counts per slot, scratch for the slots M spares
+in one pass. Region tuple: (tier, refcount base, slot keys, list set, pool, counts, small
+share, ghost size, spared scratch).
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from collections.abc import Container, Iterator
+from kvplan.sim.core import lists, slots
+from kvplan.sim.core.layout import (
+    BLOCKS_AT,
+    CAP,
+    KEYS_AT,
+    PI,
+    POOL,
+    F,
+    I,
+    M,
+    V,
+    compiled,
+    inline,
+    th,
+)
+from kvplan.sim.policies.base import EvictionPolicy, register_eviction
 
-from kvplan.sim.policies.base import EvictionPolicy, FutureUses, register_eviction
-
+CODE = 3
+SMALL, MAIN, GHOST = 0, 1, 2
 MAX_COUNT = 3
 
 
-@register_eviction("s3fifo")
-class S3FIFO(EvictionPolicy):
-    """Small + main + ghost FIFO queues with lazy promotion."""
+def _shares(capacity_blocks: int) -> tuple[int, int]:
+    """(small share, ghost size). Example: capacity 100 -> (10, 90)."""
+    share = max(1, capacity_blocks // 10)
+    return share, max(1, capacity_blocks - share)
 
-    def __init__(self, capacity_blocks: int, future: FutureUses | None = None) -> None:
-        super().__init__(capacity_blocks, future)
-        self.small_share = max(1, capacity_blocks // 10)
-        self.ghost_size = max(1, capacity_blocks - self.small_share)
-        self._small: OrderedDict[int, None] = OrderedDict()
-        self._main: OrderedDict[int, None] = OrderedDict()
-        self._ghost: OrderedDict[int, None] = OrderedDict()
-        self._count: dict[int, int] = {}
-        self._incoming: int | None = None
-        self._scan: Iterator[int] | None = None
-        self._gone: list[int] = []
 
-    def on_insert(self, key: int, now: float) -> None:
-        if key in self._ghost:
-            del self._ghost[key]
-            self._main[key] = None
+def pool(capacity_blocks: int) -> int:
+    """Resident blocks (+ the one being inserted) and ghost entries (+ the one being added)."""
+    return capacity_blocks + _shares(capacity_blocks)[1] + 3
+
+
+def words(capacity_blocks: int, times: int = 0) -> tuple[int, int]:
+    n = pool(capacity_blocks)
+    return lists.words(n, 3) + 2 * n, 0
+
+
+@inline
+def region(m, t):
+    h = th(t)
+    ls, n, cap = m[h + PI], m[h + POOL], m[h + CAP]
+    counts = ls + lists.words(n, 3)
+    share = max(1, cap // 10)
+    return (t, m[BLOCKS_AT] + t, m[h + KEYS_AT], ls, n, counts, share, max(1, cap - share),
+            counts + n)
+
+
+@compiled(V(M, F, I))
+def init(m, f, t):
+    v = region(m, t)
+    lists.init(m, v[3], v[4], 3)
+
+
+@inline
+def on_insert(m, f, v, s):
+    ls, nodes = v[3], v[4]
+    if lists.owner(m, ls, s) == GHOST:
+        lists.unlink(m, ls, nodes, s)
+        lists.push_back(m, ls, nodes, MAIN, s)
+    else:
+        lists.push_back(m, ls, nodes, SMALL, s)
+    m[v[5] + s] = 0
+
+
+@inline
+def on_access(m, f, v, s):
+    m[v[5] + s] = min(m[v[5] + s] + 1, MAX_COUNT)
+
+
+@inline
+def on_remove(m, f, v, s):
+    owner = lists.owner(m, v[3], s)
+    if owner in (SMALL, MAIN):
+        lists.unlink(m, v[3], v[4], s)
+    return owner == GHOST
+
+
+@inline
+def _from_small(m, v, cursor, incoming, pins):
+    """From ``cursor`` in S: the first unpinned block never accessed (remembered in G);
+    those accessed meanwhile move to M. Returns (victim or -1, where the scan resumes)."""
+    ls, nodes, counts = v[3], v[4], v[5]
+    s = cursor
+    while s != lists.NONE:
+        nxt = lists.after(m, ls, nodes, s)
+        if slots.held(m, v, s, incoming, pins):
+            s = nxt
+            continue
+        lists.unlink(m, ls, nodes, s)
+        if m[counts + s] > 0:
+            lists.push_back(m, ls, nodes, MAIN, s)
+            m[counts + s] = 0
+            s = nxt
+            continue
+        lists.push_back(m, ls, nodes, GHOST, s)
+        if lists.size(m, ls, nodes, GHOST) > v[7]:
+            slots.forget(m, v[0], lists.pop_front(m, ls, nodes, GHOST))
+        return s, nxt
+    return lists.NONE, lists.NONE
+
+
+@inline
+def _from_main(m, v, incoming, pins):
+    """Up to MAX_COUNT + 1 passes over M: each pass spares (count - 1, to the new end) the
+    unpinned blocks with count > 0 before the first unpinned one with count 0, the victim."""
+    ls, nodes, counts, spared = v[3], v[4], v[5], v[8]
+    for _ in range(MAX_COUNT + 1):
+        n_spared = 0
+        victim = lists.NONE
+        s = lists.first(m, ls, nodes, MAIN)
+        while s != lists.NONE:
+            if not slots.held(m, v, s, incoming, pins):
+                if m[counts + s] > 0:
+                    m[spared + n_spared] = s
+                    n_spared += 1
+                else:
+                    victim = s
+                    break
+            s = lists.after(m, ls, nodes, s)
+        for i in range(n_spared):
+            k = m[spared + i]
+            m[counts + k] -= 1
+            lists.move_to_back(m, ls, nodes, k)
+        if victim != lists.NONE:
+            lists.unlink(m, ls, nodes, victim)
+            return victim
+    return lists.NONE
+
+
+@inline
+def victims(m, f, v, n, out, incoming):
+    ls, nodes, pins = v[3], v[4], slots.any_pinned(m, v[0])
+    got = 0
+    cursor = lists.first(m, ls, nodes, SMALL)
+    while got < n:
+        small = lists.size(m, ls, nodes, SMALL)
+        if incoming >= 0 and lists.owner(m, ls, incoming) == SMALL:
+            small -= 1
+        if small >= v[6]:
+            s, cursor = _from_small(m, v, cursor, incoming, pins)
+            if s == lists.NONE:
+                s = _from_main(m, v, incoming, pins)
         else:
-            self._small[key] = None
-        self._count[key] = 0
-        self._incoming = key
+            s = _from_main(m, v, incoming, pins)
+            if s == lists.NONE:
+                s, cursor = _from_small(m, v, cursor, incoming, pins)
+        if s == lists.NONE:
+            break
+        m[out + got] = s
+        got += 1
+    if incoming >= 0 and lists.owner(m, ls, incoming) == MAIN:
+        lists.move_to_back(m, ls, nodes, incoming)
+    return got
 
-    def on_access(self, key: int, now: float) -> None:
-        self._count[key] = min(self._count[key] + 1, MAX_COUNT)
 
-    def on_remove(self, key: int) -> None:
-        self._small.pop(key, None)
-        self._main.pop(key, None)
-        self._count.pop(key, None)
-
-    def victims(self, n: int, pinned: Container[int]) -> list[int]:
-        out: list[int] = []
-        self._scan, self._gone = None, []
-        while len(out) < n:
-            small = len(self._small) - len(self._gone) - (self._incoming in self._small)
-            if small >= self.small_share:
-                key = self._from_small(pinned)
-                key = self._from_main(pinned) if key is None else key
-            else:
-                key = self._from_main(pinned)
-                key = self._from_small(pinned) if key is None else key
-            if key is None:
-                break
-            out.append(key)
-        for key in self._gone:
-            del self._small[key]
-        self._scan = None
-        if self._incoming in self._main:
-            self._main.move_to_end(self._incoming)
-        self._incoming = None
-        return out
-
-    def _from_small(self, pinned: Container[int]) -> int | None:
-        """The oldest unpinned small key never accessed, promoting accessed ones on the way.
-        One scan per ``victims`` call resumes where the last victim was found; the keys it
-        passes leave ``_small`` when the call ends (``_gone``)."""
-        if self._scan is None:
-            self._scan = iter(self._small)
-        for key in self._scan:
-            if key in pinned:
-                continue
-            self._gone.append(key)
-            if self._count[key] > 0:
-                self._main[key] = None
-                self._count[key] = 0
-                continue
-            del self._count[key]
-            self._ghost[key] = None
-            if len(self._ghost) > self.ghost_size:
-                self._ghost.popitem(last=False)
-            return key
-        return None
-
-    def _from_main(self, pinned: Container[int]) -> int | None:
-        for _ in range(MAX_COUNT + 1):
-            spared: list[int] = []
-            victim = None
-            for key in self._main:
-                if key in pinned:
-                    continue
-                if self._count[key] > 0:
-                    spared.append(key)
-                    continue
-                victim = key
-                break
-            for key in spared:
-                self._count[key] -= 1
-                self._main.move_to_end(key)
-            if victim is not None:
-                del self._main[victim], self._count[victim]
-                return victim
-        return None
+POLICY = register_eviction(EvictionPolicy(
+    "s3fifo", CODE, pool, words, init, region, on_insert, on_access, on_remove, victims))

@@ -15,7 +15,7 @@ from typing import ClassVar
 
 from kvplan.errors import KvplanError
 from kvplan.sim.config import ReplayConfig
-from kvplan.sim.kvstore import Req
+from kvplan.sim.request import Req
 
 
 class PrefetchPolicy(ABC):

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
-from kvplan.sim.kvstore import Req
 from kvplan.sim.prefetch.base import PrefetchPolicy, register_prefetch
+from kvplan.sim.request import Req
 
 
 @register_prefetch("lookahead")

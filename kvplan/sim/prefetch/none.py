@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from kvplan.sim.kvstore import Req
 from kvplan.sim.prefetch.base import PrefetchPolicy, register_prefetch
+from kvplan.sim.request import Req
 
 
 @register_prefetch("none")

@@ -1,4 +1,4 @@
-"""KV tiers: one tier's resident blocks, capacity, pins and eviction policy; the tier stack.
+"""REFERENCE (tests only): one tier over a plain-Python policy (kvplan.sim.core.tier compiled).
 
 A tier owns its blocks; its policy only orders them and names victims (docs/policies.md).
 Pins are reference counts, as in vLLM v1's block pool: a block in use by a request has
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from kvplan.sim.policies.base import EvictionPolicy
+from reference.policy_base import EvictionPolicy
 
 TIER_NAMES = ("hbm", "dram", "ssd")
 """Tier levels, fastest first; a level's index is its position in a :class:`TierStack`."""
@@ -88,7 +88,7 @@ class Tier:
         refs[key] = 1
         self._pinned.add(key)
         self.policy.on_insert(key, now)
-        evicted = self.evict(len(refs) - self.capacity_blocks)
+        evicted = self.evict(len(refs) - self.capacity_blocks, incoming=key)
         if not pin:
             refs[key] = 0
             self._pinned.discard(key)
@@ -117,12 +117,12 @@ class Tier:
         for key in keys:
             on_access(key, now)
 
-    def evict(self, n: int) -> list[int]:
+    def evict(self, n: int, incoming: int | None = None) -> list[int]:
         """Evict up to ``n`` unpinned blocks chosen by the policy; returns their ids."""
         if n <= 0:
             return []
         policy, refs = self.policy, self.refs
-        victims = policy.victims(n, self._pinned)
+        victims = policy.victims(n, self._pinned, incoming)
         for key in victims:
             del refs[key]
             policy.on_remove(key)
@@ -170,41 +170,3 @@ class Tier:
             if left == 0:
                 self._pinned.discard(key)
                 on_unpin(key)
-
-
-class TierStack:
-    """The tiers fastest first (HBM, DRAM, SSD); an absent tier has capacity 0."""
-
-    def __init__(self, tiers: Sequence[Tier]) -> None:
-        self.tiers = list(tiers)
-
-    def __getitem__(self, level: int) -> Tier:
-        return self.tiers[level]
-
-    def __len__(self) -> int:
-        return len(self.tiers)
-
-    def fastest_holder(self, key: int) -> int:
-        """Level of the fastest tier holding ``key``, or -1 if none does."""
-        for level, tier in enumerate(self.tiers):
-            if key in tier.refs:
-                return level
-        return -1
-
-    def lookup_prefix(self, keys: Sequence[int]) -> list[int]:
-        """Levels of the longest prefix of ``keys`` found in some tier, one per block.
-
-        Hashes are chained, so the prefix stops at the first block no tier holds::
-
-            keys   [a, b, c, d];  HBM {a}, DRAM {b, d}  ->  [0, 1]   (c missing: d unusable)
-        """
-        resident = [tier.refs for tier in self.tiers]
-        levels: list[int] = []
-        for key in keys:
-            for level, refs in enumerate(resident):
-                if key in refs:
-                    levels.append(level)
-                    break
-            else:
-                break
-        return levels
