@@ -6,8 +6,10 @@ import atexit
 import os
 import signal
 import sys
+from typing import get_args, get_origin
 
 import typer
+from rich.markup import escape
 from typer.core import TyperGroup
 
 from kvplan import __version__
@@ -54,11 +56,11 @@ class _Group(TyperGroup):
     def resolve_command(self, ctx, args):  # type: ignore[override]
         name, cmd, rest = super().resolve_command(ctx, args)
         if cmd is not None:
-            _no_flag_types(cmd, ctx)
+            _plain_help(cmd, ctx)
         return name, cmd, rest
 
     def format_help(self, ctx, formatter):  # type: ignore[override]
-        _no_flag_types(self, ctx)
+        _plain_help(self, ctx)
         return super().format_help(ctx, formatter)
 
 
@@ -72,15 +74,33 @@ def _usage_error(exc, ctx) -> None:
     raise typer.Exit(2) from None
 
 
-def _no_flag_types(cmd, ctx) -> None:
-    """Leave the type column of a flag (``--json``, ``--help``) empty in the help: typer's
-    rich help shows ``<bool>`` beside every flag, although a flag takes no value."""
+def _plain_help(cmd, ctx) -> None:
+    """Help text shown as written: square brackets kept (typer's rich help would read
+    ``[prices]`` or ``'kvplan[ray]'`` as markup and drop them), the type column of a flag
+    (``--json``, ``--help``) left empty (typer shows ``<bool>`` beside every flag, although a
+    flag takes no value) and a repeated option's type named by its items (``<float>``, never
+    Python's ``<list[float]>``)."""
+    if getattr(cmd, "_kvplan_plain", False):
+        return
+    cmd._kvplan_plain = True
+    cmd.help = escape(cmd.help) if cmd.help else cmd.help
+    cmd.short_help = escape(cmd.short_help) if cmd.short_help else cmd.short_help
     help_option = cmd.get_help_option(ctx)
     for param in [*cmd.params, *([help_option] if help_option else [])]:
+        if getattr(param, "help", None):
+            param.help = escape(param.help)
         if getattr(param, "is_flag", False) and param.metavar is None:
             param.metavar = ""
+        elif param.metavar is None and get_origin(annotation := _annotation(param)) is list:
+            shown = f"<{param._bare_type(get_args(annotation)[0]).lower()}>"
+            param.display_type_rich = lambda ctx, shown=shown: shown
     for sub in getattr(cmd, "commands", {}).values():
-        _no_flag_types(sub, ctx)
+        _plain_help(sub, ctx)
+
+
+def _annotation(param) -> object:
+    """The Python type typer shows for ``param`` (None where it keeps none)."""
+    return getattr(getattr(param, "type_descriptor", None), "annotation", None)
 
 
 def _kept() -> str:

@@ -60,6 +60,9 @@ def pareto_png(cands: pl.DataFrame, front: pl.DataFrame, y: str, ylabel: str, be
     second star where verified); ``log_y`` for figures spanning orders of magnitude."""
     plt, fig, ax = _fig()
     d = cands.filter(pl.col(y).is_finite())
+    if d.height == 0:
+        ax.text(0.5, 0.5, "no candidate sustains the load: every one saturates (screen)",
+                ha="center", va="center", transform=ax.transAxes)
     ax.scatter(d["usd_per_h"], d[y], s=8, alpha=0.4, label="candidates (screen)")
     ax.plot(front["usd_per_h"], front[y], "r.-", label="Pareto frontier (screen)")
     if target is not None:
