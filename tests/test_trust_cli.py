@@ -74,6 +74,9 @@ def small_trace(tmp_path_factory):
     (["--ep", "2", "--tp", "4"], "--ep 2 searches tp = 2 only"),
     (["--disk-dir", "relative/dir"], "--disk-dir: expected an absolute directory path"),
     (["--tp", "3"], "--tp 3 does not divide the 32 attention heads"),
+    (["--hbm-kv-gib", "60", "--dram-gib", "32", "--ssd-gib", "100"],
+     "--ssd-gib 100 needs a DRAM tier larger than the HBM KV pool (--dram-gib 32 <= "
+     "--hbm-kv-gib 60)"),
     (["--ep", "2"], "--ep 2: llama-3.1-8b has no experts"),
 ])
 def test_plan_flags_out_of_range_or_contradicting_are_one_line(tmp_path, args, message):
@@ -81,6 +84,15 @@ def test_plan_flags_out_of_range_or_contradicting_are_one_line(tmp_path, args, m
     res = run("plan", "-o", out, *args)
     one_line_error(res, message)
     assert "dram_gib" not in res.output and "slo." not in res.output  # flags, not fields
+    nothing_written(out)
+
+
+def test_a_spec_file_of_offline_bounds_only_is_refused_before_any_work(tmp_path):
+    spec = tmp_path / "plan.toml"
+    spec.write_text('[space]\nevictions = ["belady"]\n')
+    out = tmp_path / "out"
+    one_line_error(run("plan", "--spec", spec, "-o", out),
+                   "field 'space.evictions': only offline bounds")
     nothing_written(out)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 from pathlib import Path
 from typing import Annotated
@@ -28,7 +29,7 @@ from kvplan.plan.costing import OBJECTIVES
 from kvplan.plan.executor import LOCAL_CLUSTER
 from kvplan.plan.planner import PlanResult, contexts, run_plan
 from kvplan.plan.routing import ROUTING_RULE
-from kvplan.plan.space import DEFAULT_EVICTIONS
+from kvplan.plan.space import DEFAULT_EVICTIONS, deployable
 from kvplan.plan.spec import BOUNDS, PlanSpec, load_spec, spec_from_dict
 from kvplan.plan.stages import StageClock, StageFigures, with_workers
 from kvplan.plan.verify import verification_pool
@@ -205,6 +206,13 @@ def _check_flags(flags: dict) -> None:
     ep, tp = flags["ep"], flags["tp"]
     if ep is not None and ep > 1 and tp and set(tp) != {ep}:
         raise KvplanError(f"--ep {ep} searches tp = {ep} only; drop --tp {tp[0]}")
+    hbm, dram, ssd = flags["hbm_kv_gib"], flags["dram_gib"], flags["ssd_gib"]
+    if hbm and dram and ssd and not any(deployable(*c) for c in itertools.product(hbm, dram,
+                                                                                  ssd)):
+        raise KvplanError(f"--ssd-gib {max(ssd):g} needs a DRAM tier larger than the HBM KV pool "
+                          f"(--dram-gib {max(dram):g} <= --hbm-kv-gib {min(hbm):g}): every "
+                          "engine stages SSD blocks through host memory; raise --dram-gib or "
+                          "add --ssd-gib 0")
     if flags["disk_dir"] is not None and (problem := disk_dir_problem(flags["disk_dir"])):
         raise KvplanError(f"--disk-dir: {problem}")
     if flags["verify_window"] is not None and flags["verify_top"] == 0:

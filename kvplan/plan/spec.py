@@ -37,9 +37,10 @@ from kvplan.bounds import (
     Bound,
 )
 from kvplan.engines.base import disk_dir_problem
-from kvplan.errors import InputError
+from kvplan.errors import InputError, KvplanError
 from kvplan.plan.costing import OBJECTIVES
 from kvplan.plan.screen import Slo
+from kvplan.sim.policies import eviction_policy
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -137,6 +138,7 @@ def spec_from_dict(raw: dict[str, Any], path: Path | str = "<spec>") -> PlanSpec
             raise InputError(path, f"unknown key (expected one of {', '.join(SPACE_KEYS)})",
                              field=f"space.{key}")
     _check_numbers(raw, path)
+    _check_evictions(raw.get("space", {}).get("evictions"), path)
     kw = dict(raw)
     if "slo" in kw:
         kw["slo"] = _slo(kw["slo"], path)
@@ -168,6 +170,25 @@ def _check_numbers(raw: dict[str, Any], path: Path | str) -> None:
                 raise InputError(path, f"expected a {kind}, got {v!r}", field=key)
             if not bound.accepts(v):
                 raise InputError(path, f"expected {bound.words()}, got {v!r}", field=key)
+
+
+def _check_evictions(names: Any, path: Path | str) -> None:
+    """space.evictions: registered policy names, at least one online (an offline bound such
+    as belady reads the trace's future: shown beside the others, never recommended)."""
+    if names is None:
+        return
+    if not isinstance(names, (list, tuple)) or not names or not all(
+            isinstance(n, str) for n in names):
+        raise InputError(path, "expected a non-empty list of eviction policy names",
+                         field="space.evictions")
+    try:
+        policies = [eviction_policy(n) for n in names]
+    except KvplanError as exc:
+        raise InputError(path, str(exc), field="space.evictions") from None
+    if all(p.is_oracle for p in policies):
+        raise InputError(path, "only offline bounds (they read the trace's future), never a "
+                         "recommendation; add an online policy beside them",
+                         field="space.evictions")
 
 
 _OPTIONAL = ("verify_window_s", "sample_rate", "slo.ttft_ms", "slo.tpot_ms", "slo.min_rate_rps")
