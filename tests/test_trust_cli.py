@@ -11,6 +11,10 @@ printed table also written with ``--out``.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -23,6 +27,7 @@ from kvplan.plan.spec import PlanSpec
 from kvplan.trace import load_workload
 from kvplan.workload import write_workload
 
+ROOT = Path(__file__).resolve().parents[1]
 ENV = {"COLUMNS": "120"}
 SMALL_SPACE = ["--replicas", "1", "--hbm-kv-gib", "30", "--dram-gib", "0", "--dram-gib", "64",
                "--ssd-gib", "0", "--eviction", "lru", "--eviction", "belady"]
@@ -257,3 +262,15 @@ def test_list_tables_refuse_a_file_as_out_folder(tmp_path, args):
     a_file = tmp_path / "x.parquet"
     a_file.write_text("")
     one_line_error(run(*args, "--out", a_file), "is a file, expected a folder")
+
+
+def test_ctrl_c_while_the_flags_are_parsed_still_says_what_was_kept(tmp_path):
+    """typer turns a KeyboardInterrupt outside the command (a slow start under load) into a
+    silent exit 130: the one line is said all the same."""
+    code = ("import sys\nimport kvplan.cli.main as m\n"
+            "def parse(self, ctx, args):\n    raise KeyboardInterrupt\n"
+            "m._Group.parse_args = parse\nsys.argv = ['kvplan', 'plan']\nm.main()\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       cwd=tmp_path, env=os.environ | {"PYTHONPATH": str(ROOT)}, timeout=120)
+    assert r.returncode == 130
+    assert r.stderr.strip() == "Interrupted; no output was written." and r.stdout == ""

@@ -41,10 +41,10 @@ class _Group(TyperGroup):
         except _UsageError as exc:
             _usage_error(exc, ctx)
         except KeyboardInterrupt:
-            typer.echo(f"Interrupted; {_kept()}", err=True)
+            _say_stopped(130)
             raise typer.Exit(130) from None
         except Terminated:
-            typer.echo(f"Terminated; {_kept()}", err=True)
+            _say_stopped(143)
             raise typer.Exit(143) from None
 
     def parse_args(self, ctx, args):  # type: ignore[override]
@@ -103,6 +103,17 @@ def _annotation(param) -> object:
     return getattr(getattr(param, "type_descriptor", None), "annotation", None)
 
 
+_STOPPED = {130: "Interrupted", 143: "Terminated"}
+_said_stopped = False
+
+
+def _say_stopped(code: int) -> None:
+    """The one line after Ctrl-C (130) or SIGTERM (143): what was kept."""
+    global _said_stopped
+    typer.echo(f"{_STOPPED[code]}; {_kept()}", err=True)
+    _said_stopped = True
+
+
 def _kept() -> str:
     """What an interrupted command leaves: its complete files (never a partial one)."""
     files = written_files()
@@ -158,10 +169,18 @@ def main() -> None:
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         app()
+        return
+    except KeyboardInterrupt:  # while typer builds the command, before any handler of its own
+        code = 130
+    except Terminated:
+        code = 143
     except SystemExit as exc:
-        if exc.code in (130, 143):
-            atexit._run_exitfuncs()  # multiprocessing's own cleanup (its semaphores)
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(exc.code)
-        raise
+        if exc.code not in _STOPPED:
+            raise
+        code = int(exc.code)
+    if not _said_stopped:  # stopped while the flags were parsed: typer exits 130 silently
+        _say_stopped(code)
+    atexit._run_exitfuncs()  # multiprocessing's own cleanup (its semaphores)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
