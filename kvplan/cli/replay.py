@@ -97,10 +97,11 @@ def replay(
         "--block-size", help="Tokens per KV block (default: the trace's own).")] = None,
     kv_dtype: Annotated[str, typer.Option("--kv-dtype", help="bf16, fp16, fp8, int4, int2.")
                         ] = _D.kv_dtype,
-    slo_ttft_ms: Annotated[float | None, typer.Option("--slo-ttft-ms", help="TTFT objective.")
-                           ] = None,
-    slo_tpot_ms: Annotated[float | None, typer.Option("--slo-tpot-ms", help="TPOT objective.")
-                           ] = None,
+    slo_ttft_ms: Annotated[float | None, typer.Option(
+        "--slo-ttft-ms", help="TTFT objective in ms for goodput and SLO attainment (default: "
+        "none; both then say n/a).")] = None,
+    slo_tpot_ms: Annotated[float | None, typer.Option(
+        "--slo-tpot-ms", help="TPOT objective in ms (default: none).")] = None,
     mode: Annotated[str, typer.Option(
         "--mode", help="event (timed replica) or cache (timing-free block replay).")] = _D.mode,
     max_batched_tokens: Annotated[int, typer.Option(
