@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from kvplan.errors import KvplanError
+from kvplan.sim.core.spec import TierRules
+from kvplan.sim.schedrules import PLAIN, SchedulerRules
 from kvplan.units import GIB
 
 GB = 10**9
@@ -105,6 +107,8 @@ class Capabilities:
     offload_filter: OffloadFilter | None = None
     chunk_tokens: int = 0
     """Offload granularity in tokens when it differs from the engine block (LMCache)."""
+    scheduler: SchedulerRules = PLAIN
+    """The scheduler rules the engine runs (kvplan.sim.schedrules), read by the simulator."""
 
     def tier(self, name: TierName) -> TierCaps | None:
         return next((t for t in self.tiers if t.tier == name), None)
@@ -113,6 +117,20 @@ class Capabilities:
         """The engine's name for kvplan ``policy`` on ``tier``; None when it cannot run it."""
         caps = self.tier(tier)
         return None if caps is None else dict(caps.evictions).get(policy)
+
+    def tier_rules(self, write: str, inclusive: bool, store_threshold: int) -> TierRules:
+        """The placement rules the simulator runs for this engine: the write policy's, except
+        that an offload filter makes write-through-selective copy down at once to every tier
+        but the filtered one, which takes a block on its ``min_uses``-th hit.
+
+        Example: KVBM, write-through-selective -> DRAM store/0, SSD store/2.
+        """
+        rules = TierRules.from_write(write, inclusive, store_threshold)
+        f = self.offload_filter
+        if f is None or write != "write-through-selective" or not inclusive:
+            return rules
+        return TierRules(True, rules.copy_on, (0, f.min_uses) if f.tier == "ssd"
+                         else (f.min_uses, f.min_uses))
 
     def write_mode(self, policy: str) -> Mode | None:
         return next((m for m in self.writes if m.kvplan == policy), None)

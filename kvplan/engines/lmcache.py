@@ -67,7 +67,7 @@ CAPS = Capabilities(
     prefetches=(Mode("none", "enable_async_loading: false",
                      "hits are retrieved when the request is scheduled",
                      "lmcache/v1/config.py:411-415"),),
-    inclusive=True, chunk_tokens=CHUNK_TOKENS)
+    inclusive=True, chunk_tokens=CHUNK_TOKENS, scheduler=vllm.SCHEDULER)
 
 
 def chunk_size(choice: TierChoice) -> int:
