@@ -108,7 +108,7 @@ def settings(choice: TierChoice) -> EngineSettings:
         "--page-size", str(page), "--max-total-tokens", str(tokens),
         "--chunked-prefill-size", str(choice.max_batched_tokens),
         "--max-running-requests", str(choice.max_seqs),
-        "--radix-eviction-policy", dict(POLICIES).get(choice.eviction, "lru"))
+        "--radix-eviction-policy", dict(POLICIES).get(choice.eviction_of("hbm"), "lru"))
     if choice.tp > 1:
         args += ("--tp-size", str(choice.tp))
     env: tuple[tuple[str, str], ...] = ()

@@ -134,7 +134,7 @@ def settings(choice: TierChoice) -> EngineSettings:
 
 
 def _offload_args(choice: TierChoice) -> tuple[str, ...]:
-    eviction = CAPS.eviction_value("dram", choice.eviction) or "lru"
+    eviction = CAPS.eviction_value("dram", choice.eviction_of("dram")) or "lru"
     selective = choice.write == "write-through-selective"
     if not choice.ssd_bytes and eviction == "lru" and not selective:
         return ("--kv-offloading-backend", "native",
