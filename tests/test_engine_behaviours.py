@@ -161,3 +161,30 @@ def test_plan_recommends_per_engine_only_what_it_runs():
         assert p.best["eviction"] == "lru" and p.best["inclusive"] and p.settings.ok
     assert res.recommendation.best["eviction"] == "lru" and res.recommendation.best["inclusive"]
     assert all(e.ok for e in res.engines)
+
+
+def test_cli_plan_prints_each_engine_and_labels_the_what_if(tmp_path):
+    """arc with exclusive tiers is searched (the free best may use it); per engine only lru
+    with inclusive tiers runs; --engine none keeps the free search without the table."""
+    from kvplan.workload import write_workload
+
+    trace = tmp_path / "w.parquet"
+    write_workload(cyclic_workload(), trace)
+    out = tmp_path / "out"
+    args = ["plan", "-t", str(trace), "--ttft-ms", "800", "--percentile", "90",
+            "--hbm-kv-gib", "20", "--dram-gib", "0", "--dram-gib", "100", "--ssd-gib", "0",
+            "--eviction", "lru", "--eviction", "arc", "--verify-top", "0"]
+    r = CliRunner().invoke(app, args + ["--engine", "vllm", "--engine", "sglang-hicache",
+                                        "-o", str(out)], env=ENV)
+    assert r.exit_code == 0, r.output
+    assert "Per engine" in r.output and "dynamo-kvbm" not in r.output.split("Per engine")[1]
+    plans = pl.read_parquet(out / "engine_plans.parquet")
+    assert plans["engine"].to_list() == ["vllm", "sglang-hicache"]
+    assert plans["eviction"].to_list() == ["lru", "lru"] and plans["inclusive"].all()
+    r = CliRunner().invoke(app, args + ["--engine", "none", "--json"], env=ENV)
+    assert r.exit_code == 0, r.output
+    import json
+
+    assert json.loads(r.stdout)["engine_plans"] == []
+    r = CliRunner().invoke(app, args + ["--engine", "vllm", "--engine", "none"], env=ENV)
+    assert r.exit_code == 2 and "engines" in r.output

@@ -241,9 +241,13 @@ def _render(res: PlanResult, out: Path | None) -> None:
     console.print()
     if res.engine_plans:
         console.print(_engine_table(res))
+        by_text: dict[str, list[str]] = {}
         for p in res.engine_plans:
             if p.what_if:
-                console.print(f" - {p.label}: {p.what_if}", highlight=False, markup=False)
+                by_text.setdefault(p.what_if, []).append(p.engine)
+        for text, names in by_text.items():
+            who = "every engine" if len(names) == len(res.engine_plans) > 1 else ", ".join(names)
+            console.print(f" - {who}: {text}", highlight=False, markup=False)
         console.print()
     _render_engines(res.engines, out)
     if out is not None:

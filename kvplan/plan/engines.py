@@ -28,7 +28,8 @@ from kvplan.plan.spec import PlanSpec
 from kvplan.units import GIB
 
 __all__ = ["EnginePlan", "EngineSettings", "TierChoice", "deployable_mask", "engine_plans",
-           "engine_settings", "model_id", "searched_engines", "tier_choice"]
+           "engine_plans_frame", "engine_settings", "model_id", "searched_engines",
+           "tier_choice"]
 
 _SHAPE = ("eviction", "dram_gib", "ssd_gib", "inclusive")
 
@@ -129,3 +130,11 @@ def _what_if(top: dict | None, best: dict, feasible_col: str, spec: PlanSpec) ->
     return (f"what-if, not deployable on this engine: {shape} gives {obj} "
             f"{top[obj]:.4g} vs {best[obj]:.4g}{pct}{meets} (candidate "
             f"#{top['candidate_id']})")
+
+
+def engine_plans_frame(plans: list[EnginePlan]) -> pl.DataFrame:
+    """One row per engine: engine, label, meets_slo, what_if, then the chosen candidate's
+    columns (null where the engine runs no candidate); docs/plan.md lists them."""
+    rows = [{"engine": p.engine, "label": p.label, "meets_slo": p.feasible,
+             "what_if": p.what_if} | (p.best or {}) for p in plans]
+    return pl.DataFrame(rows, infer_schema_length=None) if rows else pl.DataFrame()
