@@ -241,12 +241,15 @@ def _screen(routes: Routes, ctxs: list[ProfileContext], spaces: list[SearchSpace
 
 def _engine_verify_rows(ranked: pl.DataFrame, whole: ScreenInput, spec: PlanSpec
                         ) -> pl.DataFrame:
-    """The rows to verify: the free search's, and each searched engine's among what it runs
-    (kvplan.plan.engines), each candidate once."""
-    frames = [_verify_rows(ranked, spec)] + [
-        _verify_rows(ranked.filter(deployable_mask(ranked, name, whole.stream.block_size,
-                                                   spec)), spec)
-        for name in searched_engines(spec)]
+    """The rows to verify: each searched engine's among what it runs (kvplan.plan.engines)
+    and the free search's best and near-misses (for the what-if), each candidate once; with no
+    engine, the free search's."""
+    names = searched_engines(spec)
+    if not names:
+        return _verify_rows(ranked, spec)
+    frames = [_verify_rows(ranked.filter(deployable_mask(ranked, name, whole.stream.block_size,
+                                                         spec)), spec) for name in names]
+    frames.append(_verify_rows(ranked, replace(spec, verify_top=1)))
     return pl.concat(frames).unique("candidate_id", keep="first", maintain_order=True)
 
 
