@@ -119,6 +119,10 @@ def plan(
              f"SHARDS sampling (default {_D.exact_max_accesses:,}).")] = None,
     sample_rate: Annotated[float | None, typer.Option(
         help="SHARDS sample rate in (0, 1] (default: about 2 M sampled accesses).")] = None,
+    engine: Annotated[list[str] | None, typer.Option(
+        "--engine", help="Engine to recommend for, from what it runs (repeat; default every "
+        "engine: vllm, vllm+lmcache, sglang-hicache, dynamo-kvbm); none = free search over "
+        "every policy.")] = None,
     disk_dir: Annotated[str | None, typer.Option(
         help=f"Directory of the SSD tier in the engine settings (default {_D.disk_dir}).")
     ] = None,
@@ -261,6 +265,7 @@ def _resolve(spec_file: Path | None, flags: dict) -> PlanSpec:
     if flags["ep"] is not None:
         raw["space"]["ep"] = flags["ep"]
     raw["profiles"] = list(raw["profiles"])
+    raw["engines"] = list(flags["engine"] or raw["engines"])
     return spec_from_dict(raw, spec_file or "<command line>")
 
 
@@ -309,6 +314,16 @@ def _render(res: PlanResult, out: Path | None) -> None:
         console.print(_table("Verified in the event simulator (screen vs simulation)", ver,
                              tables.verified_table_columns(ver, slo)))
     console.print()
+    if res.engine_plans:
+        console.print(_engine_table(res))
+        by_text: dict[str, list[str]] = {}
+        for p in res.engine_plans:
+            if p.what_if:
+                by_text.setdefault(p.what_if, []).append(p.engine)
+        for text, names in by_text.items():
+            who = "every engine" if len(names) == len(res.engine_plans) > 1 else ", ".join(names)
+            console.print(f" - {who}: {text}", highlight=False, markup=False)
+        console.print()
     _render_engines(res.engines, out)
     if out is not None:
         console.print(f"Wrote results to {out}/")
@@ -333,6 +348,36 @@ def _render_engines(engines: list, out: Path | None) -> None:
                               markup=False)
         for n in e.notes:
             console.print(f"   note: {n}", highlight=False, markup=False)
+
+
+def _engine_table(res: PlanResult) -> Table:
+    """Each engine's recommendation side by side: sizes per replica (GiB), eviction, cost, SLO
+    figures and hit ratios (simulated where verified, else the screen's)."""
+    p = f"p{res.spec.slo.percentile:g}"
+    t = Table(title="Per engine, each from what it runs (replicas x HBM/DRAM/SSD GiB per "
+              "replica; figures simulated where verified)", title_justify="left",
+              box=box.SIMPLE_HEAD, show_edge=False, padding=(0, 1, 0, 0))
+    for head in ("engine", "configuration", "$/h", f"TTFT {p}", "TPOT", "hit H/D/S", "SLO"):
+        t.add_column(head, justify="left" if head in ("engine", "configuration", "SLO")
+                     else "right", no_wrap=True)
+    sim = {r["candidate_id"]: r for r in res.verified.iter_rows(named=True)} if \
+        res.verified.height else {}
+    for plan_ in res.engine_plans:
+        b = plan_.best
+        if b is None:
+            t.add_row(plan_.engine, "runs nothing searched", *["n/a"] * 5)
+            continue
+        s = sim.get(b["candidate_id"])
+        ttft = s["sim_ttft_pq_ms"] if s and s["sim_ttft_pq_ms"] is not None else b["ttft_pq_ms"]
+        tpot = s["sim_tpot_ms"] if s and s["sim_tpot_ms"] is not None else b["tpot_ms"]
+        hits = [s[f"sim_hit_ratio_{k}"] if s else b[f"hit_ratio_{k}"]
+                for k in ("hbm", "dram", "ssd")]
+        t.add_row(plan_.engine, f"{b['replicas']} x {b['hbm_kv_gib']:,.0f}/{b['dram_gib']:,.0f}/"
+                  f"{b['ssd_gib']:,.0f} {b['eviction']}", f"{b['usd_per_h']:.3f}",
+                  "saturated" if math.isinf(ttft) else tables.ms(ttft), tables.ms(tpot),
+                  "/".join(f"{100 * h:.0f}" for h in hits) + "%",
+                  "yes" if plan_.feasible else "no")
+    return t
 
 
 def _figures(res: PlanResult, b: dict) -> str:

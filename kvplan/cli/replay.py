@@ -34,7 +34,7 @@ from kvplan.cli.options import (
 from kvplan.cli.output import console, print_json, rich_table, write_frame
 from kvplan.cost.layout import Layout
 from kvplan.cost.model import GIB, CostModel
-from kvplan.engines import TierChoice, engine_settings
+from kvplan.engines import FREE, TierChoice, engine, engine_settings
 from kvplan.engines.base import model_id
 from kvplan.errors import KvplanError
 from kvplan.hardware.profile import load_profile
@@ -55,7 +55,7 @@ _COMPARE_KEYS: dict[str, tuple[str, ...]] = {
     "write": ("write",), "dram-gib": ("dram_gib",), "ssd-gib": ("ssd_gib",),
     "hbm-kv-gib": ("hbm_kv_gib",), "lookahead": ("lookahead_iters",),
     "session-ttl-s": ("session_ttl_s",), "mode": ("mode",), "tp": ("layout.tp",),
-    "dp": ("layout.dp",)}
+    "dp": ("layout.dp",), "engine": ("engine",)}
 """--compare KEY (the flag without its dashes) -> the ReplayConfig fields it sets."""
 _D = ReplayConfig()
 """Where the options' defaults come from."""
@@ -109,6 +109,10 @@ def replay(
     ] = _D.max_batched_tokens,
     max_seqs: Annotated[int, typer.Option("--max-seqs", help="Maximum running sequences.")
                         ] = _D.max_seqs,
+    engine_name: Annotated[str, typer.Option(
+        "--engine", help="Run as this engine runs (its scheduler rules and offload filters; "
+        "refused if it cannot run the configuration): vllm, vllm+lmcache, sglang-hicache, "
+        "dynamo-kvbm, or none (kvplan's own rules).")] = _D.engine,
     compare: Annotated[str | None, typer.Option(
         "--compare", help="Run variants side by side, e.g. eviction=lru,s3fifo,belady or "
         "prefetch=none,lookahead.")] = None,
@@ -128,9 +132,12 @@ def replay(
         lookahead_iters=lookahead, staging_budget_frac=staging_frac, write=write,
         store_threshold=store_threshold, inclusive=not exclusive, session_ttl_s=session_ttl_s,
         max_batched_tokens=max_batched_tokens, max_seqs=max_seqs, slo_ttft_ms=slo_ttft_ms,
-        slo_tpot_ms=slo_tpot_ms)
+        slo_tpot_ms=slo_tpot_ms, engine=engine_name)
     check_config(base, block_size)
     variants = _variants(base, compare)
+    for _, cfg in variants:
+        if cfg.engine != FREE:
+            engine(cfg.engine)
     key = compare.partition("=")[0] if compare else None
     notes = check_variants(base, variants, key, _COMPARE_KEYS.get(key or "", ()))
     resolved, layout_text = resolve_layout(base)
@@ -138,6 +145,9 @@ def replay(
     if address is not None and compare is None:
         raise KvplanError("--ray runs the variants of --compare as Ray tasks; add --compare")
     workload = load_workload(trace, block_size=block_size)
+    for _, cfg in variants:
+        if cfg.engine != FREE:
+            _check_engine(cfg, workload.block_size)
     progress = sys.stderr.isatty() and not as_json and address is None
     if address is None:
         results = [item for name, cfg in variants
@@ -174,22 +184,40 @@ def replay(
 
 def _write_engine_files(out: Path, config: ReplayConfig, block_size: int,
                         compare: str | None) -> str:
-    """Each engine's settings for one replica of the replayed configuration under
-    ``out/engines`` (docs/engines.md); none for ``--compare`` runs or per-tier eviction."""
-    evictions = {config.eviction_hbm, config.eviction_dram, config.eviction_ssd}
-    if compare is not None or len(evictions) > 1 or config.mode != "event":
+    """The settings of ``--engine`` (default: every engine) for one replica of the replayed
+    configuration under ``out/engines`` (docs/engines.md); none for ``--compare`` runs or
+    cache mode."""
+    if compare is not None or config.mode != "event":
         return ""
+    choice = _tier_choice(config, block_size)
+    settings = engine_settings(choice) if config.engine == FREE else \
+        [engine(config.engine).settings(choice)]
+    write_engine_files(settings, out / "engines")
+    return " and engine settings to engines/"
+
+
+def _tier_choice(config: ReplayConfig, block_size: int) -> TierChoice:
+    """One replica of ``config`` as the engines must be told it."""
     cost = build_cost(config)
-    choice = TierChoice(
+    return TierChoice(
         model=model_id(config.model, cost.spec.source), block_size=block_size,
         kv_bytes_per_token=cost.kv_bytes_per_token,
         hbm_kv_bytes=cost.hbm_kv_capacity_bytes(config.hbm_kv_gib),
         dram_bytes=int(config.dram_gib * GIB), ssd_bytes=int(config.ssd_gib * GIB),
-        eviction=config.eviction_hbm, write=config.write, prefetch=config.prefetch,
+        eviction=config.eviction_hbm,
+        evictions=config.evictions if len(set(config.evictions)) > 1 else (),
+        write=config.write, prefetch=config.prefetch,
         inclusive=config.inclusive, store_threshold=config.store_threshold, tp=cost.layout.tp,
         max_batched_tokens=config.max_batched_tokens, max_seqs=config.max_seqs)
-    write_engine_files(engine_settings(choice), out / "engines")
-    return " and engine settings to engines/"
+
+
+def _check_engine(config: ReplayConfig, block_size: int) -> None:
+    """Refuse a configuration ``--engine`` cannot run, naming every rule it breaks."""
+    settings = engine(config.engine).settings(_tier_choice(config, block_size))
+    broken = [f"{c.rule} ({c.detail})" for c in settings.checks if not c.ok]
+    if broken:
+        raise KvplanError(f"--engine {config.engine}: {settings.label} cannot run this "
+                          f"configuration: {'; '.join(broken)}")
 
 
 def resolve_layout(cfg: ReplayConfig) -> tuple[Layout, str]:

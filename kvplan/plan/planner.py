@@ -16,7 +16,14 @@ from kvplan.hardware.profile import load_profile
 from kvplan.model.spec import load_model
 from kvplan.plan.candidates import ProfileContext, context, screen_profile, space_for
 from kvplan.plan.curves import HitCurve, pooled_curve
-from kvplan.plan.engines import EngineSettings, recommended_settings
+from kvplan.plan.engines import (
+    EnginePlan,
+    EngineSettings,
+    deployable_mask,
+    engine_plans,
+    recommended_settings,
+    searched_engines,
+)
 from kvplan.plan.executor import PlanExecutor, ShardedScreen, Shared
 from kvplan.plan.policy_scale import LRU_SCALE, policy_scales
 from kvplan.plan.prepare import prepare, replica_trace, scale_load
@@ -80,6 +87,8 @@ class PlanResult:
     notes: list[str] = field(default_factory=list)
     workers: WorkerFigures | None = None
     """What event verification cost in its worker processes (None: nothing verified)."""
+    engine_plans: list[EnginePlan] = field(default_factory=list)
+    """Each searched engine's recommendation (empty for --engine none)."""
 
 
 def contexts(spec: PlanSpec, notes: list[str]) -> list[ProfileContext]:
@@ -164,7 +173,7 @@ def _plan(workload: Workload, spec: PlanSpec, prices: PriceTable, tick: Progress
             whole.arrival_s, spec.verify_window_s, whole.input_tokens + whole.output_tokens)
         if window is not None:
             notes.append(window.words())
-        jobs = _verify_jobs(_verify_rows(ranked, spec), spec, routes, pool,
+        jobs = _verify_jobs(_engine_verify_rows(ranked, whole, spec), spec, routes, pool,
                             profile_sources(spec), window)
         verified, requests, series, workers = verify(
             pool, jobs, spec.verify_wall_s, spec.slo.percentile, spec.slo.ttft_ms,
@@ -174,12 +183,14 @@ def _plan(workload: Workload, spec: PlanSpec, prices: PriceTable, tick: Progress
     if verified.height:
         verified = with_sim_verdicts(verified, requests)
     decided = _decide(ranked, verified, spec)
-    top = decided.filter(~pl.col("bound")).row(0, named=True)
+    feasible_col = "sim_feasible" if "sim_feasible" in decided.columns else "feasible"
+    plans = engine_plans(decided, feasible_col, whole.stream.block_size, spec)
+    deployable = _runnable(decided.filter(~pl.col("bound")), whole, spec, notes)
+    top = deployable.row(0, named=True)
     ctx = next(c for c in ctxs if (c.name, c.cm.tp) == (top["profile"], top["tp"]))
     block_gib = ctx.cm.kv_bytes_per_token * whole.stream.block_size / GIB
-    rec = recommend(decided, routes.curve(top["replicas"]), block_gib, whole.rate_rps,
-                    "sim_feasible" if "sim_feasible" in decided.columns else "feasible",
-                    max(max(s.replicas) for s in spaces))
+    rec = recommend(deployable, routes.curve(top["replicas"]), block_gib, whole.rate_rps,
+                    feasible_col, max(max(s.replicas) for s in spaces))
     final = decided.with_columns(
         (pl.col("candidate_id") == rec.best["candidate_id"]).alias("recommended"),
         pl.Series("outcome", outcomes(decided, rec, spec.objective, spec.slo), pl.String))
@@ -191,8 +202,9 @@ def _plan(workload: Workload, spec: PlanSpec, prices: PriceTable, tick: Progress
         pareto_goodput=pareto(runnable, "usd_per_h", "goodput_rps", True),
         verified=verified, verified_requests=requests,
         timeseries=series.get(int(rec.best["candidate_id"]), pl.DataFrame()),
-        recommendation=rec, engines=_engines(rec.best, whole, spec), curve_method=method,
-        notes=notes, workers=workers)
+        recommendation=rec, engines=[p.settings for p in plans if p.settings] if plans
+        else _engines(rec.best, whole, spec), curve_method=method, notes=notes,
+        workers=workers, engine_plans=plans)
 
 
 def _curve_method(whole: ScreenInput, ctxs: list[ProfileContext], spaces: list[SearchSpace],
@@ -284,6 +296,37 @@ def with_sim_verdicts(verified: pl.DataFrame, requests: pl.DataFrame) -> pl.Data
         reasons.append(v.reason)
     return verified.with_columns(pl.Series("sim_load_state", states, pl.String),
                                  pl.Series("sim_load_reason", reasons, pl.String))
+
+
+def _engine_verify_rows(ranked: pl.DataFrame, whole: ScreenInput, spec: PlanSpec
+                        ) -> pl.DataFrame:
+    """The rows to verify: each searched engine's among what it runs (kvplan.plan.engines)
+    and the free search's best and near-misses (for the what-if), each candidate once; with no
+    engine, the free search's."""
+    names = searched_engines(spec)
+    if not names:
+        return _verify_rows(ranked, spec)
+    frames = [_verify_rows(ranked.filter(deployable_mask(ranked, name, whole.stream.block_size,
+                                                         spec)), spec) for name in names]
+    frames.append(_verify_rows(ranked, replace(spec, verify_top=1)))
+    return pl.concat(frames).unique("candidate_id", keep="first", maintain_order=True)
+
+
+def _runnable(decided: pl.DataFrame, whole: ScreenInput, spec: PlanSpec, notes: list[str]
+              ) -> pl.DataFrame:
+    """The decided rows some searched engine runs (all rows for the free search, or with a
+    note when no engine runs any)."""
+    names = searched_engines(spec)
+    if not names:
+        return decided
+    mask = pl.Series([False] * decided.height)
+    for name in names:
+        mask = mask | deployable_mask(decided, name, whole.stream.block_size, spec)
+    if not mask.any():
+        notes.append("no searched engine runs any candidate: the recommendation is the free "
+                     "search's (--engine none)")
+        return decided
+    return decided.filter(mask)
 
 
 def _engines(best: dict, whole: ScreenInput, spec: PlanSpec) -> list[EngineSettings]:

@@ -36,6 +36,7 @@ from kvplan.bounds import (
     SEED,
     Bound,
 )
+from kvplan.engines import ENGINES, FREE
 from kvplan.engines.base import disk_dir_problem
 from kvplan.errors import InputError, KvplanError
 from kvplan.plan.costing import OBJECTIVES
@@ -47,6 +48,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
+ENGINE_NAMES = tuple(ENGINES)
 SPACE_KEYS = ("replicas", "hbm_kv_gib", "dram_gib", "ssd_gib", "evictions", "inclusive", "prefetch",
               "write", "tp", "ep")
 DEFAULT_SLO = Slo(ttft_ms=5000.0, percentile=90.0)
@@ -112,6 +114,9 @@ class PlanSpec:
     """SHARDS rate in (0, 1] for sampled streams; None = about 2 M sampled accesses."""
     disk_dir: str = "/mnt/kvcache"
     """Directory of the SSD tier's files in the engine settings."""
+    engines: tuple[str, ...] = ENGINE_NAMES
+    """Engines to recommend for, each from what it can run (kvplan.plan.engines); ("none",)
+    = the free search over every policy."""
 
 
 def load_spec(path: Path) -> PlanSpec:
@@ -144,6 +149,13 @@ def spec_from_dict(raw: dict[str, Any], path: Path | str = "<spec>") -> PlanSpec
         kw["slo"] = _slo(kw["slo"], path)
     if "profiles" in kw:
         kw["profiles"] = tuple(_list(kw["profiles"], "profiles", path))
+    if "engines" in kw:
+        kw["engines"] = tuple(_list(kw["engines"], "engines", path))
+        valid = (*ENGINE_NAMES, FREE)
+        bad = [e for e in kw["engines"] if e not in valid]
+        if bad or (FREE in kw["engines"] and len(kw["engines"]) > 1):
+            raise InputError(path, f"expected engines from {', '.join(valid)} ('{FREE}' "
+                             f"alone), got {', '.join(map(str, kw['engines']))}", field="engines")
     problem = disk_dir_problem(kw.get("disk_dir", "/"))
     if problem:
         raise InputError(path, problem, field="disk_dir")

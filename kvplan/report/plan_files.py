@@ -17,6 +17,7 @@ import polars as pl
 
 from kvplan.atomic import write_parquet_atomic, write_text_atomic
 from kvplan.engines import EngineSettings
+from kvplan.plan.engines import engine_plans_frame
 from kvplan.plan.planner import PlanResult
 from kvplan.plan.routing import ROUTING_RULE
 from kvplan.plan.spec import spec_to_toml
@@ -34,7 +35,10 @@ def summary_dict(res: PlanResult) -> dict:
             "sim": _clean(_sim_row(res)), "runner_up": _clean(rec.runner_up),
             "runner_up_differs_in": rec.runner_up_diff, "reasons": rec.reasons,
             "what_would": rec.what_would, "curve_method": res.curve_method, "notes": res.notes,
-            "engines": [engine_dict(e) for e in res.engines]}
+            "engines": [engine_dict(e) for e in res.engines],
+            "engine_plans": [{"engine": p.engine, "label": p.label, "meets_slo": p.feasible,
+                              "what_if": p.what_if, "best": _clean(p.best)}
+                             for p in res.engine_plans]}
 
 
 def engine_dict(e: EngineSettings) -> dict:
@@ -66,7 +70,7 @@ def write_plan(res: PlanResult, out: Path) -> list[Path]:
     tables = {"candidates": res.candidates, "pareto_ttft": res.pareto_ttft,
               "pareto_goodput": res.pareto_goodput, "curves": res.curves,
               "verified": verified_table(res), "verified_requests": res.verified_requests,
-              "timeseries": res.timeseries}
+              "timeseries": res.timeseries, "engine_plans": engine_plans_frame(res.engine_plans)}
     written = []
     for name, df in tables.items():
         path = out / f"{name}.parquet"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from kvplan.cost.model import CostModel
+from kvplan.engines import tier_rules
 from kvplan.hardware.profile import load_profile
 from kvplan.hierarchy import Link
 from kvplan.model.spec import load_model
@@ -39,8 +40,9 @@ def tier_capacity_blocks(config: ReplayConfig, cost: CostModel, block_size: int
 
 def core_spec(config: ReplayConfig, capacity_blocks: tuple[int, int, int]) -> CoreSpec:
     """The tiers and placement rules of ``config`` at the given capacities."""
-    return CoreSpec.of(capacity_blocks, config.evictions, config.write, config.inclusive,
-                       config.store_threshold)
+    return CoreSpec(tuple(int(c) for c in capacity_blocks),  # type: ignore[arg-type]
+                    config.evictions, tier_rules(config.engine, config.write, config.inclusive,
+                                                 config.store_threshold))
 
 
 def build_state_for(config: ReplayConfig, cost: CostModel, stream: BlockStream,

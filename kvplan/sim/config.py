@@ -28,6 +28,9 @@ class ReplayConfig:
     layout: Layout = Layout()
     """Tensor / data / expert parallel sizes (tp None = the fewest GPUs that hold the
     weights); dp > 1 replays are routed over replicas by kvplan.plan.replicas."""
+    engine: str = "none"
+    """Engine whose behaviours the run follows (kvplan.engines: its scheduler rules, offload
+    filters); ``none`` = kvplan's own rules."""
     mode: Mode = "event"
     """``event``: timed continuous-batching replica; ``cache``: timing-free block replay."""
     hbm_kv_gib: float | None = None

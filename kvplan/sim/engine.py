@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.progress import Progress
 
 from kvplan.cost.model import CostModel, attn_pairs
+from kvplan.engines import scheduler_rules
 from kvplan.hierarchy import Link, Tier
 from kvplan.sim import coverage
 from kvplan.sim.blocks import BlockStream
@@ -66,12 +67,13 @@ class EventSim:
         self.session = t.column("session_id").to_numpy()
         self.collector = Collector(workload, config, len(self.arrival_s))
         self.prefetch = make_prefetch(config)
+        rules = scheduler_rules(config.engine)
         self.store = KvStore(config, build_state_for(config, cost, self.stream, self.arrival_s),
                              build_links(cost, self.collector.timeline), workload.block_size,
                              cost.kv_bytes_per_token * workload.block_size,
-                             self.prefetch.just_in_time)
+                             self.prefetch.just_in_time, rules.full_admission)
         self.coverage = StepCoverage(cost)
-        self.sched = Scheduler(self.store, config.max_batched_tokens, config.max_seqs)
+        self.sched = Scheduler(self.store, config.max_batched_tokens, config.max_seqs, rules)
         self.queue = EventQueue()
         self.batch: list[tuple[Req, int]] = []
         self.gpu_busy = False
