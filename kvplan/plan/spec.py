@@ -87,6 +87,9 @@ class PlanSpec:
     """SHARDS rate in (0, 1] for sampled streams; None = about 2 M sampled accesses."""
     disk_dir: str = "/mnt/kvcache"
     """Directory of the SSD tier's files in the engine settings."""
+    arrivals: str = "closed"
+    """Arrivals of the verification replays: closed (sessions' turns released by the
+    simulated server) or open (trace times); kvplan.sim.arrivals."""
 
 
 def load_spec(path: Path) -> PlanSpec:
@@ -132,6 +135,8 @@ def spec_from_dict(raw: dict[str, Any], path: Path | str = "<spec>") -> PlanSpec
     problem = disk_dir_problem(kw.get("disk_dir", "/"))
     if problem:
         raise InputError(path, problem, field="disk_dir")
+    if kw.get("arrivals", "closed") not in ("closed", "open"):
+        raise InputError(path, "expected closed or open", field="arrivals")
     if kw.get("objective", "usd_per_h") not in OBJECTIVES:
         raise InputError(path, f"expected one of {', '.join(OBJECTIVES)}", field="objective")
     return PlanSpec(**kw)
