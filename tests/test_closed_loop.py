@@ -275,3 +275,30 @@ def test_hbm_tokens_round_down_to_whole_blocks_exactly():
 def test_bad_capacity_and_arrival_flags_name_the_flag(args, message):
     res = _cli(*args)
     assert res.exit_code == 2 and message in res.output, res.output
+
+
+def test_plan_takes_hbm_in_blocks_and_verifies_in_the_arrival_mode(tmp_path):
+    trace = tmp_path / "graph.jsonl"
+    _jsonl(trace, JOIN)
+    args = ["plan", "-t", str(trace), "--ttft-ms", "5000", "--hbm-kv-blocks", "40",
+            "--dram-gib", "0", "--ssd-gib", "0", "--eviction", "lru", "--replicas", "1",
+            "--tp", "1", "--verify-top", "1", "--jobs", "1", "--arrivals", "open", "--json"]
+    res = CliRunner().invoke(app, args, env={"COLUMNS": "160"})
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout)
+    kv = build_cost(CFG).kv_bytes_per_token
+    assert data["best"]["hbm_kv_gib"] == 40 * 512 * kv / 2**30
+    bad = CliRunner().invoke(app, args[:-3] + ["--arrivals", "never"], env={"COLUMNS": "160"})
+    assert bad.exit_code == 2 and "--arrivals: expected closed or open" in bad.output
+
+
+def test_plan_spec_arrivals_feed_the_verification_config():
+    from kvplan.plan.planner import _config
+    from kvplan.plan.spec import spec_from_dict
+    spec = spec_from_dict({"arrivals": "open"})
+    row = {"profile": "h100-sxm", "tp": 1, "replicas": 1, "hbm_kv_gib": 10.0, "dram_gib": 0.0,
+           "ssd_gib": 0.0, "eviction": "lru", "inclusive": True}
+    assert _config(row, spec, {}).arrivals == "open"
+    assert _config(row, spec_from_dict({}), {}).arrivals == "closed"
+    with pytest.raises(InputError, match="arrivals"):
+        spec_from_dict({"arrivals": "both"})

@@ -56,7 +56,7 @@ from kvplan.workload import Workload
 _COMPARE_KEYS = {"eviction": "eviction", "prefetch": "prefetch", "write": "write",
                  "dram-gib": "dram_gib", "ssd-gib": "ssd_gib", "hbm-kv-gib": "hbm_kv_gib",
                  "lookahead": "lookahead_iters", "session-ttl-s": "session_ttl_s",
-                 "mode": "mode", "tp": "tp", "dp": "dp"}
+                 "mode": "mode", "tp": "tp", "dp": "dp", "arrivals": "arrivals"}
 _D = ReplayConfig()
 """Where the options' defaults come from."""
 _SUMMARY = (
@@ -193,7 +193,8 @@ def replay(
         rows = [{"metric": row["metric"], **{n: b[k]["value"] for (n, _), b in
                                              zip(sessions, by, strict=True)}}
                 for k, row in enumerate(by[0])]
-        console.print(rich_table(f"sessions ({base.arrivals} loop)", rows,
+        loop = "" if (compare or "").startswith("arrivals=") else f" ({base.arrivals} loop)"
+        console.print(rich_table(f"sessions{loop}", rows,
                                  ["metric", *(n for n, _ in sessions)]))
     if out is not None:
         console.print(f"wrote requests.parquet, run.parquet, timeseries.parquet"
