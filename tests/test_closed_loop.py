@@ -32,14 +32,14 @@ CFG = ReplayConfig(hbm_kv_gib=4.0)
 BS = 16
 
 
-def sessions_workload(turns: list[tuple[int, float, int, int, float | None]],
-                      extra: dict | None = None) -> Workload:
-    """Rows of (session, arrival_s, input_tokens, output_tokens, tool_wait_s), in arrival
-    order; a session's prompts grow on one shared prefix (its turns reuse each other)."""
+def sessions_workload(turns: list[tuple], extra: dict | None = None) -> Workload:
+    """Rows of (session, arrival_s, input_tokens, output_tokens, tool_wait_s[, content]), in
+    arrival order; prompts of one content key (default: the session) grow on one shared
+    prefix, so a session's turns reuse each other."""
     rows = sorted(turns, key=lambda r: r[1])
     turn_of: dict[int, int] = {}
     cols: dict[str, list] = {k: [] for k in WORKLOAD_SCHEMA.names}
-    for i, (s, t, inp, out, wait) in enumerate(rows):
+    for i, (s, t, inp, out, wait, *key) in enumerate(rows):
         cols["request_id"].append(i)
         cols["session_id"].append(s)
         cols["turn"].append(turn_of.setdefault(s, 0))
@@ -47,7 +47,7 @@ def sessions_workload(turns: list[tuple[int, float, int, int, float | None]],
         cols["arrival_s"].append(t)
         cols["input_tokens"].append(inp)
         cols["output_tokens"].append(out)
-        cols["block_hashes"].append([s * 1000 + b for b in range(inp // BS)])
+        cols["block_hashes"].append([(key or [s])[0] * 1000 + b for b in range(inp // BS)])
         cols["tool_wait_s"].append(wait)
     cols |= extra or {}
     table = pa.table(cols).cast(schema_for(list(cols)))
@@ -302,3 +302,17 @@ def test_plan_spec_arrivals_feed_the_verification_config():
     assert _config(row, spec_from_dict({}), {}).arrivals == "closed"
     with pytest.raises(InputError, match="arrivals"):
         spec_from_dict({"arrivals": "both"})
+
+
+@pytest.mark.parametrize(("ttl_s", "held_tokens"), [(0.0, 0), (30.0, 512)])
+def test_session_ttl_pins_hold_a_released_turns_prefix_through_its_gap(ttl_s, held_tokens):
+    """128 HBM blocks of 16 tokens; session 0's second turn is released 5 s after its first
+    finishes, while another session's six 640-token prompts of new content pass through HBM
+    (246 blocks): only the TTL pins keep the first turn's 32 blocks."""
+    rows = [(0, 0.0, 512, 1, None), (0, 0.1, 600, 1, 5.0)]
+    rows += [(1, 0.5 + 0.1 * k, 640, 1, 0.05 if k else None, 100 + k) for k in range(6)]
+    cfg = dataclasses.replace(CFG, hbm_kv_gib=0.25, session_ttl_s=ttl_s)
+    r = _run(sessions_workload(rows), "closed", cfg).sort("request_id")
+    second = r.filter(pl.col("session_id") == 0).row(1, named=True)
+    assert second["arrival_s"] > r["finish_s"].filter(r["session_id"] != 0).max()
+    assert second["hit_hbm_tokens"] == held_tokens

@@ -7,6 +7,8 @@ return the events they create and only the loop pushes them. Whenever the GPU is
 an event, the scheduler builds the next step. A batch of decodes only is advanced
 analytically: its iteration times come from one numpy call to ``CostModel.step_time_s`` and it
 runs until the first request finishes, HBM needs a block it cannot get, or the next event.
+Arrivals come from the arrival source (:mod:`kvplan.sim.arrivals`): trace times, or
+closed-loop releases when a request finishes.
 """
 
 from __future__ import annotations
