@@ -132,13 +132,14 @@ class Arrivals:
 
     def __init__(self, arrival_s: np.ndarray, graph: SessionGraph | None) -> None:
         n = len(arrival_s)
-        self.arrival_s = arrival_s
+        self._arrival = arrival_s.tolist()
         counts = np.zeros(n, dtype=np.int64) if graph is None else np.diff(graph.offsets)
         roots = np.flatnonzero(counts == 0)
         roots = roots[np.argsort(arrival_s[roots], kind="stable")]
         self._first = int(roots[0]) if len(roots) else -1
-        self._next = np.full(n, -1, dtype=np.int64)
-        self._next[roots[:-1]] = roots[1:]
+        nxt = np.full(n, -1, dtype=np.int64)
+        nxt[roots[:-1]] = roots[1:]
+        self._next = nxt.tolist()
         self.planned_s = np.where(counts == 0, arrival_s, np.nan)
         """Arrival times known before the run: trace times of roots, NaN for the rest."""
         self._pending = counts.tolist()
@@ -154,12 +155,12 @@ class Arrivals:
     def first(self) -> Scheduled:
         """The first root's arrival (nothing for an empty workload)."""
         i = self._first
-        return [] if i < 0 else [(float(self.arrival_s[i]), PRIO_ARRIVAL, Arrival(i))]
+        return [] if i < 0 else [(self._arrival[i], PRIO_ARRIVAL, Arrival(i))]
 
     def after_arrival(self, i: int) -> Scheduled:
         """Request ``i`` arrived: if it is a root, the next root's arrival."""
-        nxt = int(self._next[i])
-        return _NONE if nxt < 0 else [(float(self.arrival_s[nxt]), PRIO_ARRIVAL, Arrival(nxt))]
+        nxt = self._next[i]
+        return _NONE if nxt < 0 else [(self._arrival[nxt], PRIO_ARRIVAL, Arrival(nxt))]
 
     def after_finish(self, i: int, now: float) -> Scheduled:
         """Request ``i`` finished at ``now``: its children whose parents have all finished
