@@ -316,3 +316,13 @@ def test_session_ttl_pins_hold_a_released_turns_prefix_through_its_gap(ttl_s, he
     second = r.filter(pl.col("session_id") == 0).row(1, named=True)
     assert second["arrival_s"] > r["finish_s"].filter(r["session_id"] != 0).max()
     assert second["hit_hbm_tokens"] == held_tokens
+
+
+def test_replay_json_carries_the_session_summary(tmp_path):
+    trace = tmp_path / "graph.jsonl"
+    _jsonl(trace, JOIN)
+    res = _cli("-t", str(trace), "--json")
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.stdout)[0]["sessions"]
+    assert summary["sessions"] == 1 and summary["turns_mean"] == 4.0
+    assert set(summary) >= {"duration_p50_s", "between_turns_mean_s", "kv_held_hbm_tokens"}

@@ -172,8 +172,11 @@ def replay(
         write_results(out, workload, [(n, r) for n, r in results if not n.startswith("replica")])
         engines_note = _write_engine_files(out, base, workload.block_size, compare)
     if as_json:
+        summaries = {n: {row["key"]: row["value"] for row in session_summary(df)}
+                     for n, df in sessions_of(results)}
         print_json([{"variant": n, "config": dataclasses.asdict(r.config),
                      "layout": dataclasses.asdict(resolved), "run": r.run.as_row()}
+                    | ({"sessions": summaries[n]} if n in summaries else {})
                     for n, r in results])
         return
     title = f"kvplan replay: {workload.meta.source_file}, {model} on {profile}"

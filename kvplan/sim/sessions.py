@@ -44,15 +44,18 @@ def has_sessions(requests: pl.DataFrame) -> bool:
 
 
 def session_summary(sessions: pl.DataFrame) -> list[dict[str, Any]]:
-    """The session table in a few figures (metric, value) for the console."""
+    """The session table in a few figures: key (for --json), metric (label), value."""
     dur = sessions["duration_s"].drop_nulls()
 
     def q(s: pl.Series, p: float) -> float | None:
         return float(s.quantile(p, "linear")) if len(s) else None
 
-    rows = [("sessions", sessions.height), ("turns per session, mean", sessions["turns"].mean()),
-            ("session duration p50 s", q(dur, 0.5)), ("session duration p99 s", q(dur, 0.99)),
-            ("between turns, mean s", sessions["between_turns_mean_s"].mean()),
-            *((f"KV held between turns {t.upper()} (tokens/turn)",
+    rows = [("sessions", "sessions", sessions.height),
+            ("turns_mean", "turns per session, mean", sessions["turns"].mean()),
+            ("duration_p50_s", "session duration p50 s", q(dur, 0.5)),
+            ("duration_p99_s", "session duration p99 s", q(dur, 0.99)),
+            ("between_turns_mean_s", "between turns, mean s",
+             sessions["between_turns_mean_s"].mean()),
+            *((f"kv_held_{t}_tokens", f"KV held between turns {t.upper()} (tokens/turn)",
                sessions[f"kv_held_{t}_tokens"].mean()) for t in TIER_LABELS)]
-    return [{"metric": m, "value": v} for m, v in rows]
+    return [{"key": k, "metric": m, "value": v} for k, m, v in rows]
