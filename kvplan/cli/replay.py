@@ -16,6 +16,8 @@ import typer
 
 from kvplan import __version__
 from kvplan.atomic import check_output_dir
+from kvplan.bounds import check_value
+from kvplan.cli.checks import check_config, check_variants, compare_bound, replace_field
 from kvplan.cli.options import (
     HBM_KV_BLOCKS_HELP,
     HBM_KV_TOKENS_HELP,
@@ -45,6 +47,7 @@ from kvplan.model.spec import load_model
 from kvplan.plan.executor import LOCAL_CLUSTER, Files, RayCluster, Shared, with_local_files
 from kvplan.plan.replicas import replay_replicas
 from kvplan.report.engine_files import write_engine_files
+from kvplan.report.replay_tables import run_record, summary_rows, verdict_lines
 from kvplan.sim.build import build_cost, hbm_kv_gib_of
 from kvplan.sim.config import ReplayConfig
 from kvplan.sim.replay import run_replay
@@ -53,27 +56,15 @@ from kvplan.sim.sessions import has_sessions, session_summary, session_table
 from kvplan.trace import load_workload
 from kvplan.workload import Workload
 
-_COMPARE_KEYS = {"eviction": "eviction", "prefetch": "prefetch", "write": "write",
-                 "dram-gib": "dram_gib", "ssd-gib": "ssd_gib", "hbm-kv-gib": "hbm_kv_gib",
-                 "lookahead": "lookahead_iters", "session-ttl-s": "session_ttl_s",
-                 "mode": "mode", "tp": "tp", "dp": "dp", "arrivals": "arrivals"}
+_COMPARE_KEYS: dict[str, tuple[str, ...]] = {
+    "eviction": ("eviction_hbm", "eviction_dram", "eviction_ssd"), "prefetch": ("prefetch",),
+    "write": ("write",), "dram-gib": ("dram_gib",), "ssd-gib": ("ssd_gib",),
+    "hbm-kv-gib": ("hbm_kv_gib",), "lookahead": ("lookahead_iters",),
+    "session-ttl-s": ("session_ttl_s",), "mode": ("mode",), "tp": ("layout.tp",),
+    "dp": ("layout.dp",), "arrivals": ("arrivals",)}
+"""--compare KEY (the flag without its dashes) -> the ReplayConfig fields it sets."""
 _D = ReplayConfig()
 """Where the options' defaults come from."""
-_SUMMARY = (
-    ("finished", "finished"), ("stop", "stop_reason"), ("bound", "bound"),
-    ("simulated s", "sim_duration_s"), ("output tok/s", "throughput_tok_s"),
-    ("goodput req/s", "goodput_req_s"), ("SLO attained", "slo_attained_frac"),
-    ("TTFT p50 ms", "ttft_p50_ms"), ("TTFT p99 ms", "ttft_p99_ms"),
-    ("TPOT p50 ms", "tpot_p50_ms"), ("TPOT p99 ms", "tpot_p99_ms"),
-    ("E2E p50 ms", "e2e_p50_ms"), ("load stall total s", "load_stall_total_s"),
-    ("hit ratio HBM (blocks)", "hit_ratio_hbm_blocks"),
-    ("hit ratio DRAM (blocks)", "hit_ratio_dram_blocks"),
-    ("hit ratio SSD (blocks)", "hit_ratio_ssd_blocks"), ("preemptions", "preemptions"),
-    ("h2d GiB", "h2d_bytes"), ("d2h GiB", "d2h_bytes"), ("ssd_read GiB", "ssd_read_bytes"),
-    ("SSD written GiB", "ssd_bytes_written"), ("SSD drive writes/day", "ssd_drive_writes_per_day"),
-    ("peak HBM GiB", "hbm_peak_gib"), ("peak DRAM GiB", "dram_peak_gib"),
-    ("peak SSD GiB", "ssd_peak_gib"),
-)
 
 
 def replay(
@@ -117,10 +108,11 @@ def replay(
         "--block-size", help="Tokens per KV block (default: the trace's own).")] = None,
     kv_dtype: Annotated[str, typer.Option("--kv-dtype", help="bf16, fp16, fp8, int4, int2.")
                         ] = _D.kv_dtype,
-    slo_ttft_ms: Annotated[float | None, typer.Option("--slo-ttft-ms", help="TTFT objective.")
-                           ] = None,
-    slo_tpot_ms: Annotated[float | None, typer.Option("--slo-tpot-ms", help="TPOT objective.")
-                           ] = None,
+    slo_ttft_ms: Annotated[float | None, typer.Option(
+        "--slo-ttft-ms", help="TTFT objective in ms for goodput and SLO attainment (default: "
+        "none; both then say n/a).")] = None,
+    slo_tpot_ms: Annotated[float | None, typer.Option(
+        "--slo-tpot-ms", help="TPOT objective in ms (default: none).")] = None,
     mode: Annotated[str, typer.Option(
         "--mode", help="event (timed replica) or cache (timing-free block replay).")] = _D.mode,
     max_batched_tokens: Annotated[int, typer.Option(
@@ -139,8 +131,6 @@ def replay(
     """Replay a workload through a serving replica with tiered KV (docs/simulation.md)."""
     if out is not None:
         check_output_dir(out)
-    if mode not in ("event", "cache"):
-        raise KvplanError(f"--mode: expected event or cache, got '{mode}'")
     arrivals = check_arrivals(arrivals or _D.arrivals)
     check_hbm_alternatives(hbm_kv_gib, hbm_kv_blocks, hbm_kv_tokens)
     layout = Layout(tp=tp, dp=dp, ep=ep, expert_imbalance=expert_imbalance)
@@ -150,9 +140,13 @@ def replay(
         dram_gib=dram_gib, ssd_gib=ssd_gib, **_eviction_fields(eviction), prefetch=prefetch,
         lookahead_iters=lookahead, staging_budget_frac=staging_frac, write=write,
         store_threshold=store_threshold, inclusive=not exclusive, session_ttl_s=session_ttl_s,
-        arrivals=arrivals, max_batched_tokens=max_batched_tokens, max_seqs=max_seqs, slo_ttft_ms=slo_ttft_ms,
+        arrivals=arrivals, max_batched_tokens=max_batched_tokens, max_seqs=max_seqs,
+        slo_ttft_ms=slo_ttft_ms,
         slo_tpot_ms=slo_tpot_ms)
-    _variants(base, compare)  # checks --compare before the trace is read
+    check_config(base, block_size)
+    variants = _variants(base, compare)
+    key = compare.partition("=")[0] if compare else None
+    notes = check_variants(base, variants, key, _COMPARE_KEYS.get(key or "", ()))
     resolved, layout_text = resolve_layout(base)
     address = ray_address or (LOCAL_CLUSTER if ray else None)
     if address is not None and compare is None:
@@ -175,12 +169,15 @@ def replay(
         summaries = {n: {row["key"]: row["value"] for row in session_summary(df)}
                      for n, df in sessions_of(results)}
         print_json([{"variant": n, "config": dataclasses.asdict(r.config),
-                     "layout": dataclasses.asdict(resolved), "run": r.run.as_row()}
+                     "layout": dataclasses.asdict(resolved), "run": run_record(r)}
                     | ({"sessions": summaries[n]} if n in summaries else {})
                     for n, r in results])
         return
     title = f"kvplan replay: {workload.meta.source_file}, {model} on {profile}"
-    console.print(rich_table(title, summary_rows(results), ["metric", *(n for n, _ in results)]))
+    names = [n for n, _ in results]
+    console.print(rich_table(title, summary_rows(results), ["metric", *names], right=names))
+    for line in verdict_lines(results, compare is not None) + notes:
+        console.print(line, markup=False, highlight=False)
     if compare is not None and compare.split("=")[0] in ("tp", "dp"):
         layout_text = f"{layout_text} (the variants change {compare.split('=')[0]})"
     console.print(f"layout: {layout_text}", soft_wrap=True, markup=False, highlight=False)
@@ -302,7 +299,8 @@ def _eviction_fields(spec: str) -> dict[str, str]:
 
 
 def _variants(base: ReplayConfig, compare: str | None) -> list[tuple[str, ReplayConfig]]:
-    """``key=v1,v2,...`` -> one config per value, named ``key=value``."""
+    """``key=v1,v2,...`` -> one config per value, named ``key=value`` (numbers checked
+    against the flag's bound)."""
     if compare is None:
         return [("value", base)]
     key, _, values = compare.partition("=")
@@ -311,18 +309,15 @@ def _variants(base: ReplayConfig, compare: str | None) -> list[tuple[str, Replay
                           f"{', '.join(_COMPARE_KEYS)}, got '{compare}'")
     out = []
     for v in values.split(","):
-        field = _COMPARE_KEYS[key]
-        if field == "eviction":
-            changes: dict[str, Any] = _eviction_fields(v)
-        elif field in ("dram_gib", "ssd_gib", "hbm_kv_gib", "session_ttl_s"):
-            changes = {field: _number(key, v, float)}
-        elif field == "lookahead_iters":
-            changes = {field: _number(key, v, int)}
-        elif field in ("tp", "dp"):
-            changes = {"layout": dataclasses.replace(base.layout, **{field: _number(key, v, int)})}
+        if key == "eviction":
+            cfg = dataclasses.replace(base, **_eviction_fields(v))
         else:
-            changes = {field: v}
-        out.append((f"{key}={v}", dataclasses.replace(base, **changes)))
+            bound = compare_bound(key)
+            value: Any = v if bound is None else _number(key, v, int if bound.whole else float)
+            if bound is not None:
+                check_value(f"--compare {key}", value, bound)
+            cfg = replace_field(base, _COMPARE_KEYS[key][0], value)
+        out.append((f"{key}={v}", cfg))
     return out
 
 
@@ -331,21 +326,6 @@ def _number(key: str, value: str, kind: type) -> Any:
         return kind(value)
     except ValueError:
         raise KvplanError(f"--compare {key}: '{value}' is not a number") from None
-
-
-def summary_rows(results: list[tuple[str, ReplayResult]]) -> list[dict[str, Any]]:
-    """One row per summary metric, one column per variant (GiB for byte counts)."""
-    rows = []
-    runs = [(name, r.run.as_row()) for name, r in results]
-    for label, key in _SUMMARY:
-        if not any(key in run for _, run in runs):
-            continue
-        row: dict[str, Any] = {"metric": label}
-        for name, run in runs:
-            v = run.get(key)
-            row[name] = v / 2**30 if "GiB" in label and isinstance(v, int) else v
-        rows.append(row)
-    return rows
 
 
 def write_results(out: Path, workload: Workload, results: list[tuple[str, ReplayResult]]
@@ -358,7 +338,7 @@ def write_results(out: Path, workload: Workload, results: list[tuple[str, Replay
                 {n: dataclasses.asdict(r.config) for n, r in results}, sort_keys=True)}
     frames = {
         "requests": [(n, r.requests) for n, r in results],
-        "run": [(n, pl.DataFrame([r.run.as_row()])) for n, r in results],
+        "run": [(n, pl.DataFrame([run_record(r)])) for n, r in results],
         "timeseries": [(n, r.timeseries) for n, r in results],
         "sessions": sessions_of(results),
     }

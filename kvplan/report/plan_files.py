@@ -88,7 +88,10 @@ def verified_table(res: PlanResult):
     """Analytic figures beside the simulated ones for every verified candidate."""
     if res.verified.height == 0:
         return res.verified
-    return res.candidates.join(res.verified, on="candidate_id", how="inner")
+    screen = [c for c in res.candidates.columns
+              if c == "candidate_id" or c not in res.verified.columns]
+    return res.candidates.select(screen).join(res.verified, on="candidate_id", how="inner",
+                                              maintain_order="left")
 
 
 def _write_bytes(path: Path, data: bytes) -> None:
@@ -102,11 +105,17 @@ def _images(res: PlanResult) -> dict[str, bytes]:
     if not plots.have_matplotlib():
         return {}
     stable = res.candidates.filter(res.candidates["stable"])
-    images = {"curves": plots.curve_png(res.curves, res.recommendation.best),
-              "pareto_ttft": plots.pareto_png(stable, res.pareto_ttft, "ttft_pq_ms",
-                                              "TTFT at the SLO percentile (ms)"),
-              "pareto_goodput": plots.pareto_png(stable, res.pareto_goodput, "goodput_rps",
-                                                 "goodput (req/s)")}
+    best, slo, sim = res.recommendation.best, res.spec.slo, _sim_row(res) or {}
+    p = f"p{slo.percentile:g}"
+    images = {"curves": plots.curve_png(res.curves, best),
+              "pareto_ttft": plots.pareto_png(
+                  stable, res.pareto_ttft, "ttft_pq_ms", f"TTFT {p} (ms)", best, slo.ttft_ms,
+                  f"SLO: TTFT {p} <= {slo.ttft_ms:,g} ms" if slo.ttft_ms else "",
+                  sim.get("sim_ttft_pq_ms"), log_y=True),
+              "pareto_goodput": plots.pareto_png(
+                  stable, res.pareto_goodput, "goodput_rps", "goodput (req/s)", best,
+                  slo.min_rate_rps, f"SLO: >= {slo.min_rate_rps or 0:,g} req/s",
+                  sim.get("sim_goodput_rps"))}
     if res.timeseries.height:
         images["timeseries"] = plots.timeseries_png(res.timeseries)
     return images
@@ -123,16 +132,29 @@ def _html(res: PlanResult, images: dict[str, bytes]) -> str:
         [rec.what_would] if rec.what_would else []) + res.notes
     top = res.candidates.head(20)
     ver = plan_tables.with_sim_hit(verified_table(res))
-    tables = {"Top candidates (sizes per replica, GiB; $/h for all replicas)":
+    front = _with_best(res.pareto_ttft, res.candidates)
+    tables = {"Top candidates, the recommendation first (sizes per replica, GiB; $/h for all "
+              "replicas; ok: the simulation's verdict where verified)":
               _formatted(top, plan_tables.top_columns(top, slo)),
               "Verified: analytic screen vs event simulation":
               _formatted(ver, plan_tables.verified_table_columns(ver, slo)),
-              "Pareto: cost vs TTFT": _formatted(res.pareto_ttft, plan_tables.top_columns(
-                  res.pareto_ttft, slo)) if res.pareto_ttft.height else ([], [])}
+              "Pareto frontier: cost vs screen TTFT (runnable online candidates; the "
+              "recommendation added where it is not on it)":
+              _formatted(front, plan_tables.top_columns(front, slo)) if front.height
+              else ([], [])}
     settings = {e.label + " (per replica)": "\n\n".join(
         [e.command()] + [f"{f.name}:\n{f.text}" for f in e.files] + [checks_text(e)])
         for e in res.engines}
     return html.render("kvplan plan", summary, tables, images, settings)
+
+
+def _with_best(front: pl.DataFrame, candidates: pl.DataFrame) -> pl.DataFrame:
+    """The frontier rows with the recommendation added (by cost) when it is not one of them:
+    the simulation, not the screen's TTFT, may have chosen it."""
+    best = candidates.filter(pl.col("recommended"))
+    if front.height == 0 or best.height == 0 or front["recommended"].any():
+        return front
+    return pl.concat([front, best.select(front.columns)]).sort("usd_per_h", "candidate_id")
 
 
 def _formatted(df: pl.DataFrame, cols: list) -> tuple[list[str], list[list[str]]]:
