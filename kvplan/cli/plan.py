@@ -18,12 +18,25 @@ from rich.text import Text
 from kvplan.atomic import check_output_dir
 from kvplan.bounds import check_values
 from kvplan.cli.checks import choose, named
-from kvplan.cli.options import JsonOpt, OutDirOpt, RayAddressOpt, RayOpt, SeedOpt, TraceOpt
+from kvplan.cli.options import (
+    HBM_KV_BLOCKS_HELP,
+    HBM_KV_TOKENS_HELP,
+    ArrivalsOpt,
+    JsonOpt,
+    OutDirOpt,
+    RayAddressOpt,
+    RayOpt,
+    SeedOpt,
+    TraceOpt,
+    check_arrivals,
+    check_hbm_alternatives,
+)
 from kvplan.cli.output import console, err_console, print_json
 from kvplan.engines.base import disk_dir_problem
 from kvplan.errors import KvplanError
 from kvplan.hardware.prices import PriceTable, load_prices
 from kvplan.hardware.profile import load_profile
+from kvplan.model.kv import kv_bytes_per_token
 from kvplan.model.spec import load_model
 from kvplan.plan.costing import OBJECTIVES
 from kvplan.plan.executor import LOCAL_CLUSTER
@@ -36,6 +49,7 @@ from kvplan.plan.verify import verification_pool
 from kvplan.report import plan_tables as tables
 from kvplan.report.plan_files import summary_dict, verified_table
 from kvplan.report.plan_files import write_plan as write_files
+from kvplan.sim.build import hbm_kv_gib_of
 from kvplan.sim.policies import eviction_policy
 from kvplan.trace import detect_format, load_workload
 
@@ -92,6 +106,10 @@ def plan(
     hbm_kv_gib: Annotated[list[float] | None, typer.Option(
         metavar="<GiB>", help="HBM given to KV per replica, > 0 (" + _GRID + ": 25, 50, 75 "
         "and 100 % of what the GPU leaves after weights).")] = None,
+    hbm_kv_blocks: Annotated[list[int] | None, typer.Option(
+        "--hbm-kv-blocks", min=1, help=HBM_KV_BLOCKS_HELP + " Repeat the flag.")] = None,
+    hbm_kv_tokens: Annotated[list[int] | None, typer.Option(
+        "--hbm-kv-tokens", min=1, help=HBM_KV_TOKENS_HELP + " Repeat the flag.")] = None,
     dram_gib: Annotated[list[float] | None, typer.Option(
         metavar="<GiB>", help="DRAM KV tier per replica, 0 = none (" + _GRID + ": 0 and "
         "1/32 .. 2 x the footprint, capped by the node's DRAM per GPU).")] = None,
@@ -126,6 +144,7 @@ def plan(
     disk_dir: Annotated[str | None, typer.Option(
         help=f"Directory of the SSD tier in the engine settings (default {_D.disk_dir}).")
     ] = None,
+    arrivals: ArrivalsOpt = None,
     ray: RayOpt = False,
     ray_address: RayAddressOpt = None,
     profile_stages: Annotated[bool, typer.Option(
@@ -137,6 +156,9 @@ def plan(
 ) -> None:
     """Recommend replicas, KV tier sizes and policies that meet an SLO at least cost."""
     _check_flags(locals())
+    check_hbm_alternatives(hbm_kv_gib, hbm_kv_blocks, hbm_kv_tokens)
+    if arrivals is not None:
+        check_arrivals(arrivals)
     spec = _resolve(spec_file, locals())
     price_table = _check_inputs(spec, out)
     address = ray_address or (LOCAL_CLUSTER if ray else None)
@@ -145,6 +167,7 @@ def plan(
         if clock:
             clock("load")
         workload = load_workload(Path(spec.trace) if spec.trace else None)
+        spec = _hbm_grid(spec, workload.block_size, hbm_kv_blocks, hbm_kv_tokens)
         result = _run(workload, spec, price_table, quiet=json_out, pool=pool, clock=clock)
     if clock:
         clock("report")
@@ -250,7 +273,8 @@ def _resolve(spec_file: Path | None, flags: dict) -> PlanSpec:
               "verify_wall_s": flags["verify_wall_s"],
               "verify_window_s": flags["verify_window"],
               "exact_max_accesses": flags["exact_max_accesses"],
-              "sample_rate": flags["sample_rate"], "disk_dir": flags["disk_dir"]}
+              "sample_rate": flags["sample_rate"], "disk_dir": flags["disk_dir"],
+              "arrivals": flags["arrivals"]}
     raw |= {k: v for k, v in simple.items() if v is not None}
     raw["seed"] = flags["seed"]
     if flags["profile"]:
@@ -267,6 +291,18 @@ def _resolve(spec_file: Path | None, flags: dict) -> PlanSpec:
     raw["profiles"] = list(raw["profiles"])
     raw["engines"] = list(flags["engine"] or raw["engines"])
     return spec_from_dict(raw, spec_file or "<command line>")
+
+
+def _hbm_grid(spec: PlanSpec, block_size: int, blocks: list[int] | None,
+              tokens: list[int] | None) -> PlanSpec:
+    """--hbm-kv-blocks / --hbm-kv-tokens as the hbm_kv_gib grid (exact GiB of this model's
+    KV at the workload's block size)."""
+    if not blocks and not tokens:
+        return spec
+    kv = kv_bytes_per_token(load_model(spec.model), spec.kv_dtype)
+    grid = ([hbm_kv_gib_of(b, None, block_size, kv) for b in blocks] if blocks else
+            [hbm_kv_gib_of(None, t, block_size, kv) for t in tokens or []])
+    return dataclasses.replace(spec, space=dict(spec.space) | {"hbm_kv_gib": grid})
 
 
 def _run(workload, spec: PlanSpec, prices, quiet: bool, pool,

@@ -19,6 +19,9 @@ from kvplan.atomic import check_output_dir
 from kvplan.bounds import check_value
 from kvplan.cli.checks import check_config, check_variants, compare_bound, replace_field
 from kvplan.cli.options import (
+    HBM_KV_BLOCKS_HELP,
+    HBM_KV_TOKENS_HELP,
+    ArrivalsOpt,
     DpOpt,
     EpOpt,
     ImbalanceOpt,
@@ -30,6 +33,8 @@ from kvplan.cli.options import (
     RayOpt,
     TpOpt,
     TraceOpt,
+    check_arrivals,
+    check_hbm_alternatives,
 )
 from kvplan.cli.output import console, print_json, rich_table, write_frame
 from kvplan.cost.layout import Layout
@@ -43,10 +48,11 @@ from kvplan.plan.executor import LOCAL_CLUSTER, Files, RayCluster, Shared, with_
 from kvplan.plan.replicas import replay_replicas
 from kvplan.report.engine_files import write_engine_files
 from kvplan.report.replay_tables import run_record, summary_rows, verdict_lines
-from kvplan.sim.build import build_cost
+from kvplan.sim.build import build_cost, hbm_kv_gib_of
 from kvplan.sim.config import ReplayConfig
 from kvplan.sim.replay import run_replay
 from kvplan.sim.results import ReplayResult
+from kvplan.sim.sessions import has_sessions, session_summary, session_table
 from kvplan.trace import load_workload
 from kvplan.workload import Workload
 
@@ -55,7 +61,7 @@ _COMPARE_KEYS: dict[str, tuple[str, ...]] = {
     "write": ("write",), "dram-gib": ("dram_gib",), "ssd-gib": ("ssd_gib",),
     "hbm-kv-gib": ("hbm_kv_gib",), "lookahead": ("lookahead_iters",),
     "session-ttl-s": ("session_ttl_s",), "mode": ("mode",), "tp": ("layout.tp",),
-    "dp": ("layout.dp",), "engine": ("engine",)}
+    "dp": ("layout.dp",), "engine": ("engine",), "arrivals": ("arrivals",)}
 """--compare KEY (the flag without its dashes) -> the ReplayConfig fields it sets."""
 _D = ReplayConfig()
 """Where the options' defaults come from."""
@@ -72,6 +78,10 @@ def replay(
     hbm_kv_gib: Annotated[float | None, typer.Option(
         "--hbm-kv-gib", help="HBM for KV (default: GPU memory - weights - activation reserve).")
     ] = None,
+    hbm_kv_blocks: Annotated[int | None, typer.Option(
+        "--hbm-kv-blocks", min=1, help=HBM_KV_BLOCKS_HELP)] = None,
+    hbm_kv_tokens: Annotated[int | None, typer.Option(
+        "--hbm-kv-tokens", min=1, help=HBM_KV_TOKENS_HELP)] = None,
     dram_gib: Annotated[float, typer.Option("--dram-gib", help="DRAM KV tier (0 = absent).")] = _D.dram_gib,
     ssd_gib: Annotated[float, typer.Option("--ssd-gib", help="SSD KV tier (0 = absent).")] = _D.ssd_gib,
     eviction: Annotated[str, typer.Option(
@@ -93,6 +103,7 @@ def replay(
     ] = not _D.inclusive,
     session_ttl_s: Annotated[float, typer.Option(
         "--session-ttl-s", help="Pin a finished turn's blocks in HBM this long (0 = off).")] = _D.session_ttl_s,
+    arrivals: ArrivalsOpt = None,
     block_size: Annotated[int | None, typer.Option(
         "--block-size", help="Tokens per KV block (default: the trace's own).")] = None,
     kv_dtype: Annotated[str, typer.Option("--kv-dtype", help="bf16, fp16, fp8, int4, int2.")
@@ -124,6 +135,8 @@ def replay(
     """Replay a workload through a serving replica with tiered KV (docs/simulation.md)."""
     if out is not None:
         check_output_dir(out)
+    arrivals = check_arrivals(arrivals or _D.arrivals)
+    check_hbm_alternatives(hbm_kv_gib, hbm_kv_blocks, hbm_kv_tokens)
     layout = Layout(tp=tp, dp=dp, ep=ep, expert_imbalance=expert_imbalance)
     base = ReplayConfig(
         model=model, profile=profile, kv_dtype=kv_dtype, layout=layout, mode=mode,
@@ -131,8 +144,8 @@ def replay(
         dram_gib=dram_gib, ssd_gib=ssd_gib, **_eviction_fields(eviction), prefetch=prefetch,
         lookahead_iters=lookahead, staging_budget_frac=staging_frac, write=write,
         store_threshold=store_threshold, inclusive=not exclusive, session_ttl_s=session_ttl_s,
-        max_batched_tokens=max_batched_tokens, max_seqs=max_seqs, slo_ttft_ms=slo_ttft_ms,
-        slo_tpot_ms=slo_tpot_ms, engine=engine_name)
+        arrivals=arrivals, max_batched_tokens=max_batched_tokens, max_seqs=max_seqs,
+        slo_ttft_ms=slo_ttft_ms, slo_tpot_ms=slo_tpot_ms, engine=engine_name)
     check_config(base, block_size)
     variants = _variants(base, compare)
     for _, cfg in variants:
@@ -145,6 +158,9 @@ def replay(
     if address is not None and compare is None:
         raise KvplanError("--ray runs the variants of --compare as Ray tasks; add --compare")
     workload = load_workload(trace, block_size=block_size)
+    base = dataclasses.replace(base, hbm_kv_gib=hbm_kv_gib_given(
+        base, workload.block_size, hbm_kv_gib, hbm_kv_blocks, hbm_kv_tokens))
+    variants = _variants(base, compare)
     for _, cfg in variants:
         if cfg.engine != FREE:
             _check_engine(cfg, workload.block_size)
@@ -159,8 +175,11 @@ def replay(
         write_results(out, workload, [(n, r) for n, r in results if not n.startswith("replica")])
         engines_note = _write_engine_files(out, base, workload.block_size, compare)
     if as_json:
+        summaries = {n: {row["key"]: row["value"] for row in session_summary(df)}
+                     for n, df in sessions_of(results)}
         print_json([{"variant": n, "config": dataclasses.asdict(r.config),
                      "layout": dataclasses.asdict(resolved), "run": run_record(r)}
+                    | ({"sessions": summaries[n]} if n in summaries else {})
                     for n, r in results])
         return
     title = f"kvplan replay: {workload.meta.source_file}, {model} on {profile}"
@@ -177,9 +196,27 @@ def replay(
             label = f"{name}: " if compare else ""
             console.print(f"warning: {label}outside the calibrated ranges (curves clamped): "
                           f"{text}", soft_wrap=True, markup=False, highlight=False)
+    sessions = sessions_of([(n, r) for n, r in results if not n.startswith("replica")])
+    if sessions:
+        by = [session_summary(df) for _, df in sessions]
+        rows = [{"metric": row["metric"], **{n: b[k]["value"] for (n, _), b in
+                                             zip(sessions, by, strict=True)}}
+                for k, row in enumerate(by[0])]
+        loop = "" if (compare or "").startswith("arrivals=") else f" ({base.arrivals} loop)"
+        console.print(rich_table(f"sessions{loop}", rows,
+                                 ["metric", *(n for n, _ in sessions)]))
     if out is not None:
-        console.print(f"wrote requests.parquet, run.parquet, timeseries.parquet to {out}"
-                      + engines_note, highlight=False)
+        console.print(f"wrote requests.parquet, run.parquet, timeseries.parquet"
+                      f"{', sessions.parquet' if sessions else ''} to {out}" + engines_note,
+                      highlight=False)
+
+
+def hbm_kv_gib_given(cfg: ReplayConfig, block_size: int, gib: float | None,
+                     blocks: int | None, tokens: int | None) -> float | None:
+    """The HBM KV size the flags give, in GiB (None: the profile's default)."""
+    if blocks is None and tokens is None:
+        return gib
+    return hbm_kv_gib_of(blocks, tokens, block_size, build_cost(cfg).kv_bytes_per_token)
 
 
 def _write_engine_files(out: Path, config: ReplayConfig, block_size: int,
@@ -320,17 +357,26 @@ def _number(key: str, value: str, kind: type) -> Any:
 
 def write_results(out: Path, workload: Workload, results: list[tuple[str, ReplayResult]]
                   ) -> None:
-    """requests / run / timeseries Parquet (a ``variant`` column first), config in metadata."""
+    """requests / run / timeseries / sessions Parquet (a ``variant`` column first), config in
+    metadata; sessions only for event-mode runs of workloads with sessions."""
     meta = {"kvplan.version": __version__,
             "kvplan.workload": json.dumps(dataclasses.asdict(workload.meta), sort_keys=True),
             "kvplan.replay_configs": json.dumps(
                 {n: dataclasses.asdict(r.config) for n, r in results}, sort_keys=True)}
     frames = {
-        "requests": [r.requests for _, r in results],
-        "run": [pl.DataFrame([run_record(r)]) for _, r in results],
-        "timeseries": [r.timeseries for _, r in results],
+        "requests": [(n, r.requests) for n, r in results],
+        "run": [(n, pl.DataFrame([run_record(r)])) for n, r in results],
+        "timeseries": [(n, r.timeseries) for n, r in results],
+        "sessions": sessions_of(results),
     }
     for name, dfs in frames.items():
-        tagged = [df.select(pl.lit(n).alias("variant"), pl.all())
-                  for (n, _), df in zip(results, dfs, strict=True)]
-        write_frame(pl.concat(tagged, how="diagonal_relaxed"), out / f"{name}.parquet", meta)
+        if dfs:
+            tagged = [df.select(pl.lit(n).alias("variant"), pl.all()) for n, df in dfs]
+            write_frame(pl.concat(tagged, how="diagonal_relaxed"), out / f"{name}.parquet",
+                        meta)
+
+
+def sessions_of(results: list[tuple[str, ReplayResult]]) -> list[tuple[str, pl.DataFrame]]:
+    """The per-session table of each event-mode variant whose workload has sessions."""
+    return [(n, session_table(r.requests)) for n, r in results
+            if r.config.mode == "event" and has_sessions(r.requests)]

@@ -461,7 +461,7 @@ def _config(r: dict, spec: PlanSpec, profiles: dict[str, str]) -> ReplayConfig:
         write=sp.get("write", "write-through"), inclusive=bool(r["inclusive"]),
         max_batched_tokens=spec.max_batched_tokens, max_seqs=spec.max_seqs,
         slo_ttft_ms=spec.slo.ttft_ms, slo_tpot_ms=spec.slo.tpot_ms,
-        max_wall_s=spec.verify_wall_s)
+        max_wall_s=spec.verify_wall_s, arrivals=spec.arrivals)
 
 
 

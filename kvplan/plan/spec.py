@@ -117,6 +117,9 @@ class PlanSpec:
     engines: tuple[str, ...] = ENGINE_NAMES
     """Engines to recommend for, each from what it can run (kvplan.plan.engines); ("none",)
     = the free search over every policy."""
+    arrivals: str = "closed"
+    """Arrivals of the verification replays: closed (sessions' turns released by the
+    simulated server) or open (trace times); kvplan.sim.arrivals."""
 
 
 def load_spec(path: Path) -> PlanSpec:
@@ -159,6 +162,8 @@ def spec_from_dict(raw: dict[str, Any], path: Path | str = "<spec>") -> PlanSpec
     problem = disk_dir_problem(kw.get("disk_dir", "/"))
     if problem:
         raise InputError(path, problem, field="disk_dir")
+    if kw.get("arrivals", "closed") not in ("closed", "open"):
+        raise InputError(path, "expected closed or open", field="arrivals")
     if kw.get("objective", "usd_per_h") not in OBJECTIVES:
         raise InputError(path, f"expected one of {', '.join(OBJECTIVES)}", field="objective")
     return PlanSpec(**kw)
