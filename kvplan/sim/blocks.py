@@ -20,6 +20,7 @@ import pyarrow as pa
 from numba import njit
 
 from kvplan.workload.schema import Workload
+from kvplan.workload.validate import block_hash_lists
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,8 @@ class BlockStream:
                         ) -> BlockStream:
         """Build from per-request hash lists (an Arrow ``list<uint64>`` array or Python lists)."""
         arr = hashes if isinstance(hashes, pa.Array) else pa.array(hashes, pa.list_(pa.uint64()))
-        arr = arr.cast(pa.list_(pa.uint64()))
+        if arr.type != pa.list_(pa.uint64()):
+            arr = arr.cast(pa.list_(pa.uint64()))  # a cast to the same type still copies
         offsets = np.asarray(arr.offsets, dtype=np.int64)
         values = np.asarray(arr.values, dtype=np.uint64)[offsets[0]:offsets[-1]]
         ids, num_blocks = dense_ids(values)
@@ -92,8 +94,7 @@ class BlockStream:
     @classmethod
     def from_workload(cls, workload: Workload) -> BlockStream:
         """The workload's block-access stream in arrival (= table row) order."""
-        col = workload.table.column("block_hashes").combine_chunks()
-        return cls.from_hash_lists(col, workload.block_size)
+        return cls.from_hash_lists(block_hash_lists(workload.table), workload.block_size)
 
 
 def dense_ids(values: np.ndarray) -> tuple[np.ndarray, int]:
