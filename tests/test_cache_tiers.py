@@ -15,6 +15,7 @@ from kvplan.sim.core.spec import CoreSpec
 from kvplan.sim.core.state import build_state
 from kvplan.sim.policies import dispatch
 from kvplan.workload.schema import WORKLOAD_SCHEMA, Workload, WorkloadMeta
+from kvplan.workload.validate import block_hash_lists
 
 
 def make_workload(hash_lists: list[list[int]], block_size: int = 16) -> Workload:
@@ -127,3 +128,12 @@ def test_lookup_prefix_stops_at_first_missing_block():
     assert hits == 3 and m[m[L.LEVELS_AT]:m[L.LEVELS_AT] + 3].tolist() == [0, 1, 2]
     assert rules.lookup(m, keys([13, 10], np.int64), 2) == 0
     assert rules.lookup(m, keys([10, 11, 12], np.int64), 2) == 2      # the limit
+
+
+def test_block_hash_lists_is_one_array_without_copying_one_chunk():
+    lists = pa.array([[1, 2], [3]], pa.list_(pa.uint64()))
+    one = pa.table({"block_hashes": pa.chunked_array([lists])})
+    got = block_hash_lists(one)
+    assert got.values.buffers()[1].address == lists.values.buffers()[1].address
+    two = pa.table({"block_hashes": pa.chunked_array([lists[:1], lists[1:]])})
+    assert block_hash_lists(two).to_pylist() == [[1, 2], [3]]

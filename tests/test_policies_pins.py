@@ -80,3 +80,17 @@ def test_lru_passes_pinned_keys_to_the_recent_end():
     assert t.insert(8, 4.0) == [2]               # 1 passed, 2 goes: order 6 7 8 1
     t.unpin(1)
     assert [t.insert(k, 5.0) for k in (9, 10, 11, 12)] == [[6], [7], [8], [1]]
+
+
+def test_lru_moves_runs_of_pinned_keys_in_order():
+    """Runs of pinned neighbours move to the recent end as one splice, order kept."""
+    t = CompiledTier("lru", 6)
+    for k in (1, 2, 3, 4, 5, 6):
+        t.insert(k, 0.0)
+    for k in (1, 2, 4, 5):
+        t.pin(k)
+    assert t.insert(7, 1.0) == [3]               # run 1 2 passed: order 4 5 6 7 1 2
+    assert t.insert(8, 2.0) == [6]               # run 4 5 passed: order 7 1 2 8 4 5
+    for k in (1, 2, 4, 5):
+        t.unpin(k)
+    assert [t.insert(k, 3.0) for k in range(9, 15)] == [[7], [1], [2], [8], [4], [5]]

@@ -20,6 +20,7 @@ import pyarrow as pa
 from numba import njit
 
 from kvplan.workload.schema import Workload
+from kvplan.workload.validate import block_hash_lists
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,8 @@ class BlockStream:
                         ) -> BlockStream:
         """Build from per-request hash lists (an Arrow ``list<uint64>`` array or Python lists)."""
         arr = hashes if isinstance(hashes, pa.Array) else pa.array(hashes, pa.list_(pa.uint64()))
-        arr = arr.cast(pa.list_(pa.uint64()))
+        if arr.type != pa.list_(pa.uint64()):
+            arr = arr.cast(pa.list_(pa.uint64()))  # a cast to the same type still copies
         offsets = np.asarray(arr.offsets, dtype=np.int64)
         values = np.asarray(arr.values, dtype=np.uint64)[offsets[0]:offsets[-1]]
         ids, num_blocks = dense_ids(values)
@@ -92,15 +94,15 @@ class BlockStream:
     @classmethod
     def from_workload(cls, workload: Workload) -> BlockStream:
         """The workload's block-access stream in arrival (= table row) order."""
-        col = workload.table.column("block_hashes").combine_chunks()
-        return cls.from_hash_lists(col, workload.block_size)
+        return cls.from_hash_lists(block_hash_lists(workload.table), workload.block_size)
 
 
 def dense_ids(values: np.ndarray) -> tuple[np.ndarray, int]:
     """int64 id of each uint64 value, numbered 0, 1, ... by first appearance, and the count.
 
     O(n) expected: one pass over an open-addressing table (linear probing, Fibonacci hashing)
-    that doubles when half full. Example: [9, 4, 9, 7] -> ([0, 1, 0, 2], 3).
+    that doubles when half full; a slot holds the key and 1 + its id side by side (0: empty),
+    so a probe costs one cache miss. Example: [9, 4, 9, 7] -> ([0, 1, 0, 2], 3).
     """
     return _dense_ids(np.ascontiguousarray(values, dtype=np.uint64))
 
@@ -109,43 +111,41 @@ def dense_ids(values: np.ndarray) -> tuple[np.ndarray, int]:
 def _dense_ids(values: np.ndarray) -> tuple[np.ndarray, int]:
     out = np.empty(values.size, dtype=np.int64)
     bits = 10
-    keys = np.zeros(1 << bits, dtype=np.uint64)
-    slot_id = np.full(1 << bits, -1, dtype=np.int64)
+    table = np.zeros(2 << bits, dtype=np.uint64)
     count = 0
     for i in range(values.size):
-        if 2 * (count + 1) > keys.size:
+        if 2 * (count + 1) > (1 << bits):
             bits += 1
-            keys, slot_id = _grow(keys, slot_id, bits)
+            table = _grow(table, bits)
         v = values[i]
-        s = _slot(keys, slot_id, v, bits)
-        if slot_id[s] < 0:
-            keys[s] = v
-            slot_id[s] = count
+        s = _slot(table, v, bits)
+        if table[2 * s + 1] == 0:
+            table[2 * s] = v
             count += 1
-        out[i] = slot_id[s]
+            table[2 * s + 1] = count
+        out[i] = np.int64(table[2 * s + 1]) - 1
     return out, count
 
 
 @njit(cache=True, inline="always")
-def _slot(keys: np.ndarray, slot_id: np.ndarray, v: np.uint64, bits: int) -> int:
+def _slot(table: np.ndarray, v: np.uint64, bits: int) -> int:
     """The slot holding ``v``, or the empty slot where it goes."""
     mask = np.int64((1 << bits) - 1)
     s = np.int64((v * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(64 - bits))
-    while slot_id[s] >= 0 and keys[s] != v:
+    while table[2 * s + 1] != 0 and table[2 * s] != v:
         s = (s + 1) & mask
     return s
 
 
 @njit(cache=True)
-def _grow(keys: np.ndarray, slot_id: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
-    new_keys = np.zeros(1 << bits, dtype=np.uint64)
-    new_ids = np.full(1 << bits, -1, dtype=np.int64)
-    for j in range(keys.size):
-        if slot_id[j] >= 0:
-            s = _slot(new_keys, new_ids, keys[j], bits)
-            new_keys[s] = keys[j]
-            new_ids[s] = slot_id[j]
-    return new_keys, new_ids
+def _grow(table: np.ndarray, bits: int) -> np.ndarray:
+    new = np.zeros(2 << bits, dtype=np.uint64)
+    for j in range(table.size // 2):
+        if table[2 * j + 1] != 0:
+            s = _slot(new, table[2 * j], bits)
+            new[2 * s] = table[2 * j]
+            new[2 * s + 1] = table[2 * j + 1]
+    return new
 
 
 @njit(cache=True)

@@ -250,5 +250,7 @@ class KvStore:
         self._start(now)
 
     def _start(self, now: float) -> None:
-        """Hand the moves the core queued to the links."""
-        self.transfers.start(now, moves.take(self.m))
+        """Hand the moves the core queued (if any: most reservations queue none) to the
+        links."""
+        if self.m[L.MQ_TAIL]:
+            self.transfers.start(now, moves.take(self.m))

@@ -31,6 +31,7 @@ from kvplan.sim.results import (
 from kvplan.sim.transfers import BusyTimeline
 from kvplan.units import GIB
 from kvplan.workload import Workload
+from kvplan.workload.validate import block_hash_lists
 
 _REQ_FLOAT = ("first_admit_s", "first_token_s", "finish_s", "load_stall_s")
 _REQ_INT = ("hit_hbm_blocks", "hit_dram_blocks", "hit_ssd_blocks", "prefill_tokens",
@@ -115,8 +116,7 @@ class Collector:
             "arrival_s": pl.Series("arrival_s", self.arrival_s, nan_to_null=True),
             "input_tokens": t.column("input_tokens").to_numpy(),
             "output_tokens": t.column("output_tokens").to_numpy(),
-            "prompt_blocks": np.diff(np.asarray(
-                t.column("block_hashes").combine_chunks().offsets)).astype(np.int64),
+            "prompt_blocks": np.diff(np.asarray(block_hash_lists(t).offsets)).astype(np.int64),
             "finished": self.done,
             **{c: pl.Series(c, v, nan_to_null=True) for c, v in self.floats.items()},
             **self.ints,

@@ -11,8 +11,8 @@ and its policy's ghost entries, so a policy's structures grow with the tier, not
 number of distinct blocks) and its policy's region::
 
     m:  [header | tier 0 | tier 1 | tier 2 | block records: n x [w_0, w_1, w_2, hits,
-         origin, inflight, unseen, spare] | per tier: slot keys[POOL], free slots[POOL], policy
-         ints | future offsets[n + 1], cursors[n] and ranks (oracle only) | levels | out |
+         origin, inflight, unseen, spare] | per tier: slot keys[POOL], free slots[POOL], pin
+         flags[POOL], policy ints | future offsets[n + 1], cursors[n] and ranks (oracle only) | levels | out |
          scratch a, b, c | fresh | move table | move blocks]
     f:  [NOW, NOW_SEEN | policy floats per tier | distinct use times (oracle only)]
 
@@ -125,11 +125,14 @@ REF1 = 1 << REF_SHIFT
 SLOT_MASK = REF1 - 1
 
 # -- tier header words (at th(t)) -----------------------------------------------------------
-TIER_WORDS = 11
-CAP, CODE, USED, PINNED, PI, PF, PEAK, POOL, KEYS_AT, FREE_AT, FREE_N = range(TIER_WORDS)
+TIER_WORDS = 12
+CAP, CODE, USED, PINNED, PI, PF, PEAK, POOL, KEYS_AT, FREE_AT, FREE_N, PINS_AT = \
+    range(TIER_WORDS)
 """Capacity in blocks; policy code; resident blocks; pinned blocks; policy int / float
 region offsets; peak occupancy (HBM: resident + private); slots in the pool; slot -> block;
-the free slots (a stack) and how many."""
+the free slots (a stack) and how many; slot -> 1 while its block is pinned (a copy of
+``users(w_t) > 0`` next to the keys, so a victim search passing pinned blocks reads a small
+array instead of one block record, a cache miss, per block; kept by ``set_pinned``)."""
 
 # -- f ---------------------------------------------------------------------------------------
 NOW = 0
@@ -175,6 +178,12 @@ def users(w):
 def slot_of(w):
     """The slot a tier word names (-1: none)."""
     return (w & SLOT_MASK) - 1
+
+
+@inline
+def set_pinned(m, t, w):
+    """Copy the pin state of tier word ``w`` (resident, just changed) to its slot's flag."""
+    m[m[th(t) + PINS_AT] + slot_of(w)] = w >= 2 * REF1
 
 
 def tier_word(m: np.ndarray, t: int, word: int) -> int:

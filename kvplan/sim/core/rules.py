@@ -81,6 +81,7 @@ from kvplan.sim.core.layout import (
     inline,
     ref_at,
     resident,
+    set_pinned,
     th,
     word_at,
 )
@@ -241,6 +242,7 @@ def _pin_hbm(m, blocks, hits, delta):
             else:
                 m[r] -= REF1
                 pinned -= m[r] < 2 * REF1
+            set_pinned(m, HBM, m[r])
     m[h + PINNED] = pinned
 
 
@@ -450,6 +452,7 @@ def unpin_blocks(m, blocks):
         r = ref0 + BLOCK_WORDS * b
         m[r] -= REF1
         pinned -= m[r] < 2 * REF1
+        set_pinned(m, HBM, m[r])
     m[h + PINNED] = pinned
 
 

@@ -18,7 +18,7 @@ from kvplan.sim.core.layout import (
     FREE_N,
     KEYS_AT,
     PINNED,
-    REF1,
+    PINS_AT,
     inline,
     resident,
     th,
@@ -62,12 +62,6 @@ def any_pinned(m, t):
 @inline
 def held(m, v, s, incoming, pins):
     """Slot ``s`` may not be a victim: it is being filled, or (``pins``: the tier has pins)
-    its block is in use. ``v``: a policy's region tuple (v[1], v[2] as in ``pinned``)."""
-    return s == incoming or (pins and pinned(m, v[1], v[2], s))
-
-
-@inline
-def pinned(m, rec_t, keys_at, s):
-    """The block in slot ``s`` is in use (``rec_t = m[BLOCKS_AT] + t``, ``keys_at`` the
-    tier's KEYS, both read once per batch)."""
-    return m[rec_t + BLOCK_WORDS * m[keys_at + s]] >= 2 * REF1
+    its block is in use (the slot's pin flag, kvplan.sim.core.layout.PINS_AT). ``v``: a
+    policy's region tuple (v[0] is the tier)."""
+    return s == incoming or (pins and m[m[th(v[0]) + PINS_AT] + s] != 0)

@@ -56,7 +56,8 @@ def build_state(spec: CoreSpec, n_blocks: int, max_request_blocks: int,
         pool = p.slots(cap) if cap > 0 else 0
         times = len(future.distinct_times) if future is not None else 0
         ints, floats = p.words(cap, times) if cap > 0 else (0, 0)
-        regions.append((pool, mw.take(pool), mw.take(pool), mw.take(ints), fw.take(floats)))
+        regions.append((pool, mw.take(pool), mw.take(pool), mw.take(pool), mw.take(ints),
+                        fw.take(floats)))
     if future is not None:
         hdr[L.FUTURE_AT] = mw.take(n_blocks + 1)
         hdr[L.CURSOR_AT] = mw.take(n_blocks)
@@ -96,12 +97,13 @@ def build_state(spec: CoreSpec, n_blocks: int, max_request_blocks: int,
         m[m[L.FUTURE_R_AT]:m[L.FUTURE_R_AT] + len(future.ranks)] = future.ranks
         m[L.N_DISTINCT] = len(future.distinct_times)
         f[m[L.DISTINCT_AT]:m[L.DISTINCT_AT] + m[L.N_DISTINCT]] = future.distinct_times
-    for t, (p, cap, (pool, keys, free, ints, floats)) in enumerate(
+    for t, (p, cap, (pool, keys, free, pins, ints, floats)) in enumerate(
             zip(policies, caps, regions, strict=True)):
         h = L.TIER_HDR + t * L.TIER_WORDS
         m[h + L.CAP], m[h + L.CODE], m[h + L.PI], m[h + L.PF] = cap, p.code, ints, floats
         m[h + L.POOL], m[h + L.KEYS_AT], m[h + L.FREE_AT], m[h + L.FREE_N] = \
             pool, keys, free, pool
+        m[h + L.PINS_AT] = pins
         m[free:free + pool] = np.arange(pool - 1, -1, -1)
         if cap > 0:
             dispatch.init(m, f, t)

@@ -37,6 +37,7 @@ from kvplan.sim.core.layout import (
     inline,
     ref_at,
     resident,
+    set_pinned,
     slot_of,
     th,
 )
@@ -68,6 +69,7 @@ def _seat(m, t, b, r, users):
         s = slots.take_slot(m, t)
         m[m[th(t) + KEYS_AT] + s] = b
     m[r] = (users + 1) * REF1 + s + 1
+    set_pinned(m, t, m[r])
     return s
 
 
@@ -186,6 +188,7 @@ def _fill_reserved(code, m, f, t, keys, new):
             if resident(m[r]):
                 pinned += m[r] < 2 * REF1
                 m[r] += REF1
+                set_pinned(m, t, m[r])
                 continue
             _seat(m, t, b, r, 1)
             m[rec + BLOCK_WORDS * b + UNSEEN] = 1
@@ -232,6 +235,7 @@ def _place_all(code, m, f, t, keys, out):
                 used -= got
                 n += got
             m[r] -= REF1
+            set_pinned(m, t, m[r])
             peak = max(peak, used)
         m[h + USED], m[h + PEAK] = used, peak
         return n

@@ -63,19 +63,26 @@ def on_remove(m, f, v, s):
 @inline
 def victims(m, f, v, n, out, incoming):
     """Oldest unpinned blocks; pinned ones passed on the way move to the recent end (each
-    is visited at most once per call: moved ones land behind the walk)."""
+    is visited at most once per call: moved ones land behind the walk). A run of pinned
+    neighbours moves as one splice: when HBM is nearly all pinned, every search passes
+    them all, and reading a flag per block is all it costs."""
     ls, nodes, pins = v[3], v[4], slots.any_pinned(m, v[0])
     got, steps, total = 0, 0, lists.size(m, ls, nodes, ORDER)
     s = lists.first(m, ls, nodes, ORDER)
     while got < n and steps < total:
         nxt = lists.after(m, ls, nodes, s)
+        steps += 1
         if slots.held(m, v, s, incoming, pins):
-            lists.move_to_back(m, ls, nodes, s)
+            last = s
+            while steps < total and slots.held(m, v, nxt, incoming, pins):
+                last = nxt
+                nxt = lists.after(m, ls, nodes, nxt)
+                steps += 1
+            lists.splice_to_back(m, ls, nodes, ORDER, s, last)
         else:
             lists.unlink(m, ls, nodes, s)
             m[out + got] = s
             got += 1
-        steps += 1
         s = nxt
     return got
 
