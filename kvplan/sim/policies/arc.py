@@ -6,7 +6,9 @@ size ``p`` of T1 by max(1, |B2|/|B1|) and enters T2; one found in B2 shrinks ``p
 max(1, |B1|/|B2|) and enters T2; any other new block enters T1. A victim (REPLACE) is the LRU
 of T1 when |T1| > p, or |T1| == p and the incoming block came from B2; else the LRU of T2
 (the other list if the chosen one has only pinned blocks). Victims join B1 or B2; ghosts are
-trimmed so |T1| + |B1| <= c and all four lists hold at most 2c entries.
+trimmed so |T1| + |B1| <= c and all four lists hold at most 2c entries, counted as the
+original counts them: after the victim of an insert into a full tier has left (trimming while
+the incoming block is still counted beside it would drop one ghost too many).
 
 The tier inserts before choosing victims, so REPLACE counts T1 without the incoming block, as
 the original (evict-then-insert) algorithm sees it; room made ahead of inserts (``incoming``
@@ -102,7 +104,8 @@ def on_insert(m, f, v, s):
         lists.push_back(m, ls, nodes, T2, s)
     else:
         lists.push_back(m, ls, nodes, T1, s)
-    _trim_ghosts(m, v)
+    if lists.size(m, ls, nodes, T1) + lists.size(m, ls, nodes, T2) <= v[7]:
+        _trim_ghosts(m, v)  # else a victim follows and ``victims`` trims after it
 
 
 @inline
