@@ -42,6 +42,7 @@ from kvplan.plan.replicas import replay_replicas
 from kvplan.report.engine_files import write_engine_files
 from kvplan.sim.build import build_cost
 from kvplan.sim.config import ReplayConfig
+from kvplan.sim.prefetch.headroom import headroom
 from kvplan.sim.replay import run_replay
 from kvplan.sim.results import ReplayResult
 from kvplan.trace import load_workload
@@ -50,6 +51,7 @@ from kvplan.workload import Workload
 _COMPARE_KEYS = {"eviction": "eviction", "prefetch": "prefetch", "write": "write",
                  "dram-gib": "dram_gib", "ssd-gib": "ssd_gib", "hbm-kv-gib": "hbm_kv_gib",
                  "lookahead": "lookahead_iters", "session-ttl-s": "session_ttl_s",
+                 "staging-frac": "staging_budget_frac", "stage-ttl-s": "stage_ttl_s",
                  "mode": "mode", "tp": "tp", "dp": "dp"}
 _D = ReplayConfig()
 """Where the options' defaults come from."""
@@ -87,11 +89,19 @@ def replay(
         "--eviction", help="Eviction policy for every tier, or per tier: hbm=lru,dram=s3fifo.")
     ] = _D.eviction_hbm,
     prefetch: Annotated[str, typer.Option(
-        "--prefetch", help="none, lookahead or oracle (a bound).")] = _D.prefetch,
+        "--prefetch", help="none, lookahead, session, session+lookahead or oracle (a bound).")
+    ] = _D.prefetch,
     lookahead: Annotated[int, typer.Option(
         "--lookahead", help="lookahead: iterations ahead to stage (K).")] = _D.lookahead_iters,
     staging_frac: Annotated[float, typer.Option(
-        "--staging-frac", help="lookahead: share of HBM KV that staged blocks may hold.")] = _D.staging_budget_frac,
+        "--staging-frac", help="lookahead, session: share of HBM KV that staged blocks may "
+        "hold.")] = _D.staging_budget_frac,
+    stage_ttl_s: Annotated[float, typer.Option(
+        "--stage-ttl-s", help="session: drop a stage when the next turn has not come this "
+        "long after the previous one ended.")] = _D.stage_ttl_s,
+    layerwise_load: Annotated[bool, typer.Option(
+        "--layerwise-load", help="Loads overlap the request's own prefill layer by layer "
+        "(LMCache use_layerwise, SGLang HiCache; docs/simulation.md).")] = _D.layerwise_load,
     write: Annotated[str, typer.Option(
         "--write", help="write-through, write-through-selective or write-back.")
     ] = _D.write,
@@ -135,7 +145,8 @@ def replay(
         model=model, profile=profile, kv_dtype=kv_dtype, layout=layout, mode=mode,
         hbm_kv_gib=hbm_kv_gib,
         dram_gib=dram_gib, ssd_gib=ssd_gib, **_eviction_fields(eviction), prefetch=prefetch,
-        lookahead_iters=lookahead, staging_budget_frac=staging_frac, write=write,
+        lookahead_iters=lookahead, staging_budget_frac=staging_frac, stage_ttl_s=stage_ttl_s,
+        layerwise_load=layerwise_load, write=write,
         store_threshold=store_threshold, inclusive=not exclusive, session_ttl_s=session_ttl_s,
         max_batched_tokens=max_batched_tokens, max_seqs=max_seqs, slo_ttft_ms=slo_ttft_ms,
         slo_tpot_ms=slo_tpot_ms)
@@ -154,6 +165,10 @@ def replay(
         results = _replay_on_ray(address, workload, variants)
     if out is not None:
         write_results(out, workload, [(n, r) for n, r in results if not n.startswith("replica")])
+        if headroom(results):
+            write_frame(pl.DataFrame([dataclasses.asdict(h) for h in headroom(results)],
+                                     schema_overrides={"captured_frac": pl.Float64}),
+                        out / "headroom.parquet")
         engines_note = _write_engine_files(out, base, workload.block_size, compare)
     if as_json:
         print_json([{"variant": n, "config": dataclasses.asdict(r.config),
@@ -165,6 +180,10 @@ def replay(
     if compare is not None and compare.split("=")[0] in ("tp", "dp"):
         layout_text = f"{layout_text} (the variants change {compare.split('=')[0]})"
     console.print(f"layout: {layout_text}", soft_wrap=True, markup=False, highlight=False)
+    rows = headroom_rows(results)
+    if rows:
+        console.print(rich_table("prefetch headroom: share of the oracle's stall reduction "
+                                 "captured", rows, list(rows[0])))
     for name, r in results:
         text = r.run.timing.extrapolated.text if r.run.timing else ""
         if text:
@@ -273,11 +292,16 @@ def _variants(base: ReplayConfig, compare: str | None) -> list[tuple[str, Replay
         raise KvplanError(f"--compare: expected KEY=V1,V2 with KEY one of "
                           f"{', '.join(_COMPARE_KEYS)}, got '{compare}'")
     out = []
-    for v in values.split(","):
+    names = values.split(",")
+    if key == "prefetch":  # the headroom table needs both ends (kvplan.sim.prefetch.headroom)
+        names = [*(["none"] if "none" not in names else []), *names,
+                 *(["oracle"] if "oracle" not in names else [])]
+    for v in names:
         field = _COMPARE_KEYS[key]
         if field == "eviction":
             changes: dict[str, Any] = _eviction_fields(v)
-        elif field in ("dram_gib", "ssd_gib", "hbm_kv_gib", "session_ttl_s"):
+        elif field in ("dram_gib", "ssd_gib", "hbm_kv_gib", "session_ttl_s",
+                       "staging_budget_frac", "stage_ttl_s"):
             changes = {field: _number(key, v, float)}
         elif field == "lookahead_iters":
             changes = {field: _number(key, v, int)}
@@ -294,6 +318,16 @@ def _number(key: str, value: str, kind: type) -> Any:
         return kind(value)
     except ValueError:
         raise KvplanError(f"--compare {key}: '{value}' is not a number") from None
+
+
+def headroom_rows(results: list[tuple[str, ReplayResult]]) -> list[dict[str, Any]]:
+    """The headroom table as printed: one row per prefetch variant (n/a where no share)."""
+    label = {"none": "reference", "oracle": "bound"}
+    return [{"variant": h.variant, "load stall total s": h.load_stall_s,
+             "captured of oracle": label.get(h.prefetch) or (
+                 "n/a" if h.captured_frac is None else f"{h.captured_frac:.1%}"),
+             "staged GiB": h.staged_used_bytes / GIB,
+             "staged unused GiB": h.staged_unused_bytes / GIB} for h in headroom(results)]
 
 
 def summary_rows(results: list[tuple[str, ReplayResult]]) -> list[dict[str, Any]]:

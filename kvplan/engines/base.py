@@ -105,6 +105,9 @@ class Capabilities:
     offload_filter: OffloadFilter | None = None
     chunk_tokens: int = 0
     """Offload granularity in tokens when it differs from the engine block (LMCache)."""
+    layerwise: Mode | None = None
+    """Loads KV layer by layer during prefill, layer i+1's copy behind layer i's compute
+    (kvplan ``--layerwise-load``, kvplan.sim.overlap); None: a load completes first."""
 
     def tier(self, name: TierName) -> TierCaps | None:
         return next((t for t in self.tiers if t.tier == name), None)

@@ -442,6 +442,18 @@ def touch_prefix(m, f, blocks, n):
 
 
 @compiled(V(M, M))
+def pin_blocks(m, blocks):
+    """Pin HBM-resident blocks (a session prefetch's stage), in order."""
+    ref0, h = m[BLOCKS_AT] + HBM, th(HBM)
+    pinned = m[h + PINNED]
+    for b in blocks:
+        r = ref0 + BLOCK_WORDS * b
+        pinned += m[r] < 2 * REF1
+        m[r] += REF1
+    m[h + PINNED] = pinned
+
+
+@compiled(V(M, M))
 def unpin_blocks(m, blocks):
     """Unpin HBM blocks (a request's prefix, a session's pins, staged blocks), in order."""
     ref0, h = m[BLOCKS_AT] + HBM, th(HBM)
