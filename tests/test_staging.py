@@ -6,13 +6,17 @@ import dataclasses
 import math
 
 import numpy as np
+import polars as pl
 import pytest
 from event_helpers import make_workload
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from typer.testing import CliRunner
 
+from kvplan.cli.main import app
 from kvplan.cost.model import attn_pairs
 from kvplan.engines import lmcache, sglang, vllm
+from kvplan.plan.headroom import headroom_note
 from kvplan.sim.build import build_cost
 from kvplan.sim.config import ReplayConfig
 from kvplan.sim.core import moves, rules
@@ -24,6 +28,7 @@ from kvplan.sim.prefetch.session import next_turns
 from kvplan.sim.replay import run_replay
 from kvplan.sim.transfers import just_in_time_stall_s
 from kvplan.units import GIB
+from kvplan.workload import write_workload
 
 BLOCK = 512
 BLOCK_GIB = BLOCK * 128 * 1024 / GIB
@@ -194,3 +199,28 @@ def test_free_staging_never_raises_total_stall(sizes, gap, hbm_blocks, policy):
             cfg, prefetch=policy, hbm_kv_gib=(hbm_blocks + extra) * BLOCK_GIB)).run.timing
     assert staged.finished == wl.num_requests
     assert staged.load_stall_total_s <= none + 1e-9
+
+
+def test_replay_compare_prefetch_prints_and_writes_headroom(tmp_path):
+    trace = tmp_path / "s.parquet"
+    write_workload(_session_workload(), trace)
+    out = tmp_path / "out"
+    r = CliRunner().invoke(app, ["replay", "--trace", str(trace), "--hbm-kv-gib",
+                                 str(10 * BLOCK_GIB), "--dram-gib", "1", "--staging-frac", "0.5",
+                                 "--compare", "prefetch=session", "-o", str(out)],
+                           env={"COLUMNS": "160"})
+    assert r.exit_code == 0, r.output
+    assert "prefetch headroom" in r.output and "reference" in r.output and "bound" in r.output
+    h = pl.read_parquet(out / "headroom.parquet")
+    assert h["variant"].to_list() == ["prefetch=none", "prefetch=session", "prefetch=oracle"]
+    share = h.filter(pl.col("prefetch") == "session")["captured_frac"][0]
+    stall = dict(zip(h["prefetch"], h["load_stall_s"], strict=True))
+    assert share == pytest.approx(captured_frac(stall["none"], stall["session"], stall["oracle"]))
+    assert share == pytest.approx(1.0)  # pinning A0's blocks leaves A1 nothing to load
+
+
+def test_plan_headroom_note_for_a_prefetch_policy():
+    cfg = dataclasses.replace(SESSION_CFG, prefetch="session")
+    note = headroom_note(cfg, [_session_workload()])
+    assert len(note) == 1 and "session captures 100%" in note[0]
+    assert headroom_note(SESSION_CFG, [_session_workload()]) == []

@@ -18,6 +18,7 @@ from kvplan.plan.candidates import ProfileContext, context, screen_profile, spac
 from kvplan.plan.curves import HitCurve, pooled_curve
 from kvplan.plan.engines import EngineSettings, recommended_settings
 from kvplan.plan.executor import PlanExecutor, ShardedScreen, Shared
+from kvplan.plan.headroom import headroom_note
 from kvplan.plan.policy_scale import LRU_SCALE, policy_scales
 from kvplan.plan.prepare import prepare, replica_trace, scale_load
 from kvplan.plan.recommend import ASCENDING, Recommendation, pareto, rank, recommend
@@ -166,6 +167,9 @@ def _plan(workload: Workload, spec: PlanSpec, prices: PriceTable, tick: Progress
                     "sim_feasible" if "sim_feasible" in decided.columns else "feasible",
                     max(max(s.replicas) for s in spaces))
     stable = ranked.filter(pl.col("stable"))
+    if pool is not None and spec.verify_top > 0:
+        notes += headroom_note(_config(rec.best, spec, profile_sources(spec)),
+                               routes.parts(int(rec.best["replicas"])))
     tick("recommend", 1, 1)
     return PlanResult(
         spec=spec, candidates=ranked, curves=curves, rate_rps=whole.rate_rps,
