@@ -47,7 +47,8 @@ class ReplayConfig:
     lookahead_iters: int = 8
     """lookahead: stage blocks of requests expected to be admitted within K iterations."""
     staging_budget_frac: float = 0.1
-    """lookahead: share of HBM KV capacity that staged (not yet admitted) blocks may hold."""
+    """lookahead, session: share of HBM KV capacity that staged (not yet admitted) blocks may
+    hold."""
     layerwise_load: bool = False
     """Loads overlap the request's own prefill layer by layer (kvplan.sim.overlap)."""
     stage_ttl_s: float = 30.0

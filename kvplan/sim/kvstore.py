@@ -57,10 +57,10 @@ class KvStore:
         self.staged_copied: dict[int, int] = {}
         """Request -> blocks its stage copied into HBM (for the bytes staged but never used)."""
         self.staged_used_bytes = self.staged_unused_bytes = 0
+        """Bytes copied into HBM by staging whose request was admitted / never came."""
         self.session_stages: OrderedDict[int, None] = OrderedDict()
         """Next turns staged by session prefetch, oldest first: an allocation that finds no
         room drops them (staging never holds HBM a running or admitted request needs)."""
-        """Bytes copied into HBM by staging whose request was admitted / never came."""
         self.staging_cap = int(config.staging_budget_frac * L.tier_word(self.m, HBM, L.CAP))
         self.session_pins: OrderedDict[int, tuple[int, np.ndarray]] = OrderedDict()
         """Session -> (request that left the pins, its prompt blocks pinned in HBM)."""
@@ -270,10 +270,11 @@ class KvStore:
 
     def stage_session(self, idx: int, blocks: np.ndarray, now: float) -> None:
         """Stage ``blocks`` (the previous turn's prompt) for a session's next turn, request
-        ``idx`` (kvplan.sim.prefetch.session): the stored ones in HBM are pinned, tail first (a shared head stays cached anyway; the
-        session's own tail is what a gap loses), then those below HBM are staged as by
-        :meth:`stage`, all within the staging budget (what is left of it: a stage holds its
-        blocks until its turn arrives or its TTL ends)."""
+        ``idx`` (kvplan.sim.prefetch.session): the stored ones in HBM are pinned, tail first
+        (a shared head stays cached anyway; the session's own tail is what a gap loses), then
+        those below HBM are staged as by :meth:`stage`, all within what is left of the
+        staging budget (a stage holds its blocks until its turn arrives, its TTL ends or an
+        allocation needs the room)."""
         if idx in self.staged:
             return
         m = self.m
