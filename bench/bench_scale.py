@@ -26,8 +26,7 @@ import threading
 import time
 from pathlib import Path
 
-from kvplan.plan.policies import SAMPLE_SIZES
-
+from kvplan.plan.policy_scale import SAMPLE_SIZES
 from kvplan.plan.stream import num_accesses
 from kvplan.trace import load_workload
 

@@ -51,6 +51,12 @@ CHOICES = {
     "tp 2": {"dram_bytes": 64 * GIB, "ssd_bytes": 64 * GIB, "tp": 2},
     "odd dir": {"dram_bytes": GIB, "ssd_bytes": GIB, "disk_dir": "/mnt/k v's $HOME"},
     "block 48": {"block_size": 48, "dram_bytes": 8 * GIB},
+    "hbm lru, cpu arc": {"dram_bytes": 100 * GIB, "evictions": ("lru", "arc", "arc")},
+    "selective + ssd": {"dram_bytes": 64 * GIB, "ssd_bytes": 200 * GIB,
+                        "write": "write-through-selective"},
+    # the default `kvplan plan`'s recommendation for every engine: 1 replica, tp 2
+    "default plan": {"hbm_kv_bytes": 31 * GIB, "dram_bytes": 78 * GIB, "ssd_bytes": 1300 * GIB,
+                     "tp": 2},
 }
 ENGINES = ("vllm", "vllm+lmcache", "dynamo-kvbm")
 PROGRAMS = {"vllm": ["vllm", "serve"], "vllm+lmcache": ["vllm", "serve"],

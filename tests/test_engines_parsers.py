@@ -50,6 +50,11 @@ CHOICES = {
     "selective": {"dram_bytes": 64 * GIB, "ssd_bytes": GIB, "write": "write-through-selective"},
     "odd dir": {"dram_bytes": GIB, "ssd_bytes": GIB, "disk_dir": "/mnt/k v's $HOME"},
     "small block": {"block_size": 16, "dram_bytes": 8 * GIB, "eviction": "fifo"},
+    "per-tier evictions": {"dram_bytes": 64 * GIB, "ssd_bytes": 200 * GIB,
+                           "evictions": ("lru", "lfu", "lfu")},
+    # the default `kvplan plan`'s recommendation for every engine (README): 1 replica, tp 2
+    "default plan": {"hbm_kv_bytes": 31 * GIB, "dram_bytes": 78 * GIB, "ssd_bytes": 1300 * GIB,
+                     "tp": 2},
 }
 
 
@@ -113,4 +118,4 @@ def test_lmcache_yaml_loads_with_lmcache_loader(name, tmp_path, monkeypatch):
     else:
         assert cfg.local_disk is None
     get_cache_policy(cfg.cache_policy)
-    assert cfg.cache_policy == {"lru": "LRU", "lfu": "LFU", "fifo": "FIFO"}[t.eviction]
+    assert cfg.cache_policy == {"lru": "LRU", "lfu": "LFU", "fifo": "FIFO"}[t.eviction_of("dram")]

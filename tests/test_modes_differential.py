@@ -64,12 +64,14 @@ def synthetic(prompts: list[list[int]], tails: list[int], outputs: list[int]) ->
 
 
 def config_for(workload: Workload, caps_blocks: tuple[int, int, int], **kw) -> ReplayConfig:
-    """Capacities in blocks (exactly representable GiB) and a budget that fits any prompt."""
+    """Capacities in blocks (exactly representable GiB) and a budget that fits any prompt;
+    open loop, so requests arrive at the (spaced) trace times, one in flight at a time."""
     block_bytes = build_cost(ReplayConfig()).kv_bytes_per_token * workload.block_size
     gib = [c * block_bytes / GIB for c in caps_blocks]
     budget = int(np.max(workload.table.column("input_tokens").to_numpy(), initial=1)) + 1
     return ReplayConfig(hbm_kv_gib=gib[0], dram_gib=gib[1], ssd_gib=gib[2],
-                        max_batched_tokens=max(budget, 8192), max_sim_s=1e12, **kw)
+                        max_batched_tokens=max(budget, 8192), max_sim_s=1e12, arrivals="open",
+                        **kw)
 
 
 def assert_modes_agree(workload: Workload, config: ReplayConfig) -> None:

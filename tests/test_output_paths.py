@@ -280,7 +280,12 @@ def test_kvplan_starts_with_a_read_only_install_and_an_unwritable_home(tmp_path)
 
 
 def test_numba_cache_fallback_only_when_nothing_is_writable(monkeypatch, tmp_path):
-    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
+    from numba.core import config
+
+    # Set through monkeypatch, so both are restored for the later tests and the worker
+    # processes they spawn (a fallback left behind makes every later worker recompile).
+    monkeypatch.setenv("NUMBA_CACHE_DIR", "")
+    monkeypatch.setattr(config, "CACHE_DIR", config.CACHE_DIR)
     monkeypatch.setattr(kvplan, "_writable_folder", lambda folder: False)
     monkeypatch.setattr(tempfile, "gettempdir", lambda: str(tmp_path))
     kvplan._numba_cache_fallback()

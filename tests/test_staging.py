@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import numpy as np
 import polars as pl
@@ -62,7 +61,7 @@ def _reload_workload():
 
 
 def test_layerwise_overlap_hides_copy_behind_own_prefill():
-    cfg = ReplayConfig(hbm_kv_gib=6 * BLOCK_GIB, dram_gib=1.0)
+    cfg = ReplayConfig(hbm_kv_gib=6 * BLOCK_GIB, dram_gib=1.0, arrivals="open")
     wl = _reload_workload()
     plain = run_replay(wl, cfg).requests
     layered = run_replay(wl, dataclasses.replace(cfg, layerwise_load=True)).requests
@@ -89,7 +88,9 @@ def _session_workload():
     return make_workload(rows, block_size=BLOCK, sessions=[0, 1, 2, 0])
 
 
-SESSION_CFG = ReplayConfig(hbm_kv_gib=10 * BLOCK_GIB, dram_gib=1.0, staging_budget_frac=0.5)
+SESSION_CFG = ReplayConfig(hbm_kv_gib=10 * BLOCK_GIB, dram_gib=1.0, staging_budget_frac=0.5,
+                           arrivals="open")
+"""Open loop: the hand-computed timings use the trace's arrival times."""
 
 
 def test_session_prefetch_keeps_the_context_for_the_next_turn():
@@ -189,7 +190,7 @@ def _session_trace(draw_sizes, gaps):
 def test_free_staging_never_raises_total_stall(sizes, gap, hbm_blocks, policy):
     wl = _session_trace(sizes, gap)
     cfg = ReplayConfig(hbm_kv_gib=hbm_blocks * BLOCK_GIB, dram_gib=1.0, ssd_gib=4.0,
-                       stage_ttl_s=math.inf)
+                       stage_ttl_s=1e9, arrivals="open")
     none = run_replay(wl, cfg).run.timing.load_stall_total_s
     extra = hbm_blocks // 2
     with pytest.MonkeyPatch.context() as mp:
@@ -207,6 +208,7 @@ def test_replay_compare_prefetch_prints_and_writes_headroom(tmp_path):
     out = tmp_path / "out"
     r = CliRunner().invoke(app, ["replay", "--trace", str(trace), "--hbm-kv-gib",
                                  str(10 * BLOCK_GIB), "--dram-gib", "1", "--staging-frac", "0.5",
+                                 "--arrivals", "open",
                                  "--compare", "prefetch=session", "-o", str(out)],
                            env={"COLUMNS": "160"})
     assert r.exit_code == 0, r.output

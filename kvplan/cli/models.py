@@ -8,6 +8,8 @@ from typing import Annotated
 import polars as pl
 import typer
 
+from kvplan.atomic import check_output_dir
+from kvplan.cli.checks import choose
 from kvplan.cli.options import DpOpt, EpOpt, ImbalanceOpt, JsonOpt, OutDirOpt, TpOpt
 from kvplan.cli.output import console, print_json, rich_table, write_frame
 from kvplan.cost.layout import Layout
@@ -42,8 +44,12 @@ def _attention(spec: ModelSpec) -> str:
 
 
 @app.command("list")
-def list_cmd(kv_dtype: KvDtypeOpt = "bf16", json_out: JsonOpt = False) -> None:
-    """Bundled model presets with their KV bytes per token."""
+def list_cmd(kv_dtype: KvDtypeOpt = "bf16", json_out: JsonOpt = False,
+             out: OutDirOpt = None) -> None:
+    """Bundled model presets with their KV bytes per token (--out: models.parquet)."""
+    choose("--kv-dtype", kv_dtype, tuple(KV_DTYPE_BITS))
+    if out is not None:
+        check_output_dir(out)
     rows = []
     for name in list_models():
         spec = load_model(name)
@@ -51,6 +57,8 @@ def list_cmd(kv_dtype: KvDtypeOpt = "bf16", json_out: JsonOpt = False) -> None:
                      "kv_bytes_per_token": kv_bytes_per_token(spec, kv_dtype),
                      "params_b": param_count(spec) / 1e9,
                      "active_params_b": param_count(spec, active=True) / 1e9})
+    if out is not None:
+        write_frame(pl.DataFrame(rows), out / "models.parquet", {"kvplan.kv_dtype": kv_dtype})
     if json_out:
         print_json(rows)
     else:
@@ -140,6 +148,9 @@ def show_cmd(
     """KV bytes per token, KV GiB at 8k/32k/128k, weights, and with --gpu what fits."""
     if (name is None) == (config is None):
         raise typer.BadParameter("give exactly one of NAME or --config PATH")
+    choose("--kv-dtype", kv_dtype, tuple(KV_DTYPE_BITS))
+    if out is not None:
+        check_output_dir(out)
     retention = parse_retention(retain) if retain is not None else None
     spec = load_model(str(config) if config is not None else name)
     rows = _model_rows(spec, kv_dtype, retention)

@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from kvplan.errors import KvplanError
+
 TraceOpt = Annotated[
     Path | None,
     typer.Option("--trace", "-t", help="Workload: any supported trace file or canonical Parquet "
@@ -34,3 +36,25 @@ RayOpt = Annotated[bool, typer.Option(
 RayAddressOpt = Annotated[str | None, typer.Option(
     "--ray-address", help="Ray cluster to run on (ray://head:10001 or head:6379); implies "
     "--ray.")]
+ArrivalsOpt = Annotated[str | None, typer.Option(
+    "--arrivals", help="closed: a session's next turn arrives when the previous one finishes "
+    "plus its recorded (or sampled) gap, Dynamo graphs as graphs; open: every request at its "
+    "trace time (default closed).")]
+HBM_KV_BLOCKS_HELP = "HBM for KV in blocks of the workload's block size (instead of --hbm-kv-gib)."
+HBM_KV_TOKENS_HELP = ("HBM for KV in tokens, rounded down to whole blocks (instead of "
+                      "--hbm-kv-gib).")
+
+
+def check_arrivals(arrivals: str) -> str:
+    """--arrivals: closed or open."""
+    if arrivals not in ("closed", "open"):
+        raise KvplanError(f"--arrivals: expected closed or open, got '{arrivals}'")
+    return arrivals
+
+
+def check_hbm_alternatives(gib: object, blocks: object, tokens: object) -> None:
+    """--hbm-kv-gib, --hbm-kv-blocks and --hbm-kv-tokens: at most one."""
+    given = [f for f, v in (("--hbm-kv-gib", gib), ("--hbm-kv-blocks", blocks),
+                            ("--hbm-kv-tokens", tokens)) if v not in (None, [])]
+    if len(given) > 1:
+        raise KvplanError(f"{' and '.join(given)} are alternatives: give one")

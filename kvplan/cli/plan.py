@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 from pathlib import Path
 from typing import Annotated
@@ -15,74 +16,135 @@ from rich.table import Table
 from rich.text import Text
 
 from kvplan.atomic import check_output_dir
-from kvplan.cli.options import JsonOpt, OutDirOpt, RayAddressOpt, RayOpt, SeedOpt, TraceOpt
+from kvplan.bounds import check_values
+from kvplan.cli.checks import choose, named
+from kvplan.cli.options import (
+    HBM_KV_BLOCKS_HELP,
+    HBM_KV_TOKENS_HELP,
+    ArrivalsOpt,
+    JsonOpt,
+    OutDirOpt,
+    RayAddressOpt,
+    RayOpt,
+    SeedOpt,
+    TraceOpt,
+    check_arrivals,
+    check_hbm_alternatives,
+)
 from kvplan.cli.output import console, err_console, print_json
+from kvplan.engines.base import disk_dir_problem
+from kvplan.errors import KvplanError
 from kvplan.hardware.prices import PriceTable, load_prices
 from kvplan.hardware.profile import load_profile
+from kvplan.model.kv import kv_bytes_per_token
 from kvplan.model.spec import load_model
+from kvplan.plan.costing import OBJECTIVES
 from kvplan.plan.executor import LOCAL_CLUSTER
-from kvplan.plan.planner import PlanResult, run_plan
+from kvplan.plan.planner import PlanResult, contexts, run_plan
 from kvplan.plan.routing import ROUTING_RULE
-from kvplan.plan.spec import PlanSpec, load_spec, spec_from_dict
+from kvplan.plan.space import DEFAULT_EVICTIONS, deployable
+from kvplan.plan.spec import BOUNDS, PlanSpec, load_spec, spec_from_dict
 from kvplan.plan.stages import StageClock, StageFigures, with_workers
 from kvplan.plan.verify import verification_pool
 from kvplan.report import plan_tables as tables
 from kvplan.report.plan_files import summary_dict, verified_table
 from kvplan.report.plan_files import write_plan as write_files
+from kvplan.sim.build import hbm_kv_gib_of
+from kvplan.sim.policies import eviction_policy
 from kvplan.trace import detect_format, load_workload
 
-Floats = Annotated[list[float] | None, typer.Option(help="Grid value (repeat the flag).")]
+_D = PlanSpec()
+"""Defaults shown in the help, taken from the spec itself so they cannot drift."""
+_GRID = ("repeat the flag for several; default: from the trace's KV footprint, see "
+         "docs/plan.md")
+PLAN_FLAGS = {
+    "--ttft-ms": "slo.ttft_ms", "--tpot-ms": "slo.tpot_ms", "--percentile": "slo.percentile",
+    "--min-rate": "slo.min_rate_rps", "--load-scale": "load_scale",
+    "--replicas": "space.replicas", "--tp": "space.tp", "--ep": "space.ep",
+    "--hbm-kv-gib": "space.hbm_kv_gib", "--dram-gib": "space.dram_gib",
+    "--ssd-gib": "space.ssd_gib", "--verify-top": "verify_top", "--jobs": "jobs",
+    "--verify-wall-s": "verify_wall_s", "--verify-window": "verify_window_s",
+    "--exact-max-accesses": "exact_max_accesses", "--sample-rate": "sample_rate",
+    "--seed": "seed"}
+"""Numeric flag -> the PlanSpec field it sets (its bound: kvplan.plan.spec.BOUNDS)."""
 
 
 def plan(
     trace: TraceOpt = None,
-    model: Annotated[str | None, typer.Option("--model", "-m", help="Model preset or "
-                                              "config.json (default llama-3.1-8b).")] = None,
+    model: Annotated[str | None, typer.Option(
+        "--model", "-m", help=f"Model preset or config.json (default {_D.model}).")] = None,
     profile: Annotated[list[str] | None, typer.Option(
-        "--profile", "-p", help="Candidate hardware profile (repeat; default h100-sxm).")] = None,
+        "--profile", "-p", metavar="<name>", help="Candidate hardware profile, a name or a "
+        f"TOML path (repeat the flag for several; default {', '.join(_D.profiles)}).")] = None,
     spec_file: Annotated[Path | None, typer.Option("--spec", help="plan.toml with every "
                                                    "setting; flags override it.")] = None,
     prices: Annotated[Path | None, typer.Option(help="Price table TOML (default: bundled).")
                       ] = None,
-    ttft_ms: Annotated[float | None, typer.Option(help="TTFT target (ms) at --percentile.")
-                       ] = None,
-    tpot_ms: Annotated[float | None, typer.Option(help="Mean TPOT target (ms).")] = None,
-    percentile: Annotated[float | None, typer.Option(help="TTFT percentile (default 99).")
-                          ] = None,
-    min_rate: Annotated[float | None, typer.Option(help="Minimum sustained requests/s.")] = None,
-    objective: Annotated[str | None, typer.Option(
-        help="usd_per_h | usd_per_mtok | goodput_per_usd (default usd_per_h).")] = None,
-    load_scale: Annotated[float | None, typer.Option(help="Arrival-rate multiplier.")] = None,
-    replicas: Annotated[list[int] | None, typer.Option(
-        "--replicas", "--dp",
-        help="Replica count to search (repeat; default 1-4 up to the node's GPUs / tp).")] = None,
-    tp: Annotated[list[int] | None, typer.Option(
-        "--tp", help="GPUs per replica to search (repeat; default: the fewest that hold the "
-        "weights and twice that).")] = None,
-    ep: Annotated[int | None, typer.Option(
-        "--ep", help="MoE: spread the experts over each replica's GPUs (ep = tp; 1 = off).")
+    ttft_ms: Annotated[float | None, typer.Option(
+        help=f"TTFT target in ms at --percentile (default {_D.slo.ttft_ms:,g}).")] = None,
+    tpot_ms: Annotated[float | None, typer.Option(
+        help="Mean TPOT target in ms (default: none).")] = None,
+    percentile: Annotated[float | None, typer.Option(
+        help=f"Percentile of the TTFT target, in (0, 100] (default {_D.slo.percentile:g}).")
     ] = None,
-    hbm_kv_gib: Floats = None,
-    dram_gib: Floats = None,
-    ssd_gib: Floats = None,
-    eviction: Annotated[list[str] | None, typer.Option(help="Eviction policy (repeat).")
-                        ] = None,
-    verify_top: Annotated[int | None, typer.Option(help="Candidates verified in the event "
-                                                   "simulator (default 5; 0 = screen only).")
-                          ] = None,
-    jobs: Annotated[int | None, typer.Option(help="Parallel verification processes.")] = None,
-    verify_wall_s: Annotated[float | None, typer.Option(help="Wall cap of one verification.")
-                             ] = None,
+    min_rate: Annotated[float | None, typer.Option(
+        help="Minimum sustainable requests/s of the deployment (default: none).")] = None,
+    objective: Annotated[str | None, typer.Option(
+        help=f"usd_per_h, usd_per_mtok or goodput_per_usd (default {_D.objective}).")] = None,
+    load_scale: Annotated[float | None, typer.Option(
+        help=f"Arrival-rate multiplier, > 0 (default {_D.load_scale:g}).")] = None,
+    replicas: Annotated[list[int] | None, typer.Option(
+        "--replicas", "--dp", metavar="<int>",
+        help="Replica count to search (repeat the flag for several; default 1-4, at most the "
+        "node's GPUs / tp).")] = None,
+    tp: Annotated[list[int] | None, typer.Option(
+        "--tp", metavar="<int>", help="GPUs per replica to search (repeat the flag for "
+        "several; default: the fewest that hold the weights, and twice that).")] = None,
+    ep: Annotated[int | None, typer.Option(
+        "--ep", help="MoE: spread the experts over each replica's GPUs (searches tp = ep "
+        "only; 1 = off).")] = None,
+    hbm_kv_gib: Annotated[list[float] | None, typer.Option(
+        metavar="<GiB>", help="HBM given to KV per replica, > 0 (" + _GRID + ": 25, 50, 75 "
+        "and 100 % of what the GPU leaves after weights).")] = None,
+    hbm_kv_blocks: Annotated[list[int] | None, typer.Option(
+        "--hbm-kv-blocks", min=1, help=HBM_KV_BLOCKS_HELP + " Repeat the flag.")] = None,
+    hbm_kv_tokens: Annotated[list[int] | None, typer.Option(
+        "--hbm-kv-tokens", min=1, help=HBM_KV_TOKENS_HELP + " Repeat the flag.")] = None,
+    dram_gib: Annotated[list[float] | None, typer.Option(
+        metavar="<GiB>", help="DRAM KV tier per replica, 0 = none (" + _GRID + ": 0 and "
+        "1/32 .. 2 x the footprint, capped by the node's DRAM per GPU).")] = None,
+    ssd_gib: Annotated[list[float] | None, typer.Option(
+        metavar="<GiB>", help="SSD KV tier per replica, 0 = none (" + _GRID + ": 0 and "
+        "1/4 .. 2 x the footprint, capped by the node's SSD per GPU).")] = None,
+    eviction: Annotated[list[str] | None, typer.Option(
+        metavar="<name>", help=f"Eviction policy (repeat the flag for several; default "
+        f"{', '.join(DEFAULT_EVICTIONS)}). belady is an offline bound: shown beside the "
+        "others, never recommended.")] = None,
+    verify_top: Annotated[int | None, typer.Option(
+        help=f"Best candidates re-run in the event simulator, plus up to "
+        f"{_D.verify_near_misses} cheaper near-misses (default {_D.verify_top}; 0 = screen "
+        "only).")] = None,
+    jobs: Annotated[int | None, typer.Option(
+        help=f"Parallel verification processes (default {_D.jobs}).")] = None,
+    verify_wall_s: Annotated[float | None, typer.Option(
+        help=f"Wall-time cap of one verification run in s (default {_D.verify_wall_s:g}).")
+    ] = None,
     verify_window: Annotated[float | None, typer.Option(
         "--verify-window", help="Verify on the busiest this-many seconds of arrivals (after "
         "as long a warm-up) instead of the whole trace; stated in the result.")] = None,
     exact_max_accesses: Annotated[int | None, typer.Option(
         help="Longest block-access stream given exact stack distances; longer ones use "
-             "SHARDS sampling (default 20,000,000).")] = None,
+             f"SHARDS sampling (default {_D.exact_max_accesses:,}).")] = None,
     sample_rate: Annotated[float | None, typer.Option(
         help="SHARDS sample rate in (0, 1] (default: about 2 M sampled accesses).")] = None,
+    engine: Annotated[list[str] | None, typer.Option(
+        "--engine", help="Engine to recommend for, from what it runs (repeat; default every "
+        "engine: vllm, vllm+lmcache, sglang-hicache, dynamo-kvbm); none = free search over "
+        "every policy.")] = None,
     disk_dir: Annotated[str | None, typer.Option(
-        help="Directory of the SSD tier in the engine settings (default /mnt/kvcache).")] = None,
+        help=f"Directory of the SSD tier in the engine settings (default {_D.disk_dir}).")
+    ] = None,
+    arrivals: ArrivalsOpt = None,
     ray: RayOpt = False,
     ray_address: RayAddressOpt = None,
     profile_stages: Annotated[bool, typer.Option(
@@ -93,6 +155,10 @@ def plan(
     seed: SeedOpt = 0,
 ) -> None:
     """Recommend replicas, KV tier sizes and policies that meet an SLO at least cost."""
+    _check_flags(locals())
+    check_hbm_alternatives(hbm_kv_gib, hbm_kv_blocks, hbm_kv_tokens)
+    if arrivals is not None:
+        check_arrivals(arrivals)
     spec = _resolve(spec_file, locals())
     price_table = _check_inputs(spec, out)
     address = ray_address or (LOCAL_CLUSTER if ray else None)
@@ -101,6 +167,7 @@ def plan(
         if clock:
             clock("load")
         workload = load_workload(Path(spec.trace) if spec.trace else None)
+        spec = _hbm_grid(spec, workload.block_size, hbm_kv_blocks, hbm_kv_tokens)
         result = _run(workload, spec, price_table, quiet=json_out, pool=pool, clock=clock)
     if clock:
         clock("report")
@@ -148,6 +215,38 @@ def tables_stage(stages: list[StageFigures]) -> Table:
     return t
 
 
+def _check_flags(flags: dict) -> None:
+    """Every numeric flag within its bound, names valid, no flag that cannot act; the
+    messages name the flags (before anything is read)."""
+    for flag, field in PLAN_FLAGS.items():
+        value = flags[flag[2:].replace("-", "_")]
+        check_values(flag, value if isinstance(value, list) else [value], BOUNDS[field])
+    if flags["objective"] is not None:
+        choose("--objective", flags["objective"], OBJECTIVES)
+    for name in flags["eviction"] or ():
+        named("--eviction", eviction_policy, name)
+    if flags["eviction"] and all(eviction_policy(n).is_oracle for n in flags["eviction"]):
+        raise KvplanError(f"--eviction {' '.join(flags['eviction'])}: an offline bound (it "
+                          "reads the trace's future), never a recommendation; add an online "
+                          "policy beside it (--eviction lru --eviction belady) to see how "
+                          "far each is from the bound")
+    ep, tp = flags["ep"], flags["tp"]
+    if ep is not None and ep > 1 and tp and set(tp) != {ep}:
+        raise KvplanError(f"--ep {ep} searches tp = {ep} only; drop --tp {tp[0]}")
+    hbm, dram, ssd = flags["hbm_kv_gib"], flags["dram_gib"], flags["ssd_gib"]
+    if hbm and dram and ssd and not any(deployable(*c) for c in itertools.product(hbm, dram,
+                                                                                  ssd)):
+        raise KvplanError(f"--ssd-gib {max(ssd):g} needs a DRAM tier larger than the HBM KV pool "
+                          f"(--dram-gib {max(dram):g} <= --hbm-kv-gib {min(hbm):g}): every "
+                          "engine stages SSD blocks through host memory; raise --dram-gib or "
+                          "add --ssd-gib 0")
+    if flags["disk_dir"] is not None and (problem := disk_dir_problem(flags["disk_dir"])):
+        raise KvplanError(f"--disk-dir: {problem}")
+    if flags["verify_window"] is not None and flags["verify_top"] == 0:
+        raise KvplanError("--verify-window has no effect with --verify-top 0: nothing is "
+                          "verified")
+
+
 def _check_inputs(spec: PlanSpec, out: Path | None) -> PriceTable:
     """Fail on a missing or unreadable input, or an unwritable --out, before the worker pool
     starts (a pool takes seconds to start and to stop); returns the price table."""
@@ -158,6 +257,7 @@ def _check_inputs(spec: PlanSpec, out: Path | None) -> PriceTable:
     load_model(spec.model)
     for name in spec.profiles:
         load_profile(name)
+    contexts(spec, [])  # a layout no profile can hold (--tp 3, --ep on a dense model)
     return load_prices(spec.prices)
 
 
@@ -173,7 +273,8 @@ def _resolve(spec_file: Path | None, flags: dict) -> PlanSpec:
               "verify_wall_s": flags["verify_wall_s"],
               "verify_window_s": flags["verify_window"],
               "exact_max_accesses": flags["exact_max_accesses"],
-              "sample_rate": flags["sample_rate"], "disk_dir": flags["disk_dir"]}
+              "sample_rate": flags["sample_rate"], "disk_dir": flags["disk_dir"],
+              "arrivals": flags["arrivals"]}
     raw |= {k: v for k, v in simple.items() if v is not None}
     raw["seed"] = flags["seed"]
     if flags["profile"]:
@@ -188,7 +289,20 @@ def _resolve(spec_file: Path | None, flags: dict) -> PlanSpec:
     if flags["ep"] is not None:
         raw["space"]["ep"] = flags["ep"]
     raw["profiles"] = list(raw["profiles"])
+    raw["engines"] = list(flags["engine"] or raw["engines"])
     return spec_from_dict(raw, spec_file or "<command line>")
+
+
+def _hbm_grid(spec: PlanSpec, block_size: int, blocks: list[int] | None,
+              tokens: list[int] | None) -> PlanSpec:
+    """--hbm-kv-blocks / --hbm-kv-tokens as the hbm_kv_gib grid (exact GiB of this model's
+    KV at the workload's block size)."""
+    if not blocks and not tokens:
+        return spec
+    kv = kv_bytes_per_token(load_model(spec.model), spec.kv_dtype)
+    grid = ([hbm_kv_gib_of(b, None, block_size, kv) for b in blocks] if blocks else
+            [hbm_kv_gib_of(None, t, block_size, kv) for t in tokens or []])
+    return dataclasses.replace(spec, space=dict(spec.space) | {"hbm_kv_gib": grid})
 
 
 def _run(workload, spec: PlanSpec, prices, quiet: bool, pool,
@@ -215,6 +329,7 @@ def _render(res: PlanResult, out: Path | None) -> None:
     console.print(f"[bold]{verdict}[/bold] (decided by {summary_dict(res)['decided_by']}): "
                   f"{tables.config_words(b)}.")
     console.print(f"SLO {tables.slo_words(slo)} at {res.rate_rps:.2f} req/s: {_figures(res, b)}")
+    console.print(tables.load_words(b, _sim_row(res, b)), highlight=False)
     console.print(f"Hit-ratio curves: {res.curve_method}.", highlight=False)
     if b["replicas"] > 1:
         console.print(f"Routing: {ROUTING_RULE}.")
@@ -226,14 +341,25 @@ def _render(res: PlanResult, out: Path | None) -> None:
         console.print(f" - {line}")
     top = res.candidates.head(10)
     console.print()
-    console.print(_table("Top candidates (analytic screen; sizes per replica in GiB, $/h for "
-                         "all replicas)", top, tables.top_columns(top, slo)))
+    console.print(_table("Top candidates, the recommendation first (sizes per replica in GiB, "
+                         "$/h for all replicas; ok: the simulation's verdict where verified)",
+                         top, tables.top_columns(top, slo)))
     ver = tables.with_sim_hit(verified_table(res))
     if ver.height:
         console.print()
         console.print(_table("Verified in the event simulator (screen vs simulation)", ver,
                              tables.verified_table_columns(ver, slo)))
     console.print()
+    if res.engine_plans:
+        console.print(_engine_table(res))
+        by_text: dict[str, list[str]] = {}
+        for p in res.engine_plans:
+            if p.what_if:
+                by_text.setdefault(p.what_if, []).append(p.engine)
+        for text, names in by_text.items():
+            who = "every engine" if len(names) == len(res.engine_plans) > 1 else ", ".join(names)
+            console.print(f" - {who}: {text}", highlight=False, markup=False)
+        console.print()
     _render_engines(res.engines, out)
     if out is not None:
         console.print(f"Wrote results to {out}/")
@@ -260,6 +386,36 @@ def _render_engines(engines: list, out: Path | None) -> None:
             console.print(f"   note: {n}", highlight=False, markup=False)
 
 
+def _engine_table(res: PlanResult) -> Table:
+    """Each engine's recommendation side by side: sizes per replica (GiB), eviction, cost, SLO
+    figures and hit ratios (simulated where verified, else the screen's)."""
+    p = f"p{res.spec.slo.percentile:g}"
+    t = Table(title="Per engine, each from what it runs (replicas x HBM/DRAM/SSD GiB per "
+              "replica; figures simulated where verified)", title_justify="left",
+              box=box.SIMPLE_HEAD, show_edge=False, padding=(0, 1, 0, 0))
+    for head in ("engine", "configuration", "$/h", f"TTFT {p}", "TPOT", "hit H/D/S", "SLO"):
+        t.add_column(head, justify="left" if head in ("engine", "configuration", "SLO")
+                     else "right", no_wrap=True)
+    sim = {r["candidate_id"]: r for r in res.verified.iter_rows(named=True)} if \
+        res.verified.height else {}
+    for plan_ in res.engine_plans:
+        b = plan_.best
+        if b is None:
+            t.add_row(plan_.engine, "runs nothing searched", *["n/a"] * 5)
+            continue
+        s = sim.get(b["candidate_id"])
+        ttft = s["sim_ttft_pq_ms"] if s and s["sim_ttft_pq_ms"] is not None else b["ttft_pq_ms"]
+        tpot = s["sim_tpot_ms"] if s and s["sim_tpot_ms"] is not None else b["tpot_ms"]
+        hits = [s[f"sim_hit_ratio_{k}"] if s else b[f"hit_ratio_{k}"]
+                for k in ("hbm", "dram", "ssd")]
+        t.add_row(plan_.engine, f"{b['replicas']} x {b['hbm_kv_gib']:,.0f}/{b['dram_gib']:,.0f}/"
+                  f"{b['ssd_gib']:,.0f} {b['eviction']}", f"{b['usd_per_h']:.3f}",
+                  "saturated" if math.isinf(ttft) else tables.ms(ttft), tables.ms(tpot),
+                  "/".join(f"{100 * h:.0f}" for h in hits) + "%",
+                  "yes" if plan_.feasible else "no")
+    return t
+
+
 def _figures(res: PlanResult, b: dict) -> str:
     """The SLO figures of the chosen row: simulated where verified, else the screen's."""
     p = f"p{res.spec.slo.percentile:g}"
@@ -270,11 +426,9 @@ def _figures(res: PlanResult, b: dict) -> str:
         screen = (f"TTFT {p} {tables.ms(b['ttft_pq_ms'])} ms, mean TPOT "
                   f"{tables.ms(b['tpot_ms'])} ms, sustains up to "
                   f"{tables.rate(b['max_rate_rps'])} req/s (screen)")
-    sim = res.verified.filter(pl.col("candidate_id") == b["candidate_id"]) if \
-        res.verified.height else res.verified
-    if sim.height == 0:
+    s = _sim_row(res, b)
+    if s is None:
         return screen + "."
-    s = sim.row(0, named=True)
     if s["sim_ttft_pq_ms"] is None:
         return f"simulation {s['sim_stop_reason']}; {screen}."
     return (f"TTFT {p} {tables.ms(s['sim_ttft_pq_ms'])} ms, mean TPOT "
@@ -282,18 +436,49 @@ def _figures(res: PlanResult, b: dict) -> str:
             f"finished (simulated); {screen}.")
 
 
+def _sim_row(res: PlanResult, b: dict) -> dict | None:
+    """The simulated figures of candidate ``b`` (None when it was not verified)."""
+    if res.verified.height == 0:
+        return None
+    sim = res.verified.filter(pl.col("candidate_id") == b["candidate_id"])
+    return sim.row(0, named=True) if sim.height else None
+
+
 def _table(title: str, df: pl.DataFrame, cols: list[tables.Column]) -> Table:
-    """A compact rich table: short headers that wrap between words, cells that never wrap,
-    numbers right-aligned; one space between columns on terminals under 100 columns."""
+    """A compact rich table: short headers that wrap between words, cells that never wrap
+    (but the prose of tables.WRAPPING columns, ``outcome`` and ``sim stop``, which wraps
+    between words), numbers right-aligned; one space either side of a column where they fit.
+    Where the terminal is too narrow for every column, tables.NARROW_DROP columns are left
+    out (the title says which; the Parquet files keep them all)."""
     rows = tables.cells(df, cols)
-    gap = (0, 1) if console.width >= 100 else (0, 0)
+    widths = [max([len(w) for w in head.split()] + [len(r[i]) for r in rows])
+              for i, (head, _, _) in enumerate(cols)]
+    need = [min(w, 16) if head in tables.WRAPPING else w
+            for (head, _, _), w in zip(cols, widths, strict=True)]
+
+    def fits(keep: list[int], gap: int) -> bool:
+        return sum(need[i] + 2 * gap for i in keep) + len(keep) - 1 <= console.width
+
+    keep = list(range(len(cols)))
+    gap = 1 if fits(keep, 1) else 0
+    hidden = []
+    for head in tables.NARROW_DROP:
+        if fits(keep, gap):
+            break
+        drop = [i for i in keep if cols[i][0] == head]
+        keep = [i for i in keep if i not in drop]
+        hidden += [head.replace("\n", " ") for _ in drop]
+    if hidden:
+        title += f" ({', '.join(hidden)} left out: narrow terminal)"
     t = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False,
-              padding=gap)
-    for i, (head, _, _) in enumerate(cols):
-        cells = [r[i] for r in rows]
-        left = any(c[:1].isalpha() and c not in ("saturated", "unbounded") for c in cells)
-        width = max([len(w) for w in head.split()] + [len(c) for c in cells])
-        t.add_column(head, justify="left" if left else "right", min_width=width)
+              padding=(0, gap))
+    natural = [max([len(line) for line in cols[i][0].split("\n")] + [widths[i]]) for i in keep]
+    tight = sum(w + 2 * gap for w in natural) + len(keep) - 1 > console.width
+    for i in keep:
+        head = cols[i][0]
+        left = any(r[i][:1].isalpha() and r[i] not in ("saturated", "unbounded") for r in rows)
+        t.add_column(head, justify="left" if left else "right", min_width=need[i],
+                     max_width=need[i] if tight and head not in tables.WRAPPING else None)
     for r in rows:
-        t.add_row(*(Text(c, no_wrap=True) for c in r))
+        t.add_row(*(Text(r[i], no_wrap=cols[i][0] not in tables.WRAPPING) for i in keep))
     return t

@@ -9,6 +9,7 @@ from typing import Annotated
 import polars as pl
 import typer
 
+from kvplan.atomic import check_output_dir
 from kvplan.cli.options import JsonOpt, OutDirOpt
 from kvplan.cli.output import console, print_json, rich_table, write_frame
 from kvplan.errors import KvplanError
@@ -33,8 +34,10 @@ PROBE_SIZES = (4096, 65536, 1 << 20, 16 << 20, 256 << 20)
 
 
 @app.command("list")
-def list_cmd(json_out: JsonOpt = False) -> None:
-    """Bundled hardware profiles, one line each."""
+def list_cmd(json_out: JsonOpt = False, out: OutDirOpt = None) -> None:
+    """Bundled hardware profiles, one line each (--out: profiles.parquet)."""
+    if out is not None:
+        check_output_dir(out)
     rows = []
     for name in list_profiles():
         p = load_profile(name)
@@ -42,6 +45,8 @@ def list_cmd(json_out: JsonOpt = False) -> None:
                      "hbm_gib": p.gpu.hbm_gib, "hbm_bw_gbps": p.gpu.hbm_bw_gbps,
                      "dram_gib": p.host.dram_gib, "h2d_gbps": p.host_link.h2d_achieved_gbps,
                      "ssd_gib": p.ssd.capacity_gib})
+    if out is not None:
+        write_frame(pl.DataFrame(rows), out / "profiles.parquet")
     if json_out:
         print_json(rows)
     else:
@@ -83,6 +88,8 @@ def show_cmd(
     out: OutDirOpt = None,
 ) -> None:
     """Every field with its source, and each link's bandwidth at several transfer sizes."""
+    if out is not None:
+        check_output_dir(out)
     profile = load_profile(name)
     fields, links = _field_rows(profile), _link_rows(profile)
     if out is not None:
@@ -107,7 +114,7 @@ def validate_cmd(
 ) -> None:
     """Check profile and price-table files; the first problem is one line (exit code 2).
 
-    A file with a ``[prices]`` table is checked as a price table, any other as a profile.
+    A file with a [prices] table is checked as a price table, any other as a profile.
     """
     for path in files:
         if "prices" in read_toml(path):
@@ -123,11 +130,17 @@ def prices_cmd(
     prices: Annotated[Path | None, typer.Option("--prices", help="Your price table TOML "
                                                 "(default: the bundled one).")] = None,
     json_out: JsonOpt = False,
+    out: OutDirOpt = None,
 ) -> None:
-    """The price table the planner uses, with sources and dates."""
+    """The price table the planner uses, with sources and dates (--out: prices.parquet)."""
+    if out is not None:
+        check_output_dir(out)
     table = load_prices(prices)
     rows = [{"price": k, "usd": getattr(table, k), "date": table.dates.get(k, ""),
              "source": table.sources.get(k, "")} for k in PRICE_FIELDS]
+    if out is not None:
+        write_frame(pl.DataFrame(rows), out / "prices.parquet",
+                    {"kvplan.prices": str(prices) if prices else "bundled"})
     if json_out:
         print_json(rows)
     else:

@@ -16,7 +16,12 @@ import typer
 
 from kvplan import __version__
 from kvplan.atomic import check_output_dir
+from kvplan.bounds import check_value
+from kvplan.cli.checks import check_config, check_variants, compare_bound, replace_field
 from kvplan.cli.options import (
+    HBM_KV_BLOCKS_HELP,
+    HBM_KV_TOKENS_HELP,
+    ArrivalsOpt,
     DpOpt,
     EpOpt,
     ImbalanceOpt,
@@ -28,11 +33,13 @@ from kvplan.cli.options import (
     RayOpt,
     TpOpt,
     TraceOpt,
+    check_arrivals,
+    check_hbm_alternatives,
 )
 from kvplan.cli.output import console, print_json, rich_table, write_frame
 from kvplan.cost.layout import Layout
 from kvplan.cost.model import GIB, CostModel
-from kvplan.engines import TierChoice, engine_settings
+from kvplan.engines import FREE, TierChoice, engine, engine_settings
 from kvplan.engines.base import model_id
 from kvplan.errors import KvplanError
 from kvplan.hardware.profile import load_profile
@@ -40,36 +47,26 @@ from kvplan.model.spec import load_model
 from kvplan.plan.executor import LOCAL_CLUSTER, Files, RayCluster, Shared, with_local_files
 from kvplan.plan.replicas import replay_replicas
 from kvplan.report.engine_files import write_engine_files
-from kvplan.sim.build import build_cost
+from kvplan.report.replay_tables import run_record, summary_rows, verdict_lines
+from kvplan.sim.build import build_cost, hbm_kv_gib_of
 from kvplan.sim.config import ReplayConfig
 from kvplan.sim.prefetch.headroom import headroom
 from kvplan.sim.replay import run_replay
 from kvplan.sim.results import ReplayResult
+from kvplan.sim.sessions import has_sessions, session_summary, session_table
 from kvplan.trace import load_workload
 from kvplan.workload import Workload
 
-_COMPARE_KEYS = {"eviction": "eviction", "prefetch": "prefetch", "write": "write",
-                 "dram-gib": "dram_gib", "ssd-gib": "ssd_gib", "hbm-kv-gib": "hbm_kv_gib",
-                 "lookahead": "lookahead_iters", "session-ttl-s": "session_ttl_s",
-                 "staging-frac": "staging_budget_frac", "stage-ttl-s": "stage_ttl_s",
-                 "mode": "mode", "tp": "tp", "dp": "dp"}
+_COMPARE_KEYS: dict[str, tuple[str, ...]] = {
+    "eviction": ("eviction_hbm", "eviction_dram", "eviction_ssd"), "prefetch": ("prefetch",),
+    "write": ("write",), "dram-gib": ("dram_gib",), "ssd-gib": ("ssd_gib",),
+    "hbm-kv-gib": ("hbm_kv_gib",), "lookahead": ("lookahead_iters",),
+    "session-ttl-s": ("session_ttl_s",), "staging-frac": ("staging_budget_frac",),
+    "stage-ttl-s": ("stage_ttl_s",), "mode": ("mode",), "tp": ("layout.tp",),
+    "dp": ("layout.dp",), "engine": ("engine",), "arrivals": ("arrivals",)}
+"""--compare KEY (the flag without its dashes) -> the ReplayConfig fields it sets."""
 _D = ReplayConfig()
 """Where the options' defaults come from."""
-_SUMMARY = (
-    ("finished", "finished"), ("stop", "stop_reason"), ("bound", "bound"),
-    ("simulated s", "sim_duration_s"), ("output tok/s", "throughput_tok_s"),
-    ("goodput req/s", "goodput_req_s"), ("SLO attained", "slo_attained_frac"),
-    ("TTFT p50 ms", "ttft_p50_ms"), ("TTFT p99 ms", "ttft_p99_ms"),
-    ("TPOT p50 ms", "tpot_p50_ms"), ("TPOT p99 ms", "tpot_p99_ms"),
-    ("E2E p50 ms", "e2e_p50_ms"), ("load stall total s", "load_stall_total_s"),
-    ("hit ratio HBM (blocks)", "hit_ratio_hbm_blocks"),
-    ("hit ratio DRAM (blocks)", "hit_ratio_dram_blocks"),
-    ("hit ratio SSD (blocks)", "hit_ratio_ssd_blocks"), ("preemptions", "preemptions"),
-    ("h2d GiB", "h2d_bytes"), ("d2h GiB", "d2h_bytes"), ("ssd_read GiB", "ssd_read_bytes"),
-    ("SSD written GiB", "ssd_bytes_written"), ("SSD drive writes/day", "ssd_drive_writes_per_day"),
-    ("peak HBM GiB", "hbm_peak_gib"), ("peak DRAM GiB", "dram_peak_gib"),
-    ("peak SSD GiB", "ssd_peak_gib"),
-)
 
 
 def replay(
@@ -83,6 +80,10 @@ def replay(
     hbm_kv_gib: Annotated[float | None, typer.Option(
         "--hbm-kv-gib", help="HBM for KV (default: GPU memory - weights - activation reserve).")
     ] = None,
+    hbm_kv_blocks: Annotated[int | None, typer.Option(
+        "--hbm-kv-blocks", min=1, help=HBM_KV_BLOCKS_HELP)] = None,
+    hbm_kv_tokens: Annotated[int | None, typer.Option(
+        "--hbm-kv-tokens", min=1, help=HBM_KV_TOKENS_HELP)] = None,
     dram_gib: Annotated[float, typer.Option("--dram-gib", help="DRAM KV tier (0 = absent).")] = _D.dram_gib,
     ssd_gib: Annotated[float, typer.Option("--ssd-gib", help="SSD KV tier (0 = absent).")] = _D.ssd_gib,
     eviction: Annotated[str, typer.Option(
@@ -112,14 +113,16 @@ def replay(
     ] = not _D.inclusive,
     session_ttl_s: Annotated[float, typer.Option(
         "--session-ttl-s", help="Pin a finished turn's blocks in HBM this long (0 = off).")] = _D.session_ttl_s,
+    arrivals: ArrivalsOpt = None,
     block_size: Annotated[int | None, typer.Option(
         "--block-size", help="Tokens per KV block (default: the trace's own).")] = None,
     kv_dtype: Annotated[str, typer.Option("--kv-dtype", help="bf16, fp16, fp8, int4, int2.")
                         ] = _D.kv_dtype,
-    slo_ttft_ms: Annotated[float | None, typer.Option("--slo-ttft-ms", help="TTFT objective.")
-                           ] = None,
-    slo_tpot_ms: Annotated[float | None, typer.Option("--slo-tpot-ms", help="TPOT objective.")
-                           ] = None,
+    slo_ttft_ms: Annotated[float | None, typer.Option(
+        "--slo-ttft-ms", help="TTFT objective in ms for goodput and SLO attainment (default: "
+        "none; both then say n/a).")] = None,
+    slo_tpot_ms: Annotated[float | None, typer.Option(
+        "--slo-tpot-ms", help="TPOT objective in ms (default: none).")] = None,
     mode: Annotated[str, typer.Option(
         "--mode", help="event (timed replica) or cache (timing-free block replay).")] = _D.mode,
     max_batched_tokens: Annotated[int, typer.Option(
@@ -127,6 +130,10 @@ def replay(
     ] = _D.max_batched_tokens,
     max_seqs: Annotated[int, typer.Option("--max-seqs", help="Maximum running sequences.")
                         ] = _D.max_seqs,
+    engine_name: Annotated[str, typer.Option(
+        "--engine", help="Run as this engine runs (its scheduler rules and offload filters; "
+        "refused if it cannot run the configuration): vllm, vllm+lmcache, sglang-hicache, "
+        "dynamo-kvbm, or none (kvplan's own rules).")] = _D.engine,
     compare: Annotated[str | None, typer.Option(
         "--compare", help="Run variants side by side, e.g. eviction=lru,s3fifo,belady or "
         "prefetch=none,lookahead.")] = None,
@@ -138,8 +145,8 @@ def replay(
     """Replay a workload through a serving replica with tiered KV (docs/simulation.md)."""
     if out is not None:
         check_output_dir(out)
-    if mode not in ("event", "cache"):
-        raise KvplanError(f"--mode: expected event or cache, got '{mode}'")
+    arrivals = check_arrivals(arrivals or _D.arrivals)
+    check_hbm_alternatives(hbm_kv_gib, hbm_kv_blocks, hbm_kv_tokens)
     layout = Layout(tp=tp, dp=dp, ep=ep, expert_imbalance=expert_imbalance)
     base = ReplayConfig(
         model=model, profile=profile, kv_dtype=kv_dtype, layout=layout, mode=mode,
@@ -148,14 +155,26 @@ def replay(
         lookahead_iters=lookahead, staging_budget_frac=staging_frac, stage_ttl_s=stage_ttl_s,
         layerwise_load=layerwise_load, write=write,
         store_threshold=store_threshold, inclusive=not exclusive, session_ttl_s=session_ttl_s,
-        max_batched_tokens=max_batched_tokens, max_seqs=max_seqs, slo_ttft_ms=slo_ttft_ms,
-        slo_tpot_ms=slo_tpot_ms)
+        arrivals=arrivals, max_batched_tokens=max_batched_tokens, max_seqs=max_seqs,
+        slo_ttft_ms=slo_ttft_ms, slo_tpot_ms=slo_tpot_ms, engine=engine_name)
+    check_config(base, block_size)
     variants = _variants(base, compare)
+    for _, cfg in variants:
+        if cfg.engine != FREE:
+            engine(cfg.engine)
+    key = compare.partition("=")[0] if compare else None
+    notes = check_variants(base, variants, key, _COMPARE_KEYS.get(key or "", ()))
     resolved, layout_text = resolve_layout(base)
     address = ray_address or (LOCAL_CLUSTER if ray else None)
     if address is not None and compare is None:
         raise KvplanError("--ray runs the variants of --compare as Ray tasks; add --compare")
     workload = load_workload(trace, block_size=block_size)
+    base = dataclasses.replace(base, hbm_kv_gib=hbm_kv_gib_given(
+        base, workload.block_size, hbm_kv_gib, hbm_kv_blocks, hbm_kv_tokens))
+    variants = _variants(base, compare)
+    for _, cfg in variants:
+        if cfg.engine != FREE:
+            _check_engine(cfg, workload.block_size)
     progress = sys.stderr.isatty() and not as_json and address is None
     if address is None:
         results = [item for name, cfg in variants
@@ -171,12 +190,18 @@ def replay(
                         out / "headroom.parquet")
         engines_note = _write_engine_files(out, base, workload.block_size, compare)
     if as_json:
+        summaries = {n: {row["key"]: row["value"] for row in session_summary(df)}
+                     for n, df in sessions_of(results)}
         print_json([{"variant": n, "config": dataclasses.asdict(r.config),
-                     "layout": dataclasses.asdict(resolved), "run": r.run.as_row()}
+                     "layout": dataclasses.asdict(resolved), "run": run_record(r)}
+                    | ({"sessions": summaries[n]} if n in summaries else {})
                     for n, r in results])
         return
     title = f"kvplan replay: {workload.meta.source_file}, {model} on {profile}"
-    console.print(rich_table(title, summary_rows(results), ["metric", *(n for n, _ in results)]))
+    names = [n for n, _ in results]
+    console.print(rich_table(title, summary_rows(results), ["metric", *names], right=names))
+    for line in verdict_lines(results, compare is not None) + notes:
+        console.print(line, markup=False, highlight=False)
     if compare is not None and compare.split("=")[0] in ("tp", "dp"):
         layout_text = f"{layout_text} (the variants change {compare.split('=')[0]})"
     console.print(f"layout: {layout_text}", soft_wrap=True, markup=False, highlight=False)
@@ -190,29 +215,65 @@ def replay(
             label = f"{name}: " if compare else ""
             console.print(f"warning: {label}outside the calibrated ranges (curves clamped): "
                           f"{text}", soft_wrap=True, markup=False, highlight=False)
+    sessions = sessions_of([(n, r) for n, r in results if not n.startswith("replica")])
+    if sessions:
+        by = [session_summary(df) for _, df in sessions]
+        rows = [{"metric": row["metric"], **{n: b[k]["value"] for (n, _), b in
+                                             zip(sessions, by, strict=True)}}
+                for k, row in enumerate(by[0])]
+        loop = "" if (compare or "").startswith("arrivals=") else f" ({base.arrivals} loop)"
+        console.print(rich_table(f"sessions{loop}", rows,
+                                 ["metric", *(n for n, _ in sessions)]))
     if out is not None:
-        console.print(f"wrote requests.parquet, run.parquet, timeseries.parquet to {out}"
-                      + engines_note, highlight=False)
+        console.print(f"wrote requests.parquet, run.parquet, timeseries.parquet"
+                      f"{', sessions.parquet' if sessions else ''} to {out}" + engines_note,
+                      highlight=False)
+
+
+def hbm_kv_gib_given(cfg: ReplayConfig, block_size: int, gib: float | None,
+                     blocks: int | None, tokens: int | None) -> float | None:
+    """The HBM KV size the flags give, in GiB (None: the profile's default)."""
+    if blocks is None and tokens is None:
+        return gib
+    return hbm_kv_gib_of(blocks, tokens, block_size, build_cost(cfg).kv_bytes_per_token)
 
 
 def _write_engine_files(out: Path, config: ReplayConfig, block_size: int,
                         compare: str | None) -> str:
-    """Each engine's settings for one replica of the replayed configuration under
-    ``out/engines`` (docs/engines.md); none for ``--compare`` runs or per-tier eviction."""
-    evictions = {config.eviction_hbm, config.eviction_dram, config.eviction_ssd}
-    if compare is not None or len(evictions) > 1 or config.mode != "event":
+    """The settings of ``--engine`` (default: every engine) for one replica of the replayed
+    configuration under ``out/engines`` (docs/engines.md); none for ``--compare`` runs or
+    cache mode."""
+    if compare is not None or config.mode != "event":
         return ""
+    choice = _tier_choice(config, block_size)
+    settings = engine_settings(choice) if config.engine == FREE else \
+        [engine(config.engine).settings(choice)]
+    write_engine_files(settings, out / "engines")
+    return " and engine settings to engines/"
+
+
+def _tier_choice(config: ReplayConfig, block_size: int) -> TierChoice:
+    """One replica of ``config`` as the engines must be told it."""
     cost = build_cost(config)
-    choice = TierChoice(
+    return TierChoice(
         model=model_id(config.model, cost.spec.source), block_size=block_size,
         kv_bytes_per_token=cost.kv_bytes_per_token,
         hbm_kv_bytes=cost.hbm_kv_capacity_bytes(config.hbm_kv_gib),
         dram_bytes=int(config.dram_gib * GIB), ssd_bytes=int(config.ssd_gib * GIB),
-        eviction=config.eviction_hbm, write=config.write, prefetch=config.prefetch,
+        eviction=config.eviction_hbm,
+        evictions=config.evictions if len(set(config.evictions)) > 1 else (),
+        write=config.write, prefetch=config.prefetch,
         inclusive=config.inclusive, store_threshold=config.store_threshold, tp=cost.layout.tp,
         max_batched_tokens=config.max_batched_tokens, max_seqs=config.max_seqs)
-    write_engine_files(engine_settings(choice), out / "engines")
-    return " and engine settings to engines/"
+
+
+def _check_engine(config: ReplayConfig, block_size: int) -> None:
+    """Refuse a configuration ``--engine`` cannot run, naming every rule it breaks."""
+    settings = engine(config.engine).settings(_tier_choice(config, block_size))
+    broken = [f"{c.rule} ({c.detail})" for c in settings.checks if not c.ok]
+    if broken:
+        raise KvplanError(f"--engine {config.engine}: {settings.label} cannot run this "
+                          f"configuration: {'; '.join(broken)}")
 
 
 def resolve_layout(cfg: ReplayConfig) -> tuple[Layout, str]:
@@ -284,7 +345,8 @@ def _eviction_fields(spec: str) -> dict[str, str]:
 
 
 def _variants(base: ReplayConfig, compare: str | None) -> list[tuple[str, ReplayConfig]]:
-    """``key=v1,v2,...`` -> one config per value, named ``key=value``."""
+    """``key=v1,v2,...`` -> one config per value, named ``key=value`` (numbers checked
+    against the flag's bound)."""
     if compare is None:
         return [("value", base)]
     key, _, values = compare.partition("=")
@@ -297,19 +359,15 @@ def _variants(base: ReplayConfig, compare: str | None) -> list[tuple[str, Replay
         names = [*(["none"] if "none" not in names else []), *names,
                  *(["oracle"] if "oracle" not in names else [])]
     for v in names:
-        field = _COMPARE_KEYS[key]
-        if field == "eviction":
-            changes: dict[str, Any] = _eviction_fields(v)
-        elif field in ("dram_gib", "ssd_gib", "hbm_kv_gib", "session_ttl_s",
-                       "staging_budget_frac", "stage_ttl_s"):
-            changes = {field: _number(key, v, float)}
-        elif field == "lookahead_iters":
-            changes = {field: _number(key, v, int)}
-        elif field in ("tp", "dp"):
-            changes = {"layout": dataclasses.replace(base.layout, **{field: _number(key, v, int)})}
+        if key == "eviction":
+            cfg = dataclasses.replace(base, **_eviction_fields(v))
         else:
-            changes = {field: v}
-        out.append((f"{key}={v}", dataclasses.replace(base, **changes)))
+            bound = compare_bound(key)
+            value: Any = v if bound is None else _number(key, v, int if bound.whole else float)
+            if bound is not None:
+                check_value(f"--compare {key}", value, bound)
+            cfg = replace_field(base, _COMPARE_KEYS[key][0], value)
+        out.append((f"{key}={v}", cfg))
     return out
 
 
@@ -330,34 +388,28 @@ def headroom_rows(results: list[tuple[str, ReplayResult]]) -> list[dict[str, Any
              "staged unused GiB": h.staged_unused_bytes / GIB} for h in headroom(results)]
 
 
-def summary_rows(results: list[tuple[str, ReplayResult]]) -> list[dict[str, Any]]:
-    """One row per summary metric, one column per variant (GiB for byte counts)."""
-    rows = []
-    runs = [(name, r.run.as_row()) for name, r in results]
-    for label, key in _SUMMARY:
-        if not any(key in run for _, run in runs):
-            continue
-        row: dict[str, Any] = {"metric": label}
-        for name, run in runs:
-            v = run.get(key)
-            row[name] = v / 2**30 if "GiB" in label and isinstance(v, int) else v
-        rows.append(row)
-    return rows
-
-
 def write_results(out: Path, workload: Workload, results: list[tuple[str, ReplayResult]]
                   ) -> None:
-    """requests / run / timeseries Parquet (a ``variant`` column first), config in metadata."""
+    """requests / run / timeseries / sessions Parquet (a ``variant`` column first), config in
+    metadata; sessions only for event-mode runs of workloads with sessions."""
     meta = {"kvplan.version": __version__,
             "kvplan.workload": json.dumps(dataclasses.asdict(workload.meta), sort_keys=True),
             "kvplan.replay_configs": json.dumps(
                 {n: dataclasses.asdict(r.config) for n, r in results}, sort_keys=True)}
     frames = {
-        "requests": [r.requests for _, r in results],
-        "run": [pl.DataFrame([r.run.as_row()]) for _, r in results],
-        "timeseries": [r.timeseries for _, r in results],
+        "requests": [(n, r.requests) for n, r in results],
+        "run": [(n, pl.DataFrame([run_record(r)])) for n, r in results],
+        "timeseries": [(n, r.timeseries) for n, r in results],
+        "sessions": sessions_of(results),
     }
     for name, dfs in frames.items():
-        tagged = [df.select(pl.lit(n).alias("variant"), pl.all())
-                  for (n, _), df in zip(results, dfs, strict=True)]
-        write_frame(pl.concat(tagged, how="diagonal_relaxed"), out / f"{name}.parquet", meta)
+        if dfs:
+            tagged = [df.select(pl.lit(n).alias("variant"), pl.all()) for n, df in dfs]
+            write_frame(pl.concat(tagged, how="diagonal_relaxed"), out / f"{name}.parquet",
+                        meta)
+
+
+def sessions_of(results: list[tuple[str, ReplayResult]]) -> list[tuple[str, pl.DataFrame]]:
+    """The per-session table of each event-mode variant whose workload has sessions."""
+    return [(n, session_table(r.requests)) for n, r in results
+            if r.config.mode == "event" and has_sessions(r.requests)]

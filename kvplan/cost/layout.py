@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from kvplan.bounds import IMBALANCE, check_value
 from kvplan.errors import KvplanError
 from kvplan.hardware.profile import HardwareProfile
 from kvplan.model.spec import ModelSpec
@@ -56,8 +57,7 @@ def check_layout(layout: Layout, spec: ModelSpec, profile: HardwareProfile) -> N
         value = getattr(layout, name)
         if value is not None and value < 1:
             raise KvplanError(f"--{name} must be >= 1, got {value}")
-    if not 1.0 <= layout.expert_imbalance <= 64.0:
-        raise KvplanError(f"expert imbalance must be in [1, 64], got {layout.expert_imbalance}")
+    check_value("--expert-imbalance", layout.expert_imbalance, IMBALANCE)
     tp, count = layout.tp or 1, profile.gpu.count
     if tp > count:
         raise KvplanError(f"--tp {tp} needs {tp} GPUs in one node; {profile.name} has {count} "

@@ -19,9 +19,15 @@ from dataclasses import dataclass
 from kvplan.engines import kvbm, lmcache, sglang, vllm
 from kvplan.engines.base import Capabilities, EngineSettings, TierChoice
 from kvplan.errors import KvplanError
+from kvplan.sim.core.spec import TierRules
+from kvplan.sim.schedrules import SchedulerRules
 
-__all__ = ["ENGINES", "Capabilities", "Engine", "EngineSettings", "TierChoice", "engine",
-           "engine_settings"]
+__all__ = ["ENGINES", "FREE", "Capabilities", "Engine", "EngineSettings", "TierChoice", "engine",
+           "engine_settings", "scheduler_rules", "tier_rules"]
+
+FREE = "none"
+"""``--engine none``: no engine's limits; kvplan's own rules (vLLM's scheduler rules, the
+tier rules of the write policy as named)."""
 
 
 @dataclass(frozen=True)
@@ -43,8 +49,22 @@ ENGINES: dict[str, Engine] = {m.CAPS.engine: Engine(m.CAPS, m.settings)
 def engine(name: str) -> Engine:
     """The engine called ``name``; an unknown name lists the valid ones."""
     if name not in ENGINES:
-        raise KvplanError(f"unknown engine {name!r} (expected one of {', '.join(ENGINES)})")
+        raise KvplanError(f"unknown engine {name!r} (expected one of "
+                          f"{', '.join([*ENGINES, FREE])})")
     return ENGINES[name]
+
+
+def scheduler_rules(name: str) -> SchedulerRules:
+    """The scheduler rules the simulator runs for engine ``name`` (``none``: vLLM's, the
+    scheduler kvplan models)."""
+    return engine("vllm" if name == FREE else name).caps.scheduler
+
+
+def tier_rules(name: str, write: str, inclusive: bool, store_threshold: int) -> TierRules:
+    """The placement rules the simulator runs for engine ``name`` and a write policy."""
+    if name == FREE:
+        return TierRules.from_write(write, inclusive, store_threshold)
+    return engine(name).caps.tier_rules(write, inclusive, store_threshold)
 
 
 def engine_settings(choice: TierChoice) -> list[EngineSettings]:

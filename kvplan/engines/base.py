@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from kvplan.errors import KvplanError
+from kvplan.sim.core.spec import TierRules
+from kvplan.sim.schedrules import PLAIN, SchedulerRules
 from kvplan.units import GIB
 
 GB = 10**9
@@ -105,6 +107,8 @@ class Capabilities:
     offload_filter: OffloadFilter | None = None
     chunk_tokens: int = 0
     """Offload granularity in tokens when it differs from the engine block (LMCache)."""
+    scheduler: SchedulerRules = PLAIN
+    """The scheduler rules the engine runs (kvplan.sim.schedrules), read by the simulator."""
     layerwise: Mode | None = None
     """Loads KV layer by layer during prefill, layer i+1's copy behind layer i's compute
     (kvplan ``--layerwise-load``, kvplan.sim.overlap); None: a load completes first."""
@@ -116,6 +120,20 @@ class Capabilities:
         """The engine's name for kvplan ``policy`` on ``tier``; None when it cannot run it."""
         caps = self.tier(tier)
         return None if caps is None else dict(caps.evictions).get(policy)
+
+    def tier_rules(self, write: str, inclusive: bool, store_threshold: int) -> TierRules:
+        """The placement rules the simulator runs for this engine: the write policy's, except
+        that an offload filter makes write-through-selective copy down at once to every tier
+        but the filtered one, which takes a block on its ``min_uses``-th hit.
+
+        Example: KVBM, write-through-selective -> DRAM store/0, SSD store/2.
+        """
+        rules = TierRules.from_write(write, inclusive, store_threshold)
+        f = self.offload_filter
+        if f is None or write != "write-through-selective" or not inclusive:
+            return rules
+        return TierRules(True, rules.copy_on, (0, f.min_uses) if f.tier == "ssd"
+                         else (f.min_uses, f.min_uses))
 
     def write_mode(self, policy: str) -> Mode | None:
         return next((m for m in self.writes if m.kvplan == policy), None)
@@ -141,7 +159,9 @@ class TierChoice:
     ssd_bytes: int = 0
     """SSD KV tier (0 = none)."""
     eviction: str = "lru"
-    """kvplan eviction policy of every tier."""
+    """kvplan eviction policy of every tier (unless ``evictions`` names one per tier)."""
+    evictions: tuple[str, str, str] = ()
+    """HBM, DRAM and SSD eviction policies when they differ (empty: ``eviction`` on all)."""
     write: str = "write-through"
     prefetch: str = "none"
     inclusive: bool = True
@@ -153,6 +173,11 @@ class TierChoice:
     """Directory of the SSD tier's files."""
     max_batched_tokens: int = 8192
     max_seqs: int = 256
+
+    def eviction_of(self, tier: TierName) -> str:
+        """The kvplan eviction policy of ``tier``."""
+        return self.evictions[("hbm", "dram", "ssd").index(tier)] if self.evictions \
+            else self.eviction
 
     def __post_init__(self) -> None:
         problem = disk_dir_problem(self.disk_dir)
@@ -292,10 +317,23 @@ def policy_checks(caps: Capabilities, choice: TierChoice) -> tuple[Check, ...]:
     checks = [Check(f"{name} tier", False, "the engine has no such tier")
               for name in present if caps.tier(name) is None]
     missing = [name for name in present if (t := caps.tier(name)) is not None
-               and t.size is not None and caps.eviction_value(name, choice.eviction) is None]
-    checks.insert(0, Check(f"every tier evicts {choice.eviction}", not missing,
-                           "runs on every tier" if not missing else "not available on " + ", ".join(
-                               f"{name} (runs {_evictions(caps, name)})" for name in missing)))
+               and t.size is not None and caps.eviction_value(name, choice.eviction_of(name))
+               is None]
+    names = {choice.eviction_of(name) for name in present}
+    rule = f"every tier evicts {choice.eviction_of('hbm')}" if len(names) == 1 else \
+        "tiers evict " + ", ".join(f"{name}={choice.eviction_of(name)}" for name in present)
+    checks.insert(0, Check(rule, not missing, "runs on every tier" if not missing else
+                           "not available on " + ", ".join(
+                               f"{name} ({choice.eviction_of(name)}; runs "
+                               f"{_evictions(caps, name)})" for name in missing)))
+    shared = [(a, b) for a in present for b in present if a < b
+              and (ta := caps.tier(a)) is not None and (tb := caps.tier(b)) is not None
+              and ta.eviction_knob is not None and ta.eviction_knob == tb.eviction_knob
+              and choice.eviction_of(a) != choice.eviction_of(b)]
+    if shared:
+        checks.insert(1, Check("one eviction per engine knob", False, "; ".join(
+            f"{a} and {b} share {caps.tier(a).eviction_knob.name}"  # type: ignore[union-attr]
+            for a, b in shared)))
     if len(present) > 1:
         write, prefetch = caps.write_mode(choice.write), caps.prefetch_mode(choice.prefetch)
         checks += [

@@ -31,6 +31,7 @@ import json
 from kvplan.engines import vllm
 from kvplan.engines.base import (
     Capabilities,
+    Check,
     EngineSettings,
     Knob,
     Mode,
@@ -70,12 +71,16 @@ CAPS = Capabilities(
     writes=(Mode("write-through", "DYN_KVBM_DISABLE_DISK_OFFLOAD_FILTER=true",
                  "every block offloaded to host also goes to disk",
                  "lib/bindings/kvbm/src/block_manager.rs:57-80"),
-            Mode("", "default", "host blocks go to disk on their 2nd offer within 600 s",
+            Mode("write-through-selective", "default (disk offload filter on)",
+                 "host blocks go to disk on their 2nd offer within 600 s (kvplan: on a "
+                 "block's 2nd prefix hit, no decay)",
                  "lib/llm/src/block_manager/offload/filter.rs")),
     prefetches=(Mode("none", "", "host and disk hits are onboarded when the request is "
                      "scheduled", "kvbm/vllm_integration/connector_leader.py:119"),),
     inclusive=True,
-    offload_filter=OffloadFilter("ssd", 2, 600.0, FILTER))
+    offload_filter=OffloadFilter("ssd", 2, 600.0, FILTER),
+    scheduler=vllm.SCHEDULER)
+"""The scheduler rules are vLLM 0.34.0's (read there, not re-read at 0.31.0)."""
 
 
 def settings(choice: TierChoice) -> EngineSettings:
@@ -103,6 +108,9 @@ def settings(choice: TierChoice) -> EngineSettings:
         notes += ("KVBM's default disk filter (a block reaches disk on its 2nd host offer) is "
                   "turned off because kvplan simulated plain write-through; drop "
                   f"{FILTER.name} to save SSD writes",)
-    checks = vllm.block_checks(choice, block) + policy_checks(CAPS, choice)
+    checks = vllm.block_checks(choice, block) + policy_checks(CAPS, choice) + (
+        Check("disk filter passes on the 2nd hit",
+              choice.write != "write-through-selective" or choice.store_threshold == 2,
+              f"store threshold {choice.store_threshold}; KVBM's is fixed at 2"),)
     return EngineSettings("dynamo-kvbm", CAPS.label, tuple(env), args, checks=checks,
                           notes=notes)

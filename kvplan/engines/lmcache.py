@@ -67,7 +67,7 @@ CAPS = Capabilities(
     prefetches=(Mode("none", "enable_async_loading: false",
                      "hits are retrieved when the request is scheduled",
                      "lmcache/v1/config.py:411-415"),),
-    inclusive=True, chunk_tokens=CHUNK_TOKENS,
+    inclusive=True, chunk_tokens=CHUNK_TOKENS, scheduler=vllm.SCHEDULER,
     layerwise=Mode("layerwise", "use_layerwise: true",
                    "retrieves a hit layer by layer as the forward pass reaches each layer "
                    "(off by default)",
@@ -96,7 +96,7 @@ def config(choice: TierChoice) -> dict[str, object]:
     if choice.ssd_bytes:
         out |= {"local_disk": "file://" + choice.disk_dir,
                 "max_local_disk_size": ceil_gib(-(-choice.ssd_bytes // choice.tp))}
-    out["cache_policy"] = dict(POLICIES).get(choice.eviction, "LRU")
+    out["cache_policy"] = dict(POLICIES).get(choice.eviction_of("dram"), "LRU")
     out |= {"save_decode_cache": False, "enable_async_loading": False}
     return out
 

@@ -24,7 +24,11 @@ Facts (file:line under ``sglang/srt/`` in the sglang 0.5.23 wheel; docs/engines.
   arrived), wait_complete (wait for the whole prefetch), timeout (default; wait up to
   1 s + 0.25 s per 1,024 tokens, then abandon) (``memory.py:170-176``,
   ``mem_cache/unified_radix_cache.py:2258-2312``); a storage hit under 256 tokens is not
-  prefetched (``mem_cache/hybrid_cache/hybrid_cache_controller.py:1355-1359``).
+  prefetched (``mem_cache/hybrid_cache/hybrid_cache_controller.py:1355-1359``);
+- admission: a waiting request is added to a prefill batch only if its uncached prompt plus
+  its remaining output (clipped at 4,096 tokens) fits in the free + evictable pool
+  (``managers/schedule_policy.py:1407-1412``, ``CLIP_MAX_NEW_TOKENS`` at ``:89-91``); kvplan
+  runs the whole-sequence rule (kvplan.sim.schedrules), without the output reserve.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ from kvplan.engines.base import (
     largest_dividing,
     policy_checks,
 )
+from kvplan.sim.schedrules import SchedulerRules
 
 VERSION = "0.5.23"
 PAGE_SIZES = (64, 32, 16, 8, 4, 2, 1)
@@ -85,7 +90,7 @@ CAPS = Capabilities(
                      "and its tokens recomputed", PREFETCH_SOURCE),
                 Mode("", "timeout", "wait up to 1 s + 0.25 s per 1,024 tokens, then abandon",
                      PREFETCH_SOURCE)),
-    inclusive=True,
+    inclusive=True, scheduler=SchedulerRules(full_admission=True),
     layerwise=Mode("layerwise", "", "host hits load back to the device layer by layer; "
                    "attention of layer i waits only for layer i (always on)",
                    "sglang/srt/managers/cache_controller.py:358-360, 1028-1050; "
@@ -107,7 +112,7 @@ def settings(choice: TierChoice) -> EngineSettings:
         "--page-size", str(page), "--max-total-tokens", str(tokens),
         "--chunked-prefill-size", str(choice.max_batched_tokens),
         "--max-running-requests", str(choice.max_seqs),
-        "--radix-eviction-policy", dict(POLICIES).get(choice.eviction, "lru"))
+        "--radix-eviction-policy", dict(POLICIES).get(choice.eviction_of("hbm"), "lru"))
     if choice.tp > 1:
         args += ("--tp-size", str(choice.tp))
     env: tuple[tuple[str, str], ...] = ()

@@ -19,7 +19,12 @@ Facts (file:line in the vllm 0.34.0 wheel; docs/engines.md has the whole table):
 - CUDA attention backends take blocks in multiples of 16 (FlashAttention and Triton
   ``MultipleOf(16)``, ``v1/attention/backends/flash_attn.py:367``, ``triton_attn.py:340``;
   FlashInfer 16, 32 or 64 on Hopper, ``flashinfer.py:605``); the default is 64
-  (``config/cache.py:185``).
+  (``config/cache.py:185``);
+- scheduler rules (kvplan.sim.schedrules): ``allocate_slots`` caches a request's full blocks
+  up to computed + scheduled tokens when the step is scheduled
+  (``v1/core/kv_cache_manager.py:639-646``), and a waiting request is admitted only if its
+  whole sequence fits (``scheduler_reserve_full_isl``, default true, ``config/scheduler.py:202``,
+  ``v1/core/kv_cache_manager.py:552-569``, passed at ``v1/core/sched/scheduler.py:1511``).
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from kvplan.engines.base import (
     largest_dividing,
     policy_checks,
 )
+from kvplan.sim.schedrules import SchedulerRules
 
 VERSION = "0.34.0"
 CUDA_BLOCK_SIZES = (64, 32, 16)
@@ -51,6 +57,8 @@ HBM = TierCaps("hbm", DEVICE_POOL, (("lru", ""),))
 CPU_SIZE = Knob("--kv-offloading-size", "GiB", "unset (no CPU tier)", "vllm/config/cache.py:407")
 CPU_EVICTION = Knob("kv_connector_extra_config.eviction_policy", "name", "lru",
                     "vllm/v1/kv_offload/cpu/spec.py:141")
+SCHEDULER = SchedulerRules(cache_at_schedule=True, full_admission=True)
+"""vLLM v1's rules at 0.34.0 (module docstring); bench/vllm_parity.py diffs them."""
 FS_DIR = Knob("kv_connector_extra_config.secondary_tiers[].root_dir", "path", "unset",
               "vllm/v1/kv_offload/tiering/fs/manager.py:114")
 
@@ -72,7 +80,7 @@ CAPS = Capabilities(
     ),
     prefetches=(Mode("none", "", "a request's CPU / disk hits load when it is scheduled",
                      "vllm/v1/core/sched/scheduler.py:1176-1190, 1576-1600"),),
-    inclusive=True)
+    inclusive=True, scheduler=SCHEDULER)
 
 
 def engine_block(choice: TierChoice) -> int:
@@ -126,7 +134,7 @@ def settings(choice: TierChoice) -> EngineSettings:
 
 
 def _offload_args(choice: TierChoice) -> tuple[str, ...]:
-    eviction = CAPS.eviction_value("dram", choice.eviction) or "lru"
+    eviction = CAPS.eviction_value("dram", choice.eviction_of("dram")) or "lru"
     selective = choice.write == "write-through-selective"
     if not choice.ssd_bytes and eviction == "lru" and not selective:
         return ("--kv-offloading-backend", "native",

@@ -16,12 +16,26 @@ from kvplan.hardware.profile import load_profile
 from kvplan.model.spec import load_model
 from kvplan.plan.candidates import ProfileContext, context, screen_profile, space_for
 from kvplan.plan.curves import HitCurve, pooled_curve
-from kvplan.plan.engines import EngineSettings, recommended_settings
+from kvplan.plan.engines import (
+    EnginePlan,
+    EngineSettings,
+    deployable_mask,
+    engine_plans,
+    recommended_settings,
+    searched_engines,
+)
 from kvplan.plan.executor import PlanExecutor, ShardedScreen, Shared
 from kvplan.plan.headroom import headroom_note
 from kvplan.plan.policy_scale import LRU_SCALE, policy_scales
 from kvplan.plan.prepare import prepare, replica_trace, scale_load
-from kvplan.plan.recommend import ASCENDING, Recommendation, pareto, rank, recommend
+from kvplan.plan.recommend import (
+    ASCENDING,
+    Recommendation,
+    outcomes,
+    pareto,
+    rank,
+    recommend,
+)
 from kvplan.plan.routing import assign_replicas, split
 from kvplan.plan.sampling import choose_sample_rate, method_words, subset_error
 from kvplan.plan.screen import Candidates, ScreenInput, candidate_thresholds, evaluate
@@ -31,6 +45,8 @@ from kvplan.plan.stream import head_first, num_accesses
 from kvplan.plan.verify import VerifyJob, WorkerFigures, files_of, verification_pool, verify
 from kvplan.plan.window import Window, busiest_window, cut
 from kvplan.sim.config import ReplayConfig
+from kvplan.sim.policies import eviction_policy
+from kvplan.sim.verdict import run_figures, screen_figures, verdict
 from kvplan.units import GIB
 from kvplan.workload import Workload
 
@@ -47,10 +63,14 @@ class PlanResult:
 
     spec: PlanSpec
     candidates: pl.DataFrame
-    """Every screened candidate, ranked."""
+    """Every screened candidate in the decided order (the recommendation first; offline
+    bounds last), with ``verified``, the simulated figures that decided, ``recommended`` and
+    ``outcome`` (why each one is or is not the recommendation)."""
     curves: pl.DataFrame
     """LRU hit ratio per per-replica capacity (GiB of KV) for each profile and replica count."""
     pareto_ttft: pl.DataFrame
+    """Cost vs screen TTFT frontier of the runnable online candidates (stable, fitting in
+    HBM, not a bound), with their ``outcome``."""
     pareto_goodput: pl.DataFrame
     verified: pl.DataFrame
     """Analytic vs simulated figures of the verified candidates."""
@@ -68,6 +88,8 @@ class PlanResult:
     notes: list[str] = field(default_factory=list)
     workers: WorkerFigures | None = None
     """What event verification cost in its worker processes (None: nothing verified)."""
+    engine_plans: list[EnginePlan] = field(default_factory=list)
+    """Each searched engine's recommendation (empty for --engine none)."""
 
 
 def contexts(spec: PlanSpec, notes: list[str]) -> list[ProfileContext]:
@@ -152,33 +174,41 @@ def _plan(workload: Workload, spec: PlanSpec, prices: PriceTable, tick: Progress
             whole.arrival_s, spec.verify_window_s, whole.input_tokens + whole.output_tokens)
         if window is not None:
             notes.append(window.words())
-        jobs = _verify_jobs(_verify_rows(ranked, spec), spec, routes, pool,
+        jobs = _verify_jobs(_engine_verify_rows(ranked, whole, spec), spec, routes, pool,
                             profile_sources(spec), window)
         verified, requests, series, workers = verify(
             pool, jobs, spec.verify_wall_s, spec.slo.percentile, spec.slo.ttft_ms,
             spec.slo.tpot_ms, lambda d, t: tick("verify", d, t), window)
         notes += _capped_note(verified, spec)
     tick("recommend", 0, 1)
+    if verified.height:
+        verified = with_sim_verdicts(verified, requests)
     decided = _decide(ranked, verified, spec)
-    top = decided.row(0, named=True)
+    feasible_col = "sim_feasible" if "sim_feasible" in decided.columns else "feasible"
+    plans = engine_plans(decided, feasible_col, whole.stream.block_size, spec)
+    deployable = _runnable(decided.filter(~pl.col("bound")), whole, spec, notes)
+    top = deployable.row(0, named=True)
     ctx = next(c for c in ctxs if (c.name, c.cm.tp) == (top["profile"], top["tp"]))
     block_gib = ctx.cm.kv_bytes_per_token * whole.stream.block_size / GIB
-    rec = recommend(decided, routes.curve(top["replicas"]), block_gib, whole.rate_rps,
-                    "sim_feasible" if "sim_feasible" in decided.columns else "feasible",
-                    max(max(s.replicas) for s in spaces))
-    stable = ranked.filter(pl.col("stable"))
+    rec = recommend(deployable, routes.curve(top["replicas"]), block_gib, whole.rate_rps,
+                    feasible_col, max(max(s.replicas) for s in spaces))
+    final = decided.with_columns(
+        (pl.col("candidate_id") == rec.best["candidate_id"]).alias("recommended"),
+        pl.Series("outcome", outcomes(decided, rec, spec.objective, spec.slo), pl.String))
+    runnable = final.filter(pl.col("stable") & pl.col("fits_hbm") & ~pl.col("bound"))
     if pool is not None and spec.verify_top > 0:
         notes += headroom_note(_config(rec.best, spec, profile_sources(spec)),
                                routes.parts(int(rec.best["replicas"])))
     tick("recommend", 1, 1)
     return PlanResult(
-        spec=spec, candidates=ranked, curves=curves, rate_rps=whole.rate_rps,
-        pareto_ttft=pareto(stable, "usd_per_h", "ttft_pq_ms", False),
-        pareto_goodput=pareto(stable, "usd_per_h", "goodput_rps", True),
+        spec=spec, candidates=final, curves=curves, rate_rps=whole.rate_rps,
+        pareto_ttft=pareto(runnable, "usd_per_h", "ttft_pq_ms", False),
+        pareto_goodput=pareto(runnable, "usd_per_h", "goodput_rps", True),
         verified=verified, verified_requests=requests,
         timeseries=series.get(int(rec.best["candidate_id"]), pl.DataFrame()),
-        recommendation=rec, engines=_engines(rec.best, whole, spec), curve_method=method,
-        notes=notes, workers=workers)
+        recommendation=rec, engines=[p.settings for p in plans if p.settings] if plans
+        else _engines(rec.best, whole, spec), curve_method=method, notes=notes,
+        workers=workers, engine_plans=plans)
 
 
 def _curve_method(whole: ScreenInput, ctxs: list[ProfileContext], spaces: list[SearchSpace],
@@ -228,7 +258,79 @@ def _screen(routes: Routes, ctxs: list[ProfileContext], spaces: list[SearchSpace
     tick("screen", len(ctxs), len(ctxs))
     df = pl.concat(frames, how="diagonal_relaxed")
     df = df.with_row_index("candidate_id").with_columns(pl.col("candidate_id").cast(pl.Int64))
-    return rank(df, spec.objective), pl.concat(curves)
+    return rank(with_screen_verdicts(with_bounds(df), whole.rate_rps), spec.objective), \
+        pl.concat(curves)
+
+
+def with_bounds(df: pl.DataFrame) -> pl.DataFrame:
+    """``bound``: the candidate's eviction policy is an offline oracle (a bound, never a
+    recommendation); a search space of bounds only is refused."""
+    oracles = [n for n in df["eviction"].unique().to_list() if eviction_policy(n).is_oracle]
+    if df["eviction"].is_in(oracles).all():
+        raise KvplanError(f"eviction {', '.join(oracles)} is an offline bound (it reads the "
+                          "trace's future), never a recommendation; search an online policy "
+                          "beside it (lru, fifo, arc, s3fifo, lfu) to see how far each is "
+                          "from the bound")
+    return df.with_columns(pl.col("eviction").is_in(oracles).alias("bound"))
+
+
+def with_screen_verdicts(df: pl.DataFrame, rate_rps: float) -> pl.DataFrame:
+    """``load_state`` / ``load_reason``: the screen's saturation verdict of every candidate
+    (kvplan.sim.verdict: the offered rate against the highest rate it sustains)."""
+    found = [verdict(screen_figures(rate_rps, m)) for m in df["max_rate_rps"].to_list()]
+    return df.with_columns(pl.Series("load_state", [v.state for v in found], pl.String),
+                           pl.Series("load_reason", [v.reason for v in found], pl.String))
+
+
+def with_sim_verdicts(verified: pl.DataFrame, requests: pl.DataFrame) -> pl.DataFrame:
+    """``sim_load_state`` / ``sim_load_reason``: the saturation verdict of every verified
+    candidate from its simulated requests, pooled over replicas (kvplan.sim.verdict)."""
+    states, reasons = [], []
+    for r in verified.iter_rows(named=True):
+        req = requests.filter(pl.col("candidate_id") == r["candidate_id"]) if \
+            requests.height else requests
+        if req.height == 0:
+            states.append(None)
+            reasons.append(f"not simulated ({r['sim_stop_reason']})")
+            continue
+        stop = r["sim_stop_reason"] or "done"
+        v = verdict(run_figures(req["arrival_s"].to_numpy(), req["finish_s"].to_numpy(),
+                                int(req["preemptions"].sum()), stop))
+        states.append(v.state)
+        reasons.append(v.reason)
+    return verified.with_columns(pl.Series("sim_load_state", states, pl.String),
+                                 pl.Series("sim_load_reason", reasons, pl.String))
+
+
+def _engine_verify_rows(ranked: pl.DataFrame, whole: ScreenInput, spec: PlanSpec
+                        ) -> pl.DataFrame:
+    """The rows to verify: each searched engine's among what it runs (kvplan.plan.engines)
+    and the free search's best and near-misses (for the what-if), each candidate once; with no
+    engine, the free search's."""
+    names = searched_engines(spec)
+    if not names:
+        return _verify_rows(ranked, spec)
+    frames = [_verify_rows(ranked.filter(deployable_mask(ranked, name, whole.stream.block_size,
+                                                         spec)), spec) for name in names]
+    frames.append(_verify_rows(ranked, replace(spec, verify_top=1)))
+    return pl.concat(frames).unique("candidate_id", keep="first", maintain_order=True)
+
+
+def _runnable(decided: pl.DataFrame, whole: ScreenInput, spec: PlanSpec, notes: list[str]
+              ) -> pl.DataFrame:
+    """The decided rows some searched engine runs (all rows for the free search, or with a
+    note when no engine runs any)."""
+    names = searched_engines(spec)
+    if not names:
+        return decided
+    mask = pl.Series([False] * decided.height)
+    for name in names:
+        mask = mask | deployable_mask(decided, name, whole.stream.block_size, spec)
+    if not mask.any():
+        notes.append("no searched engine runs any candidate: the recommendation is the free "
+                     "search's (--engine none)")
+        return decided
+    return decided.filter(mask)
 
 
 def _engines(best: dict, whole: ScreenInput, spec: PlanSpec) -> list[EngineSettings]:
@@ -295,6 +397,7 @@ def _verify_rows(ranked: pl.DataFrame, spec: PlanSpec) -> pl.DataFrame:
     (profile, replica count), cheapest first; the screen's queueing figures are approximate,
     so the simulator may accept them. With nothing feasible: the N closest candidates.
     """
+    ranked = ranked.filter(~pl.col("bound"))
     ok = ranked.filter(pl.col("feasible"))
     if ok.height == 0:
         return ranked.head(spec.verify_top)
@@ -362,18 +465,25 @@ def _config(r: dict, spec: PlanSpec, profiles: dict[str, str]) -> ReplayConfig:
         write=sp.get("write", "write-through"), inclusive=bool(r["inclusive"]),
         max_batched_tokens=spec.max_batched_tokens, max_seqs=spec.max_seqs,
         slo_ttft_ms=spec.slo.ttft_ms, slo_tpot_ms=spec.slo.tpot_ms,
-        max_wall_s=spec.verify_wall_s)
+        max_wall_s=spec.verify_wall_s, arrivals=spec.arrivals)
 
+
+
+DECIDING = ("sim_feasible", "sim_ttft_pq_ms", "sim_tpot_ms", "sim_finished_frac",
+            "sim_stop_reason", "sim_load_state", "sim_load_reason")
+"""Simulated figures joined to the candidates table (what decided, and why a row lost)."""
 
 
 def _decide(ranked: pl.DataFrame, verified: pl.DataFrame, spec: PlanSpec) -> pl.DataFrame:
     """The event simulator decides: candidates that meet the SLO in simulation come first, by
-    the objective; then the rest in screen order (sim_feasible, sim_ttft_pq_ms joined)."""
+    the objective; then the rest in screen order (``verified`` and the DECIDING figures
+    joined)."""
     if verified.height == 0:
-        return ranked
-    sim = verified.select("candidate_id", "sim_feasible", "sim_ttft_pq_ms")
+        return ranked.with_columns(pl.lit(False).alias("verified"))
+    sim = verified.select("candidate_id", *(c for c in DECIDING if c in verified.columns)
+                          ).with_columns(pl.lit(True).alias("verified"))
     joined = ranked.join(sim, on="candidate_id", how="left", maintain_order="left").with_columns(
-        pl.col("sim_feasible").fill_null(False))
+        pl.col("sim_feasible").fill_null(False), pl.col("verified").fill_null(False))
     asc = ASCENDING[spec.objective]
     passed = joined.filter(pl.col("sim_feasible")).sort(
         [spec.objective, "sim_ttft_pq_ms", "candidate_id"], descending=[not asc, False, False])

@@ -9,22 +9,30 @@ import numpy as np
 import polars as pl
 
 from kvplan.plan.curves import HitCurve
-from kvplan.plan.screen import BINDING_LABELS
+from kvplan.plan.screen import BINDING_LABELS, Slo
 
 ASCENDING = {"usd_per_h": True, "usd_per_mtok": True, "goodput_per_usd": False}
 
 
 def rank(df: pl.DataFrame, objective: str) -> pl.DataFrame:
     """Feasible rows by the objective (ties: TTFT, id); then infeasible ones, closest first
-    (fits in HBM, stable, lowest TTFT, highest sustainable rate, cheapest)."""
+    (fits in HBM, stable, lowest TTFT, highest sustainable rate, cheapest); offline bounds
+    (``bound``: an oracle eviction policy) last, ranked the same way among themselves: a bound
+    is never a recommendation."""
     asc = ASCENDING[objective]
-    ok = df.filter(pl.col("feasible")).sort([objective, "ttft_pq_ms", "candidate_id"],
-                                             descending=[not asc, False, False])
-    bad = df.filter(~pl.col("feasible")).sort(
-        ["fits_hbm", "stable", pl.col("ttft_pq_ms").round_sig_figs(2),
-         pl.col("max_rate_rps").round_sig_figs(3), "usd_per_h", "candidate_id"],
-        descending=[True, True, False, True, False, False])
-    return pl.concat([ok, bad])
+    out = []
+    for bound in (False, True):
+        part = df.filter(pl.col("bound") == bound) if "bound" in df.columns else df
+        ok = part.filter(pl.col("feasible")).sort([objective, "ttft_pq_ms", "candidate_id"],
+                                                   descending=[not asc, False, False])
+        bad = part.filter(~pl.col("feasible")).sort(
+            ["fits_hbm", "stable", pl.col("ttft_pq_ms").round_sig_figs(2),
+             pl.col("max_rate_rps").round_sig_figs(3), "usd_per_h", "candidate_id"],
+            descending=[True, True, False, True, False, False])
+        out += [ok, bad]
+        if "bound" not in df.columns:
+            break
+    return pl.concat(out)
 
 
 def pareto(df: pl.DataFrame, x: str, y: str, y_higher_better: bool) -> pl.DataFrame:
@@ -82,14 +90,15 @@ def recommend(ranked: pl.DataFrame, curve: HitCurve, block_gib: float, rate_rps:
 
     ``curve`` is the pooled per-replica LRU curve of the chosen replica count; the runner-up
     is the next row that differs in a sizing or policy choice (else only in the hierarchy).
+    Offline bounds (``bound`` rows) are never chosen; the plan refuses a space of bounds only.
     """
-    rows = ranked.to_dicts()
+    rows = _online(ranked).to_dicts()
     best = rows[0]
     runner = next((r for r in rows[1:] if _choice(r) != _choice(best)),
                   next((r for r in rows[1:] if r["inclusive"] != best["inclusive"]), None))
     feasible = bool(best[decided])
     reasons = [_replicas(ranked, best, max_replicas, feasible), _knee(best, curve, block_gib),
-               _binding(best), _policy(ranked, best), _twice(best)]
+               _binding(best), _policy(ranked, best), _bound_gap(ranked, best), _twice(best)]
     what = "" if feasible else _what_would(best, rate_rps, max_replicas)
     return Recommendation(feasible, best, runner, _diff(best, runner) if runner else "",
                           [r for r in reasons if r], what)
@@ -120,7 +129,8 @@ def _hierarchy(r: dict) -> str:
 def _replicas(df: pl.DataFrame, best: dict, max_replicas: int, feasible: bool) -> str:
     """Why this many replicas: what the best candidate with fewer does wrong."""
     n = best["replicas"]
-    fewer = df.filter((pl.col("profile") == best["profile"]) & (pl.col("replicas") < n))
+    fewer = _online(df).filter((pl.col("profile") == best["profile"])
+                               & (pl.col("replicas") < n))
     if fewer.height == 0:
         return (f"One replica is enough (up to {max_replicas} priced); more would only add "
                 "cost." if feasible and max_replicas > 1 else "")
@@ -158,14 +168,38 @@ def _binding(r: dict) -> str:
             f"{r['util_ssd_read']:.0%}); mean load stall {r['load_stall_mean_ms']:.1f} ms.")
 
 
-def _policy(df: pl.DataFrame, best: dict) -> str:
-    same = df.filter((pl.col("profile") == best["profile"])
+def _same_sizes(df: pl.DataFrame, best: dict) -> pl.DataFrame:
+    """Rows of ``df`` at the best row's profile, replicas, tier sizes and hierarchy, with
+    another eviction policy."""
+    return df.filter((pl.col("profile") == best["profile"])
                      & (pl.col("replicas") == best["replicas"])
                      & (pl.col("hbm_kv_gib") == best["hbm_kv_gib"])
                      & (pl.col("dram_gib") == best["dram_gib"])
                      & (pl.col("ssd_gib") == best["ssd_gib"])
                      & (pl.col("inclusive") == best["inclusive"])
                      & (pl.col("eviction") != best["eviction"]))
+
+
+def _online(df: pl.DataFrame) -> pl.DataFrame:
+    return df.filter(~pl.col("bound")) if "bound" in df.columns else df
+
+
+def _bound_gap(df: pl.DataFrame, best: dict) -> str:
+    """What an offline bound at the same sizes says is left to gain by a better policy."""
+    if "bound" not in df.columns:
+        return ""
+    bounds = _same_sizes(df.filter(pl.col("bound")), best)
+    if bounds.height == 0:
+        return ""
+    b = bounds.sort("hit_ratio", descending=True).row(0, named=True)
+    return (f"Offline bound: {b['eviction']} (it reads the future; not a policy to run) "
+            f"serves {b['hit_ratio']:.1%} of prompt blocks at the same sizes, "
+            f"{best['eviction']} {best['hit_ratio']:.1%}: a better eviction policy could add "
+            f"at most {max(b['hit_ratio'] - best['hit_ratio'], 0.0):.1%}.")
+
+
+def _policy(df: pl.DataFrame, best: dict) -> str:
+    same = _same_sizes(_online(df), best)
     if same.height == 0:
         return ""
     worst = same.sort("hit_ratio").row(0, named=True)
@@ -203,3 +237,77 @@ def _what_would(r: dict, rate_rps: float, max_replicas: int) -> str:
 
 def _count(n: int) -> str:
     return f"{n} replica{'s' if n != 1 else ''}"
+
+
+def outcomes(df: pl.DataFrame, rec: Recommendation, objective: str, slo: Slo) -> list[str]:
+    """Per row of ``df`` (the decided order, with ``verified``): why it is or is not the
+    recommendation, in a few words.
+
+    Examples: 'recommended'; 'runner-up: +0.004 $/h'; 'fails in simulation: TTFT p90 7,089 ms
+    > 5,000 ms'; 'screen: saturated: GPU'; 'offline bound (belady): never recommended'.
+    """
+    best_id = rec.best["candidate_id"]
+    runner_id = rec.runner_up["candidate_id"] if rec.runner_up else None
+    out = []
+    for r in df.iter_rows(named=True):
+        if r["candidate_id"] == best_id:
+            out.append("recommended" if rec.feasible else "best infeasible: nothing meets the "
+                       "SLO")
+            continue
+        why = _why_not(r, rec.best, objective, slo)
+        out.append(f"runner-up: {why}" if r["candidate_id"] == runner_id else why)
+    return out
+
+
+def _why_not(r: dict, best: dict, objective: str, slo: Slo) -> str:
+    if r.get("bound"):
+        return f"offline bound ({r['eviction']} reads the future): never recommended"
+    if r.get("verified"):
+        if not r.get("sim_feasible"):
+            return f"fails in simulation: {_sim_rule(r, slo)}"
+    elif not r["feasible"]:
+        return f"screen: {_screen_rule(r, slo)}"
+    return _costlier(r, best, objective)
+
+
+def _screen_rule(r: dict, slo: Slo) -> str:
+    """The first rule the screen says the row breaks, with its figure."""
+    reason = r["infeasible_reason"]
+    if reason.startswith("TTFT") and slo.ttft_ms is not None:
+        return f"TTFT p{slo.percentile:g} {r['ttft_pq_ms']:,.0f} ms > {slo.ttft_ms:,g} ms"
+    if reason.startswith("TPOT") and slo.tpot_ms is not None:
+        return f"mean TPOT {r['tpot_ms']:,.1f} ms > {slo.tpot_ms:,g} ms"
+    if reason.startswith("max rate") and slo.min_rate_rps is not None:
+        return f"sustains {r['max_rate_rps']:,.2f} req/s < {slo.min_rate_rps:,g}"
+    return reason
+
+
+def _sim_rule(r: dict, slo: Slo) -> str:
+    """The first rule the simulation says the row breaks, with its figure."""
+    done = r.get("sim_finished_frac")
+    if done is None or done < 1.0:
+        return (f"{(done or 0.0):.1%} of requests finished "
+                f"({r.get('sim_stop_reason') or 'not run'})")
+    ttft, tpot = r.get("sim_ttft_pq_ms"), r.get("sim_tpot_ms")
+    if slo.ttft_ms is not None and ttft is not None and ttft > slo.ttft_ms:
+        return f"TTFT p{slo.percentile:g} {ttft:,.0f} ms > {slo.ttft_ms:,g} ms"
+    if slo.tpot_ms is not None and tpot is not None and tpot > slo.tpot_ms:
+        return f"mean TPOT {tpot:,.1f} ms > {slo.tpot_ms:,g} ms"
+    return "misses the SLO"
+
+
+_OBJECTIVE_UNITS = {"usd_per_h": ("$/h", 3), "usd_per_mtok": ("$/Mtok", 3),
+                    "goodput_per_usd": ("goodput per $", 0)}
+
+
+def _costlier(r: dict, best: dict, objective: str) -> str:
+    """Meets the SLO, ranks lower: how much worse on the objective, else the tie-break."""
+    unit, digits = _OBJECTIVE_UNITS[objective]
+    d = r[objective] - best[objective]
+    if abs(d) >= 0.5 * 10 ** -digits:
+        return f"{d:+,.{digits}f} {unit}"
+    key = "sim_ttft_pq_ms" if r.get("verified") and best.get("verified") else "ttft_pq_ms"
+    a, b = r.get(key), best.get(key)
+    if a is not None and b is not None and a > b:
+        return f"same {unit}, higher TTFT ({a:,.0f} vs {b:,.0f} ms)"
+    return f"same {unit} and TTFT, ranked after it"

@@ -17,6 +17,7 @@ import polars as pl
 
 from kvplan.atomic import write_parquet_atomic, write_text_atomic
 from kvplan.engines import EngineSettings
+from kvplan.plan.engines import engine_plans_frame
 from kvplan.plan.planner import PlanResult
 from kvplan.plan.routing import ROUTING_RULE
 from kvplan.plan.spec import spec_to_toml
@@ -34,7 +35,10 @@ def summary_dict(res: PlanResult) -> dict:
             "sim": _clean(_sim_row(res)), "runner_up": _clean(rec.runner_up),
             "runner_up_differs_in": rec.runner_up_diff, "reasons": rec.reasons,
             "what_would": rec.what_would, "curve_method": res.curve_method, "notes": res.notes,
-            "engines": [engine_dict(e) for e in res.engines]}
+            "engines": [engine_dict(e) for e in res.engines],
+            "engine_plans": [{"engine": p.engine, "label": p.label, "meets_slo": p.feasible,
+                              "what_if": p.what_if, "best": _clean(p.best)}
+                             for p in res.engine_plans]}
 
 
 def engine_dict(e: EngineSettings) -> dict:
@@ -66,7 +70,7 @@ def write_plan(res: PlanResult, out: Path) -> list[Path]:
     tables = {"candidates": res.candidates, "pareto_ttft": res.pareto_ttft,
               "pareto_goodput": res.pareto_goodput, "curves": res.curves,
               "verified": verified_table(res), "verified_requests": res.verified_requests,
-              "timeseries": res.timeseries}
+              "timeseries": res.timeseries, "engine_plans": engine_plans_frame(res.engine_plans)}
     written = []
     for name, df in tables.items():
         path = out / f"{name}.parquet"
@@ -88,7 +92,10 @@ def verified_table(res: PlanResult):
     """Analytic figures beside the simulated ones for every verified candidate."""
     if res.verified.height == 0:
         return res.verified
-    return res.candidates.join(res.verified, on="candidate_id", how="inner")
+    screen = [c for c in res.candidates.columns
+              if c == "candidate_id" or c not in res.verified.columns]
+    return res.candidates.select(screen).join(res.verified, on="candidate_id", how="inner",
+                                              maintain_order="left")
 
 
 def _write_bytes(path: Path, data: bytes) -> None:
@@ -102,11 +109,17 @@ def _images(res: PlanResult) -> dict[str, bytes]:
     if not plots.have_matplotlib():
         return {}
     stable = res.candidates.filter(res.candidates["stable"])
-    images = {"curves": plots.curve_png(res.curves, res.recommendation.best),
-              "pareto_ttft": plots.pareto_png(stable, res.pareto_ttft, "ttft_pq_ms",
-                                              "TTFT at the SLO percentile (ms)"),
-              "pareto_goodput": plots.pareto_png(stable, res.pareto_goodput, "goodput_rps",
-                                                 "goodput (req/s)")}
+    best, slo, sim = res.recommendation.best, res.spec.slo, _sim_row(res) or {}
+    p = f"p{slo.percentile:g}"
+    images = {"curves": plots.curve_png(res.curves, best),
+              "pareto_ttft": plots.pareto_png(
+                  stable, res.pareto_ttft, "ttft_pq_ms", f"TTFT {p} (ms)", best, slo.ttft_ms,
+                  f"SLO: TTFT {p} <= {slo.ttft_ms:,g} ms" if slo.ttft_ms else "",
+                  sim.get("sim_ttft_pq_ms"), log_y=True),
+              "pareto_goodput": plots.pareto_png(
+                  stable, res.pareto_goodput, "goodput_rps", "goodput (req/s)", best,
+                  slo.min_rate_rps, f"SLO: >= {slo.min_rate_rps or 0:,g} req/s",
+                  sim.get("sim_goodput_rps"))}
     if res.timeseries.height:
         images["timeseries"] = plots.timeseries_png(res.timeseries)
     return images
@@ -123,16 +136,29 @@ def _html(res: PlanResult, images: dict[str, bytes]) -> str:
         [rec.what_would] if rec.what_would else []) + res.notes
     top = res.candidates.head(20)
     ver = plan_tables.with_sim_hit(verified_table(res))
-    tables = {"Top candidates (sizes per replica, GiB; $/h for all replicas)":
+    front = _with_best(res.pareto_ttft, res.candidates)
+    tables = {"Top candidates, the recommendation first (sizes per replica, GiB; $/h for all "
+              "replicas; ok: the simulation's verdict where verified)":
               _formatted(top, plan_tables.top_columns(top, slo)),
               "Verified: analytic screen vs event simulation":
               _formatted(ver, plan_tables.verified_table_columns(ver, slo)),
-              "Pareto: cost vs TTFT": _formatted(res.pareto_ttft, plan_tables.top_columns(
-                  res.pareto_ttft, slo)) if res.pareto_ttft.height else ([], [])}
+              "Pareto frontier: cost vs screen TTFT (runnable online candidates; the "
+              "recommendation added where it is not on it)":
+              _formatted(front, plan_tables.top_columns(front, slo)) if front.height
+              else ([], [])}
     settings = {e.label + " (per replica)": "\n\n".join(
         [e.command()] + [f"{f.name}:\n{f.text}" for f in e.files] + [checks_text(e)])
         for e in res.engines}
     return html.render("kvplan plan", summary, tables, images, settings)
+
+
+def _with_best(front: pl.DataFrame, candidates: pl.DataFrame) -> pl.DataFrame:
+    """The frontier rows with the recommendation added (by cost) when it is not one of them:
+    the simulation, not the screen's TTFT, may have chosen it."""
+    best = candidates.filter(pl.col("recommended"))
+    if front.height == 0 or best.height == 0 or front["recommended"].any():
+        return front
+    return pl.concat([front, best.select(front.columns)]).sort("usd_per_h", "candidate_id")
 
 
 def _formatted(df: pl.DataFrame, cols: list) -> tuple[list[str], list[list[str]]]:

@@ -2,10 +2,13 @@
 
 Short headers, sizes per replica in GiB, money in $ per hour for all replicas, percentages for
 hit ratios, yes/no for verdicts, and "saturated" where a queue grows without bound (an
-infinite TTFT in the Parquet files)::
+infinite TTFT in the Parquet files). Every table lists candidates in the decided order, the
+recommendation first, and says in ``outcome`` why each other one lost; ``ok`` is the verdict
+that decided (the simulation's where a candidate was verified)::
 
-    #    rep  HBM  DRAM    SSD  evict  $/h    hit    TTFT p90 ms  max req/s  binding  ok
-    412    2   27    78  2,500  lru    6.753  66.0%  1,234        5.12       GPU      yes
+    #    rep  HBM  DRAM  SSD  evict  $/h    hit    TTFT p90 ms  TTFT p90 ms  ...  ok         outcome
+                                                   screen       sim
+    1845   1   31    78  630  arc    6.410  49.0%  5,154        4,385        ...  yes (sim)  recommended
 """
 
 from __future__ import annotations
@@ -19,8 +22,8 @@ from kvplan.plan.screen import Slo
 
 SHORT_BINDING = {"gpu": "GPU", "h2d": "H2D", "d2h": "D2H", "ssd_read": "SSD read",
                  "ssd_write": "SSD write"}
-Column = tuple[str, str, Callable[[object], str]]
-"""(header, source column, formatter)."""
+Column = tuple[str, "str | Callable[[dict], object]", Callable[[object], str]]
+"""(header, source column or a function of the row, formatter)."""
 
 
 def gib(v) -> str:
@@ -55,6 +58,13 @@ def _text(v) -> str:
     return "-" if v is None else str(v)
 
 
+NARROW_DROP = ("binding", "max req/s", "load", "stall ms\nscreen", "stall ms\nsim", "tiers",
+               "load\nsim", "hit\nscreen", "hit\nsim", "done", "hit")
+"""Headers a narrow terminal leaves out, first to last, until a table fits."""
+WRAPPING = ("outcome", "sim stop")
+"""Headers of prose columns: their cells wrap between words instead of widening the table."""
+
+
 def top_columns(df: pl.DataFrame, slo: Slo) -> list[Column]:
     """Columns of the candidates table; profile and tier hierarchy only where rows differ."""
     cols: list[Column] = [("#", "candidate_id", _text)]
@@ -66,11 +76,15 @@ def top_columns(df: pl.DataFrame, slo: Slo) -> list[Column]:
              ("SSD", "ssd_gib", gib), ("evict", "eviction", _text)]
     if df["inclusive"].n_unique() > 1:
         cols.append(("tiers", "inclusive", lambda v: "incl" if v else "excl"))
+    p = f"p{slo.percentile:g}"
+    sim = [(f"TTFT {p} ms\nsim", "sim_ttft_pq_ms", ms)] if "sim_ttft_pq_ms" in df.columns \
+        else []
     return cols + [("$/h", "usd_per_h", usd), ("hit", "hit_ratio", pct),
-                   (f"TTFT p{slo.percentile:g} ms", "ttft_pq_ms", ms),
+                   (f"TTFT {p} ms\nscreen" if sim else f"TTFT {p} ms", "ttft_pq_ms", ms), *sim,
                    ("max req/s", "max_rate_rps", rate),
                    ("binding", "binding", lambda v: SHORT_BINDING.get(v, _text(v))),
-                   ("ok", "feasible", yes)]
+                   ("load", "load_state", _text), ("ok", ok_words, _text),
+                   ("outcome", "outcome", _text)]
 
 
 def verified_columns(slo: Slo) -> list[Column]:
@@ -81,7 +95,8 @@ def verified_columns(slo: Slo) -> list[Column]:
             ("hit\nscreen", "hit_ratio", pct), ("hit\nsim", "sim_hit_ratio", pct),
             ("stall ms\nscreen", "load_stall_mean_ms", _ms1),
             ("stall ms\nsim", "sim_load_stall_mean_ms", _ms1),
-            ("done", "sim_finished_frac", pct), ("ok (sim)", "sim_feasible", yes)]
+            ("done", "sim_finished_frac", pct), ("load\nsim", "sim_load_state", _text),
+            ("ok (sim)", "sim_feasible", yes), ("outcome", "outcome", _text)]
 
 
 def verified_table_columns(df: pl.DataFrame, slo: Slo) -> list[Column]:
@@ -106,7 +121,16 @@ def with_sim_hit(df: pl.DataFrame) -> pl.DataFrame:
 
 def cells(df: pl.DataFrame, cols: list[Column]) -> list[list[str]]:
     """Formatted rows (strings) of ``df`` under ``cols``."""
-    return [[fmt(r.get(src)) for _, src, fmt in cols] for r in df.iter_rows(named=True)]
+    return [[fmt(src(r) if callable(src) else r.get(src)) for _, src, fmt in cols]
+            for r in df.iter_rows(named=True)]
+
+
+def ok_words(r: dict) -> str:
+    """The verdict that decided: 'yes (sim)' / 'no (sim)' where simulated, else the
+    screen's 'yes' / 'no'."""
+    if r.get("verified"):
+        return "yes (sim)" if r.get("sim_feasible") else "no (sim)"
+    return yes(r.get("feasible"))
 
 
 def slo_words(slo: Slo) -> str:
@@ -131,3 +155,14 @@ def config_words(r: dict) -> str:
             f"SSD {gib(r['ssd_gib'])} GiB, eviction {r['eviction']}, "
             f"{'inclusive' if r['inclusive'] else 'exclusive'} tiers; ${usd(r['usd_per_h'])}/h"
             + (" in all" if n > 1 else ""))
+
+
+def load_words(best: dict, sim: dict | None) -> str:
+    """The saturation verdict of the chosen candidate: simulated where verified, and the
+    screen's. Example: 'Load: strained in simulation (3.91 req/s offered, 3.91 served; no
+    backlog growth; 482 preemptions); screen: ok (3.91 req/s offered, sustains up to 4.92).'"""
+    screen = f"screen: {best['load_state']} ({best['load_reason']})"
+    if sim is None or sim.get("sim_load_state") is None:
+        return f"Load: {screen}."
+    return (f"Load: {sim['sim_load_state']} in simulation ({sim['sim_load_reason']}); "
+            f"{screen}.")

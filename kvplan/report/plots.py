@@ -52,16 +52,42 @@ def curve_png(curves: pl.DataFrame, best: dict) -> bytes:
     return _png(plt, fig)
 
 
-def pareto_png(cands: pl.DataFrame, front: pl.DataFrame, y: str, ylabel: str) -> bytes:
-    """Every stable candidate as a dot, the Pareto frontier as a line."""
+def pareto_png(cands: pl.DataFrame, front: pl.DataFrame, y: str, ylabel: str, best: dict,
+               target: float | None = None, target_label: str = "",
+               simulated: float | None = None, log_y: bool = False) -> bytes:
+    """Every stable candidate as a dot, the Pareto frontier as a line, the SLO target as a
+    dashed line (``target``) and the recommendation as a star (its simulated figure as a
+    second star where verified); ``log_y`` for figures spanning orders of magnitude."""
     plt, fig, ax = _fig()
     d = cands.filter(pl.col(y).is_finite())
-    ax.scatter(d["usd_per_h"], d[y], s=8, alpha=0.4, label="candidates")
-    ax.plot(front["usd_per_h"], front[y], "r.-", label="Pareto frontier")
+    if d.height == 0:
+        ax.text(0.5, 0.5, "no candidate sustains the load: every one saturates (screen)",
+                ha="center", va="center", transform=ax.transAxes)
+    ax.scatter(d["usd_per_h"], d[y], s=8, alpha=0.4, label="candidates (screen)")
+    ax.plot(front["usd_per_h"], front[y], "r.-", label="Pareto frontier (screen)")
+    if target is not None:
+        ax.axhline(target, linestyle="--", color="gray", label=target_label)
+    name = f"recommended #{best['candidate_id']}"
+    if best.get(y) is not None and float(best[y]) < float("inf"):
+        ax.plot([best["usd_per_h"]], [best[y]], "*", color="green", markersize=14,
+                label=f"{name} (screen)")
+    if simulated is not None:
+        ax.plot([best["usd_per_h"]], [simulated], "*", color="black", markersize=14,
+                label=f"{name} (simulated)")
+    if log_y:
+        ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(_thousands())
     ax.set_xlabel("$ per hour")
     ax.set_ylabel(ylabel)
-    ax.legend()
+    ax.legend(fontsize=8)
     return _png(plt, fig)
+
+
+def _thousands():
+    """Tick labels with thousands separators, never in scientific notation."""
+    from matplotlib.ticker import FuncFormatter
+
+    return FuncFormatter(lambda v, _: f"{v:,.0f}" if abs(v) >= 10 else f"{v:,.3g}")
 
 
 def timeseries_png(ts: pl.DataFrame) -> bytes:

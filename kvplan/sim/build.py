@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from kvplan.cost.model import CostModel
+from kvplan.engines import tier_rules
+from kvplan.errors import KvplanError
 from kvplan.hardware.profile import load_profile
 from kvplan.hierarchy import Link
 from kvplan.model.spec import load_model
@@ -37,10 +39,29 @@ def tier_capacity_blocks(config: ReplayConfig, cost: CostModel, block_size: int
     return hbm, int(config.dram_gib * GIB) // block_bytes, int(config.ssd_gib * GIB) // block_bytes
 
 
+def hbm_kv_gib_of(blocks: int | None, tokens: int | None, block_size: int,
+                  kv_bytes_per_token: int) -> float:
+    """GiB of HBM KV given as ``blocks`` (``--hbm-kv-blocks``) or ``tokens``
+    (``--hbm-kv-tokens``, rounded down to whole blocks), the form ``--hbm-kv-gib`` takes;
+    exact, so tier_capacity_blocks gives back the count of blocks. Worked example:
+    llama-3.1-8b bf16, 131,072 B/token, block size 16: 1,000 blocks (or 16,010 tokens) =
+    1000 x 16 x 131,072 B = 1.953125 GiB -> 1,000 blocks."""
+    flag, count = (("--hbm-kv-blocks", blocks) if blocks is not None
+                   else ("--hbm-kv-tokens", (tokens or 0) // block_size))
+    if blocks is None and count < 1:
+        raise KvplanError(f"--hbm-kv-tokens: {tokens} tokens hold no whole block of "
+                          f"{block_size} tokens; expected >= {block_size}")
+    most = (2**53 - 1) // (block_size * kv_bytes_per_token)
+    if not 1 <= count <= most:
+        raise KvplanError(f"{flag}: expected 1..{most:,} blocks, got {count}")
+    return count * block_size * kv_bytes_per_token / GIB
+
+
 def core_spec(config: ReplayConfig, capacity_blocks: tuple[int, int, int]) -> CoreSpec:
     """The tiers and placement rules of ``config`` at the given capacities."""
-    return CoreSpec.of(capacity_blocks, config.evictions, config.write, config.inclusive,
-                       config.store_threshold)
+    return CoreSpec(tuple(int(c) for c in capacity_blocks),  # type: ignore[arg-type]
+                    config.evictions, tier_rules(config.engine, config.write, config.inclusive,
+                                                 config.store_threshold))
 
 
 def build_state_for(config: ReplayConfig, cost: CostModel, stream: BlockStream,

@@ -13,6 +13,7 @@ from kvplan.cost.layout import Layout
 Mode = Literal["event", "cache"]
 WritePolicy = Literal["write-through", "write-through-selective", "write-back"]
 KvDtype = Literal["bf16", "fp16", "fp8", "int4", "int2"]
+ArrivalMode = Literal["closed", "open"]
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,9 @@ class ReplayConfig:
     layout: Layout = Layout()
     """Tensor / data / expert parallel sizes (tp None = the fewest GPUs that hold the
     weights); dp > 1 replays are routed over replicas by kvplan.plan.replicas."""
+    engine: str = "none"
+    """Engine whose behaviours the run follows (kvplan.engines: its scheduler rules, offload
+    filters); ``none`` = kvplan's own rules."""
     mode: Mode = "event"
     """``event``: timed continuous-batching replica; ``cache``: timing-free block replay."""
     hbm_kv_gib: float | None = None
@@ -62,6 +66,10 @@ class ReplayConfig:
     """Inclusive tiers keep a copy below when a block moves up; exclusive ones do not."""
     session_ttl_s: float = 0.0
     """Agent sessions: pin a finished turn's blocks in HBM this long (0 = off)."""
+    arrivals: ArrivalMode = "closed"
+    """Event mode: ``closed`` releases a session's next turn when the previous one finishes
+    plus its gap (a Dynamo graph node when all its parents have); ``open`` keeps every trace
+    arrival time (kvplan.sim.arrivals)."""
     max_batched_tokens: int = 8192
     """Scheduler token budget per iteration (prefill chunks + decodes)."""
     max_seqs: int = 256

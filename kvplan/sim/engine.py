@@ -7,6 +7,8 @@ return the events they create and only the loop pushes them. Whenever the GPU is
 an event, the scheduler builds the next step. A batch of decodes only is advanced
 analytically: its iteration times come from one numpy call to ``CostModel.step_time_s`` and it
 runs until the first request finishes, HBM needs a block it cannot get, or the next event.
+Arrivals come from the arrival source (:mod:`kvplan.sim.arrivals`): trace times, or
+closed-loop releases when a request finishes.
 """
 
 from __future__ import annotations
@@ -21,15 +23,16 @@ from rich.console import Console
 from rich.progress import Progress
 
 from kvplan.cost.model import CostModel, attn_pairs
+from kvplan.engines import scheduler_rules
 from kvplan.hierarchy import Link, Tier
 from kvplan.sim import coverage
+from kvplan.sim.arrivals import make_arrivals
 from kvplan.sim.blocks import BlockStream
 from kvplan.sim.build import build_cost, build_links, build_state_for
 from kvplan.sim.config import ReplayConfig
 from kvplan.sim.core.layout import CAP, PEAK, USED, tier_word
 from kvplan.sim.coverage import StepCoverage
 from kvplan.sim.events import (
-    PRIO_ARRIVAL,
     PRIO_EXPIRE,
     PRIO_STEP,
     PRIO_TRANSFER,
@@ -67,15 +70,19 @@ class EventSim:
         self.input_tokens = t.column("input_tokens").to_numpy()
         self.output_tokens = np.maximum(t.column("output_tokens").to_numpy(), 1)
         self.session = t.column("session_id").to_numpy()
-        self.collector = Collector(workload, config, len(self.arrival_s))
+        self.arrivals = make_arrivals(workload, config.arrivals)
+        self.collector = Collector(workload, config, self.arrivals.planned_s)
         self.prefetch = make_prefetch(config)
         self.next_turn = next_turns(self.session)
+        self.arrived = np.zeros(len(self.arrival_s), dtype=bool)
+        rules = scheduler_rules(config.engine)
         self.store = KvStore(config, build_state_for(config, cost, self.stream, self.arrival_s),
                              build_links(cost, self.collector.timeline), workload.block_size,
                              cost.kv_bytes_per_token * workload.block_size,
-                             self.prefetch.just_in_time, self.prefetch.from_arrival)
+                             self.prefetch.just_in_time, rules.full_admission,
+                             self.prefetch.from_arrival)
         self.coverage = StepCoverage(cost)
-        self.sched = Scheduler(self.store, config.max_batched_tokens, config.max_seqs)
+        self.sched = Scheduler(self.store, config.max_batched_tokens, config.max_seqs, rules)
         self.queue = EventQueue()
         self.batch: list[tuple[Req, int]] = []
         self.gpu_busy = False
@@ -90,8 +97,8 @@ class EventSim:
     def run(self, progress=None) -> None:
         """Process events until none is left or a cap is hit."""
         q, cfg, links = self.queue, self.config, self.store.transfers
-        if len(self.arrival_s):
-            q.push(float(self.arrival_s[0]), PRIO_ARRIVAL, Arrival(0))
+        for when, prio, ev in self.arrivals.first():
+            q.push(when, prio, ev)
         wall0, n = time.perf_counter(), 0
         while True:
             t_links = links.next_time()
@@ -135,13 +142,12 @@ class EventSim:
     def _on_arrival(self, ev: Arrival) -> Scheduled:
         i = ev.req
         s = self.stream
-        req = Req(i, int(self.session[i]), float(self.arrival_s[i]), int(self.input_tokens[i]),
+        req = Req(i, int(self.session[i]), self.now, int(self.input_tokens[i]),
                   int(self.output_tokens[i]), s.ids[s.offsets[i]:s.offsets[i + 1]])
         self.sched.waiting.append(req)
-        nxt = i + 1
-        if nxt < len(self.arrival_s):
-            return [(float(self.arrival_s[nxt]), PRIO_ARRIVAL, Arrival(nxt))]
-        return []
+        self.collector.arrival_s[i] = self.now
+        self.arrived[i] = True
+        return self.arrivals.after_arrival(i)
 
     def _land_transfers(self) -> Scheduled:
         """The transfers due now land; requests whose loads all landed are woken."""
@@ -161,7 +167,7 @@ class EventSim:
         return []
 
     def _on_stage_expire(self, ev: StageExpire) -> Scheduled:
-        if self.arrival_s[ev.req] > self.now:
+        if not self.arrived[ev.req]:
             self.store.drop_unused_stage(ev.req)
         return []
 
@@ -215,7 +221,9 @@ class EventSim:
         self.store.release(req, now, keep_pins=ttl > 0)
         self.sched.finish(req)
         self.collector.finish(req, now)
-        out = [(now + ttl, PRIO_EXPIRE, PinExpire(req.session, req.idx))] if ttl > 0 else []
+        out = self.arrivals.after_finish(req.idx, now)
+        if ttl > 0:
+            out = out + [(now + ttl, PRIO_EXPIRE, PinExpire(req.session, req.idx))]
         return out + self._stage_next_turn(req, now) if self.prefetch.after_turn(req) else out
 
     def _stage_next_turn(self, req: Req, now: float) -> Scheduled:
@@ -224,7 +232,7 @@ class EventSim:
         during its think / tool gap (kvplan.sim.prefetch.session); dropped if that turn has
         not arrived after stage_ttl_s."""
         j = int(self.next_turn[req.idx])
-        if j < 0 or self.arrival_s[j] <= now:
+        if j < 0 or self.arrived[j]:
             return []
         self.store.stage_session(j, req.blocks, now)
         return [(now + self.config.stage_ttl_s, PRIO_EXPIRE, StageExpire(j))]

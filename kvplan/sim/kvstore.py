@@ -40,7 +40,8 @@ class KvStore:
 
     def __init__(self, config: ReplayConfig, state: tuple[np.ndarray, np.ndarray],
                  links: list[SharedLink], block_size: int, block_bytes: int,
-                 just_in_time: bool, from_arrival: bool = False) -> None:
+                 just_in_time: bool, full_admission: bool = False,
+                 from_arrival: bool = False) -> None:
         self.m, self.f = state
         self.bs = block_size
         self.block_bytes = block_bytes
@@ -64,6 +65,8 @@ class KvStore:
         self.staging_cap = int(config.staging_budget_frac * L.tier_word(self.m, HBM, L.CAP))
         self.session_pins: OrderedDict[int, tuple[int, np.ndarray]] = OrderedDict()
         """Session -> (request that left the pins, its prompt blocks pinned in HBM)."""
+        self.full_admission = full_admission
+        """Admit only when HBM holds the whole sequence (SchedulerRules.full_admission)."""
 
     # -- HBM occupancy (read straight from the core's state) ----------------------------------
 
@@ -101,10 +104,11 @@ class KvStore:
         req.n_private += need
         return True
 
-    def commit(self, req: Req, now: float) -> None:
-        """After a step: prompt blocks ``req`` completed become shared cached blocks (the
-        store rule copies them down at ``end_step``)."""
-        full = min(req.computed // self.bs, len(req.blocks))
+    def commit(self, req: Req, now: float, computed: int | None = None) -> None:
+        """Prompt blocks ``req`` completed become shared cached blocks (the store rule copies
+        them down at ``end_step``): after a step, or when the step is scheduled, as if
+        ``computed`` tokens were done (SchedulerRules.cache_at_schedule)."""
+        full = min((req.computed if computed is None else computed) // self.bs, len(req.blocks))
         if full <= req.n_cached:
             return
         self.f[L.NOW] = now
@@ -151,7 +155,8 @@ class KvStore:
     # -- admission ----------------------------------------------------------------------------
 
     def admit(self, req: Req, now: float, budget: int) -> tuple[int, float] | None:
-        """Admit ``req`` if HBM has room for its loads (or its first chunk when nothing loads).
+        """Admit ``req`` if HBM has room for its loads (or its first chunk when nothing loads),
+        and with ``full_admission`` for its whole sequence too.
 
         Returns ``(loads it waits on, unpark time)``: 0 loads means it runs this step; the
         unpark time is the oracle bound's (else inf). None, with no side effect, when HBM
@@ -172,8 +177,10 @@ class KvStore:
         # a request that loads is parked and grows when it runs, unless its loads are timed
         # just in time (oracle): then it may run at once and needs its first chunk's blocks
         need = n_load + first_chunk if self.just_in_time or not n_load else n_load
-        if not self.session_pins and not self.session_stages and \
-                not rules.fits(m, need, blocks, hits):
+        whole = blocks_for(req.num_tokens, self.bs) - rules.count_level(m, hits, HBM)
+        if not self.session_pins and not self.session_stages and not (
+                rules.fits(m, need, blocks, hits) and (
+                    not self.full_admission or rules.fits(m, whole, blocks, hits))):
             return None
         rules.pin_prefix(m, blocks, hits)
         self._release_session(req.session)

@@ -72,8 +72,13 @@ class Collector:
     """Per-request arrays filled at finish, per-second samples and link busy time. It reads
     requests as they finish and the snapshots it is given; it changes nothing else."""
 
-    def __init__(self, workload: Workload, config: ReplayConfig, n: int) -> None:
+    def __init__(self, workload: Workload, config: ReplayConfig, planned_arrival_s: np.ndarray
+                 ) -> None:
         self.workload, self.config = workload, config
+        n = len(planned_arrival_s)
+        self.arrival_s = np.array(planned_arrival_s, dtype=np.float64)
+        """Arrival of each request: set when it arrives (closed loop: its release); before,
+        its trace time if known (NaN, null in the table, for a turn never released)."""
         self.floats = {c: np.full(n, np.nan) for c in _REQ_FLOAT}
         self.ints = {c: np.zeros(n, np.int64) for c in _REQ_INT}
         self.done = np.zeros(n, bool)
@@ -111,7 +116,7 @@ class Collector:
         df = pl.DataFrame({
             "request_id": t.column("request_id").to_numpy(),
             "session_id": t.column("session_id").to_numpy(),
-            "arrival_s": t.column("arrival_s").to_numpy(),
+            "arrival_s": pl.Series("arrival_s", self.arrival_s, nan_to_null=True),
             "input_tokens": t.column("input_tokens").to_numpy(),
             "output_tokens": t.column("output_tokens").to_numpy(),
             "prompt_blocks": np.diff(np.asarray(

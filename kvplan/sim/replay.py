@@ -60,6 +60,8 @@ def _check_knobs(config: ReplayConfig) -> None:
                          "session_ttl_s": config.session_ttl_s}.items():
         if value < 0:
             raise KvplanError(f"{field} must be >= 0, got {value}")
+    if config.arrivals not in ("closed", "open"):
+        raise KvplanError(f"arrivals: expected closed or open, got '{config.arrivals}'")
     if not 0 <= config.staging_budget_frac <= 1:
         raise KvplanError(f"staging_budget_frac must be in [0, 1], got "
                           f"{config.staging_budget_frac}")

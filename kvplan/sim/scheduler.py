@@ -15,6 +15,9 @@ decoding request takes 1 token, with no special case. A step that brings ``compu
    head that does not fit blocks the queue (no skipping). An admitted request whose prefix
    must be loaded from DRAM/SSD is parked until the loads land; it then joins ``running``.
 
+The engine's :class:`~kvplan.sim.schedrules.SchedulerRules` add where engines differ: blocks
+cached when a step is scheduled (here) and whole-sequence admission (the store's ``admit``).
+
 Storage (prefix lookup, allocation, loads) is the :class:`~kvplan.sim.kvstore.KvStore`'s job.
 Decoding requests sit on a shared decode clock (:class:`~kvplan.sim.decoding.Decoders`), so
 phase 1 looks only at the requests that need more than their one token: those prefilling and
@@ -28,13 +31,17 @@ from collections import deque
 from kvplan.sim.decoding import Decoders
 from kvplan.sim.kvstore import KvStore
 from kvplan.sim.request import Req
+from kvplan.sim.schedrules import PLAIN, SchedulerRules
 
 
 class Scheduler:
     """FCFS waiting queue + running list; hands tokens out under a budget."""
 
-    def __init__(self, store: KvStore, max_batched_tokens: int, max_seqs: int) -> None:
+    def __init__(self, store: KvStore, max_batched_tokens: int, max_seqs: int,
+                 rules: SchedulerRules = PLAIN) -> None:
         self.store = store
+        self.cache_at_schedule = rules.cache_at_schedule
+        """Cache a step's full blocks when it is scheduled (kvplan.sim.schedrules)."""
         self.max_batched_tokens = max_batched_tokens
         self.max_seqs = max_seqs
         self.waiting: deque[Req] = deque()
@@ -86,6 +93,8 @@ class Scheduler:
                     self._preempt(victim, now)
                     if victim is req:
                         return budget
+            if self.cache_at_schedule:
+                self.store.commit(req, now, req.computed + n)
             if req.catching_up:
                 items.append((req, n))
             else:
@@ -127,6 +136,8 @@ class Scheduler:
                 self.parked += 1
                 continue
             n = min(req.num_tokens - req.computed, budget)
+            if self.cache_at_schedule:
+                self.store.commit(req, now, req.computed + n)
             self._run(req)
             items.append((req, n))
             budget -= n

@@ -8,7 +8,8 @@ Every LLM call of an agent run is a request whose prompt is the run's history so
 - OpenAI chat logs (JSON array or JSONL, one agent run per record): ``messages`` with
   ``tool_calls`` and ``role: tool``, optional ``tools`` schema (rendered into the system prompt).
 - Dynamo agentic_mooncake JSONL (``hash_ids`` plus ``session_id``/``tool_wait_ms``): read by
-  :mod:`kvplan.trace.mooncake`, which keeps its timestamps and tool waits.
+  :mod:`kvplan.trace.mooncake`, which keeps its timestamps, tool waits and its request graph
+  (``wait_for``, ``delay``: :mod:`kvplan.trace.dynamo`).
 
 Logs without timestamps get synthesized arrivals; a call right after a tool result waits a
 tool time (``--tool-time``), recorded in ``tool_wait_s``. Runs that share a system prompt and

@@ -32,8 +32,7 @@ from kvplan.atomic import atomic_path
 from kvplan.trace.options import ReadOptions
 from kvplan.trace.read import stage_trace
 from kvplan.trace.table import StagedWorkload
-from kvplan.workload import WORKLOAD_SCHEMA
-from kvplan.workload.schema import META_KEY
+from kvplan.workload.schema import META_KEY, schema_for
 
 HASHES_LEAF = "block_hashes.list.element"
 
@@ -48,8 +47,9 @@ def convert_trace(path: Path | None, out: Path, fmt: str = "auto",
 
 def write_staged(staged: StagedWorkload, out: Path) -> None:
     """Write a staged workload as canonical Parquet, one row group per hash chunk, atomically."""
-    schema = WORKLOAD_SCHEMA.with_metadata({META_KEY: json.dumps(asdict(staged.meta))})
-    others = [f.name for f in WORKLOAD_SCHEMA if f.name != "block_hashes"]
+    schema = schema_for(staged.table.column_names).with_metadata(
+        {META_KEY: json.dumps(asdict(staged.meta))})
+    others = [f.name for f in schema if f.name != "block_hashes"]
     encoding = "PLAIN" if staged.meta.has_content else "DELTA_BINARY_PACKED"
     with atomic_path(out) as tmp, pq.ParquetWriter(
             tmp, schema, compression={**dict.fromkeys(others, "lz4"), HASHES_LEAF: "none"},

@@ -6,9 +6,9 @@ other shape, and any file with an error to report by line, column-wise with pola
 One JSON object per line: ``timestamp`` (ms), ``input_length``, ``output_length`` and
 ``hash_ids``, one id per 512-token block of the prompt, the last one for the partial tail
 block (``len(hash_ids) == ceil(input_length / 512)``; ``floor`` is also accepted). Optional:
-``session_id`` (turns of one conversation or agent run) and ``tool_wait_ms`` (Dynamo's
-agentic_mooncake rows; its ``wait_for``, ``delay`` and ``branches`` are kept only through
-``timestamp``, which already places each request after its dependencies).
+``session_id`` (turns of one conversation or agent run), ``tool_wait_ms`` and Dynamo's
+agentic_mooncake graph, ``request_id``, ``wait_for`` and ``delay`` (kept as the ``wait_for``
+and ``delay_s`` columns, :mod:`kvplan.trace.dynamo`; ``branches`` is implied by them).
 
 The ids are chained (:mod:`kvplan.trace.hashing`), the partial-tail id is dropped, and the
 table keeps the trace's block size of 512 unless a coarser multiple, or a finer divisor
@@ -27,10 +27,11 @@ import numpy as np
 import polars as pl
 
 from kvplan.errors import InputError
+from kvplan.trace.dynamo import GraphRecords
 from kvplan.trace.hashing import block_positions, chain_units, reblock_hashes
 from kvplan.trace.inputs import check_file, check_span, echo, json_lines
 from kvplan.trace.mooncake_scan import scan_mooncake
-from kvplan.trace.table import Columns, StagedWorkload, stage
+from kvplan.trace.table import Columns, Dependencies, StagedWorkload, stage
 from kvplan.workload import Workload, WorkloadMeta
 from kvplan.workload.validate import MAX_ARRIVAL_S, MAX_TOKENS
 
@@ -62,6 +63,8 @@ def stage_mooncake(path: Path, *, block_size: int | None = None) -> StagedWorklo
         hashes=hashes,
         hash_offsets=offsets,
         tool_wait_s=None if rows.tool_wait_ms is None else rows.tool_wait_ms / 1000.0,
+        wait_for=rows.wait_for,
+        delay_s=rows.delay_s,
     )
     meta = WorkloadMeta(
         source_format="mooncake", source_file=path.name, block_size=target, tokenizer="none",
@@ -87,6 +90,8 @@ class _Rows:
     id_offsets: np.ndarray
     session_key: np.ndarray | None
     tool_wait_ms: np.ndarray | None = None
+    wait_for: Dependencies | None = None
+    delay_s: np.ndarray | None = None
 
 
 def _scan_rows(path: Path) -> _Rows | None:
@@ -125,7 +130,8 @@ def _frame_rows(path: Path) -> _Rows | None:
         df = pl.read_ndjson(path, infer_schema_length=1000)
     except (pl.exceptions.PolarsError, OSError, ValueError):
         return None
-    if df.height == 0 or not set(REQUIRED) <= set(df.columns):
+    if df.height == 0 or not set(REQUIRED) <= set(df.columns) or \
+            {"wait_for", "delay"} & set(df.columns):  # graphs: line by line
         return None
     if not _frame_types_ok(df) or not all(df[c].is_between(0, MAX_TOKENS).all()
                                           for c in ("input_length", "output_length")):
@@ -167,8 +173,10 @@ def _line_rows(path: Path) -> _Rows:
     """Read line by line with :func:`_check_record`; raises at the first bad line."""
     ts, inp, out, counts, sessions, waits, lines = [], [], [], [], [], [], []
     ids = array("Q")
+    graph = GraphRecords(path)
     for lineno, rec in json_lines(path):
         _check_record(path, lineno, rec)
+        graph.add(lineno, rec)
         ts.append(float(rec["timestamp"]))
         inp.append(rec["input_length"])
         out.append(rec["output_length"])
@@ -185,12 +193,14 @@ def _line_rows(path: Path) -> _Rows:
     check_span(path, np.array(ts) / 1000, "timestamp", lambda i: (lines[i], ""))
     offsets = np.zeros(len(counts) + 1, dtype=np.int64)
     np.cumsum(counts, out=offsets[1:])
+    deps, delay = graph.resolve(np.array(ts)) if graph.present else (None, None)
     return _Rows(timestamp_ms=np.array(ts), input_length=np.array(inp, dtype=np.int64),
                  output_length=np.array(out, dtype=np.int64),
                  ids=np.frombuffer(ids, dtype=np.uint64).copy(), id_offsets=offsets,
                  session_key=np.unique(sessions, return_inverse=True)[1].astype(np.int64)
                  if any(k[:1] != "\x00" for k in sessions) else None,
-                 tool_wait_ms=np.array(waits) if any(w == w for w in waits) else None)
+                 tool_wait_ms=np.array(waits) if any(w == w for w in waits) else None,
+                 wait_for=deps, delay_s=delay)
 
 
 def _check_record(path: Path, line: int, rec: dict) -> None:

@@ -14,7 +14,7 @@ from kvplan.trace.detect import FORMATS, detect_format
 from kvplan.trace.hashing import coarsen
 from kvplan.trace.inputs import check_file
 from kvplan.trace.options import ReadOptions
-from kvplan.trace.table import Columns, StagedWorkload, stage
+from kvplan.trace.table import Columns, StagedWorkload, dependencies_of, stage
 from kvplan.workload import Workload, read_workload
 from kvplan.workload.validate import validate_workload
 
@@ -86,7 +86,10 @@ def stage_workload(workload: Workload) -> StagedWorkload:
                    t.column("input_tokens").to_numpy(), t.column("output_tokens").to_numpy(),
                    col.values.to_numpy(zero_copy_only=False)[offsets[0]:offsets[-1]],
                    offsets - offsets[0],
-                   t.column("tool_wait_s").to_numpy(zero_copy_only=False))
+                   t.column("tool_wait_s").to_numpy(zero_copy_only=False),
+                   wait_for=dependencies_of(t),
+                   delay_s=(t.column("delay_s").to_numpy(zero_copy_only=False)
+                            if "delay_s" in t.column_names else None))
     return stage(cols, workload.meta)
 
 

@@ -17,6 +17,7 @@ import pyarrow as pa
 
 from kvplan.trace.hashing import block_positions, content_free_hashes
 from kvplan.workload import WORKLOAD_SCHEMA, Workload, WorkloadMeta
+from kvplan.workload.schema import schema_for
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,32 @@ class Columns:
     hashes: np.ndarray | None
     hash_offsets: np.ndarray
     tool_wait_s: np.ndarray | None = None
+    wait_for: Dependencies | None = None
+    """Dynamo agentic graphs: the rows each request waits for (``wait_for`` column)."""
+    delay_s: np.ndarray | None = None
+    """Recorded non-tool wait after the dependencies, seconds (NaN: none; ``delay_s``)."""
+
+
+@dataclass(frozen=True)
+class Dependencies:
+    """Per request, the rows (reader order) it waits for: ``rows[offsets[i]:offsets[i+1]]``;
+    where ``given[i]`` is False it has none recorded (its session's previous turn applies)."""
+
+    given: np.ndarray
+    offsets: np.ndarray
+    rows: np.ndarray
+
+    def column(self, order: np.ndarray) -> pa.ListArray:
+        """The ``wait_for`` column of the rows in ``order``, as their new request ids."""
+        new_id = np.empty(len(order), dtype=np.int64)
+        new_id[order] = np.arange(len(order))
+        lengths = np.diff(self.offsets)[order]
+        offsets = np.zeros(len(order) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        flat = self.rows[block_positions(self.offsets[:-1][order], lengths, 1)]
+        return pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)),
+                                        pa.array(new_id[flat], type=pa.int64()),
+                                        mask=pa.array(~self.given[order]))
 
 
 ROWS_PER_CHUNK = 65_536
@@ -125,7 +152,12 @@ def stage(cols: Columns, meta: WorkloadMeta) -> StagedWorkload:
         "input_tokens": pa.array(np.asarray(cols.input_tokens, dtype=np.int32)[order]),
         "output_tokens": pa.array(np.asarray(cols.output_tokens, dtype=np.int32)[order]),
         "tool_wait_s": pa.array(wait, type=pa.float64(), from_pandas=True),
-    }, schema=pa.schema([f for f in WORKLOAD_SCHEMA if f.name != "block_hashes"]))
+        **({} if cols.wait_for is None else {"wait_for": cols.wait_for.column(order)}),
+        **({} if cols.delay_s is None else {"delay_s": pa.array(
+            np.asarray(cols.delay_s, dtype=np.float64)[order], from_pandas=True)}),
+    })
+    schema = schema_for(table.column_names)
+    table = table.cast(pa.schema([f for f in schema if f.name != "block_hashes"]))
     if n_unsorted and meta.arrival_process is None:
         note = f"{n_unsorted} out-of-order arrival(s) sorted (stable)"
         meta = replace(meta, notes="; ".join(x for x in (meta.notes, note) if x))
@@ -135,6 +167,19 @@ def stage(cols: Columns, meta: WorkloadMeta) -> StagedWorkload:
     return StagedWorkload(table=table, meta=meta, hashes=hashes,
                           starts=np.asarray(cols.hash_offsets[:-1], dtype=np.int64)[order],
                           offsets=offsets, in_order=n_unsorted == 0)
+
+
+def dependencies_of(table: pa.Table) -> Dependencies | None:
+    """A canonical table's ``wait_for`` as rows of the table (None when it has none)."""
+    if "wait_for" not in table.column_names:
+        return None
+    col = table.column("wait_for").combine_chunks()
+    offs = np.asarray(col.offsets, dtype=np.int64)
+    ids = table.column("request_id").to_numpy()
+    order = np.argsort(ids, kind="stable")
+    flat = col.values.to_numpy(zero_copy_only=False)[offs[0]:offs[-1]].astype(np.int64)
+    rows = order[np.minimum(np.searchsorted(ids[order], flat), len(ids) - 1)]
+    return Dependencies(col.is_valid().to_numpy(zero_copy_only=False), offs - offs[0], rows)
 
 
 def build_workload(cols: Columns, meta: WorkloadMeta) -> Workload:

@@ -39,6 +39,18 @@ WORKLOAD_SCHEMA = pa.schema(
         pa.field("tool_wait_s", pa.float64(), nullable=True),
     ]
 )
+OPTIONAL_FIELDS = (
+    pa.field("wait_for", pa.list_(pa.int64()), nullable=True),
+    pa.field("delay_s", pa.float64(), nullable=True),
+)
+"""Columns a workload may add after the canonical ones (docs/workload.md): ``wait_for``, the
+request ids a request waits for (null: the previous turn of its session), and ``delay_s``,
+its recorded non-tool wait after them (Dynamo agentic graphs)."""
+
+
+def schema_for(names: list[str]) -> pa.Schema:
+    """The canonical schema plus the optional columns among ``names``, in that order."""
+    return pa.schema([*WORKLOAD_SCHEMA, *(f for f in OPTIONAL_FIELDS if f.name in names)])
 
 
 @dataclass(frozen=True)
@@ -83,7 +95,7 @@ class Workload:
 
 def write_workload(workload: Workload, path: str | Path) -> None:
     """Write a workload to Parquet atomically, with the metadata JSON in the schema."""
-    table = workload.table.cast(WORKLOAD_SCHEMA)
+    table = workload.table.cast(schema_for(workload.table.column_names))
     write_parquet_atomic(table, path, {META_KEY.decode(): json.dumps(asdict(workload.meta))})
 
 
@@ -108,8 +120,8 @@ def read_workload(path: str | Path) -> Workload:
     missing = [n for n in WORKLOAD_SCHEMA.names if n not in names]
     if missing:
         raise InputError(path, f"missing column(s) {', '.join(missing)}", field=missing[0])
-    table = pa.table([_cast(table.column(f.name), f, path) for f in WORKLOAD_SCHEMA],
-                     schema=WORKLOAD_SCHEMA)
+    schema = schema_for(names)
+    table = pa.table([_cast(table.column(f.name), f, path) for f in schema], schema=schema)
     validate_workload(table, meta, path)
     return Workload(table=table, meta=meta)
 

@@ -43,7 +43,8 @@ def validate_workload(table: pa.Table, meta: WorkloadMeta, path: str | Path | No
     Checked: ``block_size`` in 1..MAX_BLOCK_SIZE; ``request_id`` unique; ``session_id`` and
     ``turn`` >= 0; ``arrival_s`` finite, in 0..MAX_ARRIVAL_S and non-decreasing;
     ``input_tokens`` and ``output_tokens`` in 0..MAX_TOKENS; ``tool_wait_s`` null or finite
-    and >= 0; and when the table has ``block_hashes``, no nulls and exactly
+    and >= 0; the optional ``delay_s`` null or finite and >= 0 and ``wait_for`` ids of
+    earlier rows; and when the table has ``block_hashes``, no nulls and exactly
     ``input_tokens // block_size`` hashes per row.
     """
     bs = meta.block_size
@@ -53,7 +54,7 @@ def validate_workload(table: pa.Table, meta: WorkloadMeta, path: str | Path | No
     if table.num_rows == 0:
         raise InputError(path, "no requests, expected at least one row")
     for name in table.column_names:
-        if name != "tool_wait_s" and table.column(name).null_count:
+        if name not in _NULLABLE and table.column(name).null_count:
             _fail(path, table, name, table.column(name).is_null().to_numpy(
                 zero_copy_only=False), "missing value")
     col = {n: table.column(n).to_numpy() for n in ("request_id", "session_id", "turn",
@@ -78,8 +79,41 @@ def validate_workload(table: pa.Table, meta: WorkloadMeta, path: str | Path | No
     wait = table.column("tool_wait_s").to_numpy(zero_copy_only=False)
     _check(path, table, "tool_wait_s", ~np.isnan(wait) & ~((wait >= 0) & (wait <= MAX_ARRIVAL_S)),
            "expected null or seconds >= 0")
+    if "delay_s" in table.column_names:
+        delay = table.column("delay_s").to_numpy(zero_copy_only=False).astype(np.float64)
+        _check(path, table, "delay_s",
+               ~np.isnan(delay) & ~((delay >= 0) & (delay <= MAX_ARRIVAL_S)),
+               "expected null or seconds >= 0")
+    if "wait_for" in table.column_names:
+        _check_wait_for(path, table, ids)
     if "block_hashes" in table.column_names:
         _check_hashes(path, table, col["input_tokens"] // bs)
+
+
+_NULLABLE = ("tool_wait_s", "wait_for", "delay_s")
+
+
+def _check_wait_for(path, table: pa.Table, ids: np.ndarray) -> None:
+    """Every id in ``wait_for`` names a request in an earlier row (so the dependencies form
+    a graph without cycles)."""
+    col = table.column("wait_for").combine_chunks()
+    offs = np.asarray(col.offsets, dtype=np.int64)
+    owner = np.repeat(np.arange(table.num_rows), np.diff(offs))
+    values = col.values.slice(offs[0], offs[-1] - offs[0])
+    missing = values.is_null().to_numpy(zero_copy_only=False)
+    _check_rows(path, table, "wait_for", owner[missing], "missing id in the list")
+    flat = values.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+    order = np.argsort(ids, kind="stable")
+    pos = np.minimum(np.searchsorted(ids[order], flat), len(ids) - 1)
+    earlier = (ids[order][pos] == flat) & (order[pos] < owner)
+    _check_rows(path, table, "wait_for", owner[~earlier],
+                "expected request ids of earlier rows")
+
+
+def _check_rows(path, table: pa.Table, name: str, rows: np.ndarray, problem: str) -> None:
+    bad = np.zeros(table.num_rows, dtype=bool)
+    bad[rows] = True
+    _check(path, table, name, bad, problem)
 
 
 def _check_hashes(path, table: pa.Table, expected: np.ndarray) -> None:
@@ -103,5 +137,5 @@ def _check(path, table: pa.Table, name: str, bad: np.ndarray, problem: str) -> N
 def _fail(path, table: pa.Table, name: str, bad: np.ndarray, problem: str) -> None:
     row = int(np.argmax(bad))
     value = table.column(name)[row].as_py()
-    shown = f"{len(value)} hashes" if isinstance(value, list) else repr(value)[:40]
+    shown = f"{len(value)} hashes" if name == "block_hashes" else repr(value)[:40]
     raise InputError(path, f"row {row}: {problem}, got {shown}", field=name)
