@@ -41,6 +41,7 @@ REPLAY_FLAGS: dict[str, tuple[str, Bound]] = {
     "--staging-frac": ("staging_budget_frac", SHARE),
     "--store-threshold": ("store_threshold", AT_LEAST_ONE),
     "--session-ttl-s": ("session_ttl_s", NON_NEGATIVE),
+    "--stage-ttl-s": ("stage_ttl_s", NON_NEGATIVE),
     "--slo-ttft-ms": ("slo_ttft_ms", POSITIVE), "--slo-tpot-ms": ("slo_tpot_ms", POSITIVE),
     "--max-batched-tokens": ("max_batched_tokens", AT_LEAST_ONE),
     "--max-seqs": ("max_seqs", AT_LEAST_ONE),

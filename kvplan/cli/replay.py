@@ -50,6 +50,7 @@ from kvplan.report.engine_files import write_engine_files
 from kvplan.report.replay_tables import run_record, summary_rows, verdict_lines
 from kvplan.sim.build import build_cost, hbm_kv_gib_of
 from kvplan.sim.config import ReplayConfig
+from kvplan.sim.prefetch.headroom import headroom
 from kvplan.sim.replay import run_replay
 from kvplan.sim.results import ReplayResult
 from kvplan.sim.sessions import has_sessions, session_summary, session_table
@@ -60,7 +61,8 @@ _COMPARE_KEYS: dict[str, tuple[str, ...]] = {
     "eviction": ("eviction_hbm", "eviction_dram", "eviction_ssd"), "prefetch": ("prefetch",),
     "write": ("write",), "dram-gib": ("dram_gib",), "ssd-gib": ("ssd_gib",),
     "hbm-kv-gib": ("hbm_kv_gib",), "lookahead": ("lookahead_iters",),
-    "session-ttl-s": ("session_ttl_s",), "mode": ("mode",), "tp": ("layout.tp",),
+    "session-ttl-s": ("session_ttl_s",), "staging-frac": ("staging_budget_frac",),
+    "stage-ttl-s": ("stage_ttl_s",), "mode": ("mode",), "tp": ("layout.tp",),
     "dp": ("layout.dp",), "engine": ("engine",), "arrivals": ("arrivals",)}
 """--compare KEY (the flag without its dashes) -> the ReplayConfig fields it sets."""
 _D = ReplayConfig()
@@ -88,11 +90,19 @@ def replay(
         "--eviction", help="Eviction policy for every tier, or per tier: hbm=lru,dram=s3fifo.")
     ] = _D.eviction_hbm,
     prefetch: Annotated[str, typer.Option(
-        "--prefetch", help="none, lookahead or oracle (a bound).")] = _D.prefetch,
+        "--prefetch", help="none, lookahead, session, session+lookahead or oracle (a bound).")
+    ] = _D.prefetch,
     lookahead: Annotated[int, typer.Option(
         "--lookahead", help="lookahead: iterations ahead to stage (K).")] = _D.lookahead_iters,
     staging_frac: Annotated[float, typer.Option(
-        "--staging-frac", help="lookahead: share of HBM KV that staged blocks may hold.")] = _D.staging_budget_frac,
+        "--staging-frac", help="lookahead, session: share of HBM KV that staged blocks may "
+        "hold.")] = _D.staging_budget_frac,
+    stage_ttl_s: Annotated[float, typer.Option(
+        "--stage-ttl-s", help="session: drop a stage when the next turn has not come this "
+        "long after the previous one ended.")] = _D.stage_ttl_s,
+    layerwise_load: Annotated[bool, typer.Option(
+        "--layerwise-load", help="Loads overlap the request's own prefill layer by layer "
+        "(LMCache use_layerwise, SGLang HiCache; docs/simulation.md).")] = _D.layerwise_load,
     write: Annotated[str, typer.Option(
         "--write", help="write-through, write-through-selective or write-back.")
     ] = _D.write,
@@ -142,7 +152,8 @@ def replay(
         model=model, profile=profile, kv_dtype=kv_dtype, layout=layout, mode=mode,
         hbm_kv_gib=hbm_kv_gib,
         dram_gib=dram_gib, ssd_gib=ssd_gib, **_eviction_fields(eviction), prefetch=prefetch,
-        lookahead_iters=lookahead, staging_budget_frac=staging_frac, write=write,
+        lookahead_iters=lookahead, staging_budget_frac=staging_frac, stage_ttl_s=stage_ttl_s,
+        layerwise_load=layerwise_load, write=write,
         store_threshold=store_threshold, inclusive=not exclusive, session_ttl_s=session_ttl_s,
         arrivals=arrivals, max_batched_tokens=max_batched_tokens, max_seqs=max_seqs,
         slo_ttft_ms=slo_ttft_ms, slo_tpot_ms=slo_tpot_ms, engine=engine_name)
@@ -173,6 +184,10 @@ def replay(
         results = _replay_on_ray(address, workload, variants)
     if out is not None:
         write_results(out, workload, [(n, r) for n, r in results if not n.startswith("replica")])
+        if headroom(results):
+            write_frame(pl.DataFrame([dataclasses.asdict(h) for h in headroom(results)],
+                                     schema_overrides={"captured_frac": pl.Float64}),
+                        out / "headroom.parquet")
         engines_note = _write_engine_files(out, base, workload.block_size, compare)
     if as_json:
         summaries = {n: {row["key"]: row["value"] for row in session_summary(df)}
@@ -190,6 +205,10 @@ def replay(
     if compare is not None and compare.split("=")[0] in ("tp", "dp"):
         layout_text = f"{layout_text} (the variants change {compare.split('=')[0]})"
     console.print(f"layout: {layout_text}", soft_wrap=True, markup=False, highlight=False)
+    rows = headroom_rows(results)
+    if rows:
+        console.print(rich_table("prefetch headroom: share of the oracle's stall reduction "
+                                 "captured", rows, list(rows[0])))
     for name, r in results:
         text = r.run.timing.extrapolated.text if r.run.timing else ""
         if text:
@@ -335,7 +354,11 @@ def _variants(base: ReplayConfig, compare: str | None) -> list[tuple[str, Replay
         raise KvplanError(f"--compare: expected KEY=V1,V2 with KEY one of "
                           f"{', '.join(_COMPARE_KEYS)}, got '{compare}'")
     out = []
-    for v in values.split(","):
+    names = values.split(",")
+    if key == "prefetch":  # the headroom table needs both ends (kvplan.sim.prefetch.headroom)
+        names = [*(["none"] if "none" not in names else []), *names,
+                 *(["oracle"] if "oracle" not in names else [])]
+    for v in names:
         if key == "eviction":
             cfg = dataclasses.replace(base, **_eviction_fields(v))
         else:
@@ -353,6 +376,16 @@ def _number(key: str, value: str, kind: type) -> Any:
         return kind(value)
     except ValueError:
         raise KvplanError(f"--compare {key}: '{value}' is not a number") from None
+
+
+def headroom_rows(results: list[tuple[str, ReplayResult]]) -> list[dict[str, Any]]:
+    """The headroom table as printed: one row per prefetch variant (n/a where no share)."""
+    label = {"none": "reference", "oracle": "bound"}
+    return [{"variant": h.variant, "load stall total s": h.load_stall_s,
+             "captured of oracle": label.get(h.prefetch) or (
+                 "n/a" if h.captured_frac is None else f"{h.captured_frac:.1%}"),
+             "staged GiB": h.staged_used_bytes / GIB,
+             "staged unused GiB": h.staged_unused_bytes / GIB} for h in headroom(results)]
 
 
 def write_results(out: Path, workload: Workload, results: list[tuple[str, ReplayResult]]

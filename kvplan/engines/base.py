@@ -109,6 +109,9 @@ class Capabilities:
     """Offload granularity in tokens when it differs from the engine block (LMCache)."""
     scheduler: SchedulerRules = PLAIN
     """The scheduler rules the engine runs (kvplan.sim.schedrules), read by the simulator."""
+    layerwise: Mode | None = None
+    """Loads KV layer by layer during prefill, layer i+1's copy behind layer i's compute
+    (kvplan ``--layerwise-load``, kvplan.sim.overlap); None: a load completes first."""
 
     def tier(self, name: TierName) -> TierCaps | None:
         return next((t for t in self.tiers if t.tier == name), None)

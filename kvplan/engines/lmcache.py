@@ -67,7 +67,12 @@ CAPS = Capabilities(
     prefetches=(Mode("none", "enable_async_loading: false",
                      "hits are retrieved when the request is scheduled",
                      "lmcache/v1/config.py:411-415"),),
-    inclusive=True, chunk_tokens=CHUNK_TOKENS, scheduler=vllm.SCHEDULER)
+    inclusive=True, chunk_tokens=CHUNK_TOKENS, scheduler=vllm.SCHEDULER,
+    layerwise=Mode("layerwise", "use_layerwise: true",
+                   "retrieves a hit layer by layer as the forward pass reaches each layer "
+                   "(off by default)",
+                   "lmcache/v1/config.py:121-125, "
+                   "lmcache/integration/vllm/vllm_v1_adapter.py:826-850"))
 
 
 def chunk_size(choice: TierChoice) -> int:

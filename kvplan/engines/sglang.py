@@ -90,7 +90,11 @@ CAPS = Capabilities(
                      "and its tokens recomputed", PREFETCH_SOURCE),
                 Mode("", "timeout", "wait up to 1 s + 0.25 s per 1,024 tokens, then abandon",
                      PREFETCH_SOURCE)),
-    inclusive=True, scheduler=SchedulerRules(full_admission=True))
+    inclusive=True, scheduler=SchedulerRules(full_admission=True),
+    layerwise=Mode("layerwise", "", "host hits load back to the device layer by layer; "
+                   "attention of layer i waits only for layer i (always on)",
+                   "sglang/srt/managers/cache_controller.py:358-360, 1028-1050; "
+                   "sglang/srt/mem_cache/memory_pool.py:2852-2858"))
 
 
 def settings(choice: TierChoice) -> EngineSettings:

@@ -25,6 +25,7 @@ from kvplan.plan.engines import (
     searched_engines,
 )
 from kvplan.plan.executor import PlanExecutor, ShardedScreen, Shared
+from kvplan.plan.headroom import headroom_note
 from kvplan.plan.policy_scale import LRU_SCALE, policy_scales
 from kvplan.plan.prepare import prepare, replica_trace, scale_load
 from kvplan.plan.recommend import (
@@ -195,6 +196,9 @@ def _plan(workload: Workload, spec: PlanSpec, prices: PriceTable, tick: Progress
         (pl.col("candidate_id") == rec.best["candidate_id"]).alias("recommended"),
         pl.Series("outcome", outcomes(decided, rec, spec.objective, spec.slo), pl.String))
     runnable = final.filter(pl.col("stable") & pl.col("fits_hbm") & ~pl.col("bound"))
+    if pool is not None and spec.verify_top > 0:
+        notes += headroom_note(_config(rec.best, spec, profile_sources(spec)),
+                               routes.parts(int(rec.best["replicas"])))
     tick("recommend", 1, 1)
     return PlanResult(
         spec=spec, candidates=final, curves=curves, rate_rps=whole.rate_rps,

@@ -47,11 +47,17 @@ class ReplayConfig:
     eviction_ssd: str = "lru"
     """Eviction policy of the SSD tier."""
     prefetch: str = "none"
-    """Prefetch policy: none, lookahead, oracle."""
+    """Prefetch policy: none, lookahead, session, session+lookahead, oracle."""
     lookahead_iters: int = 8
     """lookahead: stage blocks of requests expected to be admitted within K iterations."""
     staging_budget_frac: float = 0.1
-    """lookahead: share of HBM KV capacity that staged (not yet admitted) blocks may hold."""
+    """lookahead, session: share of HBM KV capacity that staged (not yet admitted) blocks may
+    hold."""
+    layerwise_load: bool = False
+    """Loads overlap the request's own prefill layer by layer (kvplan.sim.overlap)."""
+    stage_ttl_s: float = 30.0
+    """session prefetch: a staged session is dropped when its next turn has not arrived
+    this long after the previous turn ended."""
     write: WritePolicy = "write-through"
     """When blocks are copied to lower tiers."""
     store_threshold: int = 2

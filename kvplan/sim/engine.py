@@ -40,12 +40,15 @@ from kvplan.sim.events import (
     Event,
     EventQueue,
     PinExpire,
+    StageExpire,
     StepDone,
     Unpark,
 )
 from kvplan.sim.kvstore import KvStore
 from kvplan.sim.metrics import Collector, RunState, Snapshot
+from kvplan.sim.overlap import hidden_s
 from kvplan.sim.prefetch import make_prefetch
+from kvplan.sim.prefetch.session import next_turns
 from kvplan.sim.request import Req
 from kvplan.sim.results import ReplayResult
 from kvplan.sim.scheduler import Scheduler
@@ -70,11 +73,14 @@ class EventSim:
         self.arrivals = make_arrivals(workload, config.arrivals)
         self.collector = Collector(workload, config, self.arrivals.planned_s)
         self.prefetch = make_prefetch(config)
+        self.next_turn = next_turns(self.session)
+        self.arrived = np.zeros(len(self.arrival_s), dtype=bool)
         rules = scheduler_rules(config.engine)
         self.store = KvStore(config, build_state_for(config, cost, self.stream, self.arrival_s),
                              build_links(cost, self.collector.timeline), workload.block_size,
                              cost.kv_bytes_per_token * workload.block_size,
-                             self.prefetch.just_in_time, rules.full_admission)
+                             self.prefetch.just_in_time, rules.full_admission,
+                             self.prefetch.from_arrival)
         self.coverage = StepCoverage(cost)
         self.sched = Scheduler(self.store, config.max_batched_tokens, config.max_seqs, rules)
         self.queue = EventQueue()
@@ -82,9 +88,10 @@ class EventSim:
         self.gpu_busy = False
         self.now = 0.0
         self.stop_reason = "done"
+        self._idle_s = cost.step_time_s(0, 0, 0, 0)
         self._handlers: dict[type, Callable[[Event], Scheduled]] = {
             Arrival: self._on_arrival, StepDone: self._on_step_done, Unpark: self._on_unpark,
-            PinExpire: self._on_pin_expire,
+            PinExpire: self._on_pin_expire, StageExpire: self._on_stage_expire,
         }
 
     def run(self, progress=None) -> None:
@@ -139,6 +146,7 @@ class EventSim:
                   int(self.output_tokens[i]), s.ids[s.offsets[i]:s.offsets[i + 1]])
         self.sched.waiting.append(req)
         self.collector.arrival_s[i] = self.now
+        self.arrived[i] = True
         return self.arrivals.after_arrival(i)
 
     def _land_transfers(self) -> Scheduled:
@@ -158,9 +166,16 @@ class EventSim:
         self.store.expire_session_pins(ev.session, ev.req)
         return []
 
+    def _on_stage_expire(self, ev: StageExpire) -> Scheduled:
+        if not self.arrived[ev.req]:
+            self.store.drop_unused_stage(ev.req)
+        return []
+
     def _unpark(self, req: Req) -> None:
         """All of ``req``'s loads landed: it runs from the next step on."""
         req.load_stall_s += self.now - req.park_start_s
+        if self.config.layerwise_load:
+            req.load_copy_s = self.now - req.park_start_s
         self.sched.unpark(req)
 
     def _on_step_done(self, ev: StepDone) -> Scheduled:
@@ -207,8 +222,20 @@ class EventSim:
         self.sched.finish(req)
         self.collector.finish(req, now)
         out = self.arrivals.after_finish(req.idx, now)
-        return out + [(now + ttl, PRIO_EXPIRE, PinExpire(req.session, req.idx))] if ttl > 0 \
-            else out
+        if ttl > 0:
+            out = out + [(now + ttl, PRIO_EXPIRE, PinExpire(req.session, req.idx))]
+        return out + self._stage_next_turn(req, now) if self.prefetch.after_turn(req) else out
+
+    def _stage_next_turn(self, req: Req, now: float) -> Scheduled:
+        """Session prefetch: stage ``req``'s prompt blocks (what the serving stack knows the
+        next turn reuses; not the next prompt's new content) for the session's next turn
+        during its think / tool gap (kvplan.sim.prefetch.session); dropped if that turn has
+        not arrived after stage_ttl_s."""
+        j = int(self.next_turn[req.idx])
+        if j < 0 or self.arrived[j]:
+            return []
+        self.store.stage_session(j, req.blocks, now)
+        return [(now + self.config.stage_ttl_s, PRIO_EXPIRE, StageExpire(j))]
 
     # -- after every event: start the next step if the GPU is idle ---------------------------
 
@@ -244,7 +271,22 @@ class EventSim:
         dec = self.sched.decoders
         ctx = dec.context_tokens()
         self.coverage.add_step(prefill + dec.count, dec.count, ctx)
-        return self.cost.step_time_s(prefill, pairs, dec.count, ctx)
+        dt = self.cost.step_time_s(prefill, pairs, dec.count, ctx)
+        return dt - self._overlap_s(items) if self.config.layerwise_load else dt
+
+    def _overlap_s(self, items: list[tuple[Req, int]]) -> float:
+        """Layer-wise loading: the copies the step's requests waited on partly ran behind
+        their own chunks' compute (kvplan.sim.overlap); that part of the wait was no stall and
+        that part of the compute is already done."""
+        hidden = 0.0
+        for req, n in items:
+            if req.load_copy_s > 0.0:
+                own = self.cost.step_time_s(n, attn_pairs(n, req.computed), 0, 0) - self._idle_s
+                h = hidden_s(req.load_copy_s, own, self.cost.spec.num_layers)
+                req.load_stall_s -= h
+                req.load_copy_s = 0.0
+                hidden += h
+        return hidden
 
     def _decode_run(self) -> tuple[int, float]:
         """How many decode-only iterations to run at once, and their total time.
@@ -296,6 +338,8 @@ class EventSim:
             peak_blocks=tuple(tier_word(m, t, PEAK) for t in Tier),
             link_bytes=tuple(ln.bytes_total for ln in links),
             link_busy_s=tuple(ln.busy_s for ln in links),
+            staged_used_bytes=self.store.staged_used_bytes,
+            staged_unused_bytes=self.store.staged_unused_bytes,
             extrapolated=coverage.summary(self.coverage, {
                 link.label: ln.sizes for link, ln in zip(Link, links, strict=True)}))
         return self.collector.result(state)

@@ -51,7 +51,15 @@ class PinExpire:
     req: int
 
 
-Event = Arrival | StepDone | Unpark | PinExpire
+@dataclass(frozen=True, slots=True)
+class StageExpire:
+    """What was staged for request ``req`` (a session's next turn) is dropped unless it has
+    arrived."""
+
+    req: int
+
+
+Event = Arrival | StepDone | Unpark | PinExpire | StageExpire
 
 
 class EventQueue:

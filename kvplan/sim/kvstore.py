@@ -20,6 +20,7 @@ nothing is left in a mailbox.
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 
 import numpy as np
@@ -39,18 +40,28 @@ class KvStore:
 
     def __init__(self, config: ReplayConfig, state: tuple[np.ndarray, np.ndarray],
                  links: list[SharedLink], block_size: int, block_bytes: int,
-                 just_in_time: bool, full_admission: bool = False) -> None:
+                 just_in_time: bool, full_admission: bool = False,
+                 from_arrival: bool = False) -> None:
         self.m, self.f = state
         self.bs = block_size
         self.block_bytes = block_bytes
         self.transfers = TransferManager(links, state, block_bytes)
         self.just_in_time = just_in_time
+        self.from_arrival = from_arrival
+        """Just-in-time loads may not start before their request arrives."""
         self.jit_free_at = [0.0] * len(links)
         self.swap = L.tier_word(self.m, Tier.DRAM, L.CAP) > 0
         """Preemption swaps private blocks to DRAM (a DRAM tier exists)."""
         self.staged: dict[int, np.ndarray] = {}
         """Request -> the blocks staged for it (pinned in HBM until it is admitted)."""
         self.staged_blocks = 0
+        self.staged_copied: dict[int, int] = {}
+        """Request -> blocks its stage copied into HBM (for the bytes staged but never used)."""
+        self.staged_used_bytes = self.staged_unused_bytes = 0
+        """Bytes copied into HBM by staging whose request was admitted / never came."""
+        self.session_stages: OrderedDict[int, None] = OrderedDict()
+        """Next turns staged by session prefetch, oldest first: an allocation that finds no
+        room drops them (staging never holds HBM a running or admitted request needs)."""
         self.staging_cap = int(config.staging_budget_frac * L.tier_word(self.m, HBM, L.CAP))
         self.session_pins: OrderedDict[int, tuple[int, np.ndarray]] = OrderedDict()
         """Session -> (request that left the pins, its prompt blocks pinned in HBM)."""
@@ -70,12 +81,16 @@ class KvStore:
     # -- reservations, growth, commit, release -----------------------------------------------
 
     def alloc(self, n: int, now: float) -> bool:
-        """Reserve ``n`` private HBM blocks, releasing session pins (oldest first) if needed."""
+        """Reserve ``n`` private HBM blocks, releasing session pins, then session stages
+        (oldest first) if needed."""
         self.f[L.NOW] = now
         while not rules.reserve(self.m, self.f, n):
-            if not self.session_pins:
+            if self.session_pins:
+                rules.unpin_blocks(self.m, self.session_pins.popitem(last=False)[1][1])
+            elif self.session_stages:
+                self.staged_unused_bytes += self._drop_stage(next(iter(self.session_stages)))
+            else:
                 return False
-            rules.unpin_blocks(self.m, self.session_pins.popitem(last=False)[1][1])
         self._start(now)
         return True
 
@@ -163,8 +178,9 @@ class KvStore:
         # just in time (oracle): then it may run at once and needs its first chunk's blocks
         need = n_load + first_chunk if self.just_in_time or not n_load else n_load
         whole = blocks_for(req.num_tokens, self.bs) - rules.count_level(m, hits, HBM)
-        if not self.session_pins and not (rules.fits(m, need, blocks, hits) and (
-                not self.full_admission or rules.fits(m, whole, blocks, hits))):
+        if not self.session_pins and not self.session_stages and not (
+                rules.fits(m, need, blocks, hits) and (
+                    not self.full_admission or rules.fits(m, whole, blocks, hits))):
             return None
         rules.pin_prefix(m, blocks, hits)
         self._release_session(req.session)
@@ -188,10 +204,16 @@ class KvStore:
             req.hit_blocks = counts
         else:
             req.readmit_hit_tokens += hits * self.bs
-        staged = self.staged.pop(req.idx, None)
-        if staged is not None:
-            rules.unpin_blocks(self.m, staged)
-            self.staged_blocks -= len(staged)
+        if req.idx in self.staged:
+            self.staged_used_bytes += self._drop_stage(req.idx)
+
+    def _drop_stage(self, idx: int) -> int:
+        """Unpin what was staged for request ``idx``; returns the bytes its stage copied."""
+        self.session_stages.pop(idx, None)
+        staged = self.staged.pop(idx)
+        rules.unpin_blocks(self.m, staged)
+        self.staged_blocks -= len(staged)
+        return self.staged_copied.pop(idx) * self.block_bytes
 
     def _start_loads(self, req: Req, now: float, wait_ids: list[int], swap_in: int
                      ) -> tuple[int, float]:
@@ -223,7 +245,8 @@ class KvStore:
                 ln = self.transfers.links[link]
                 nbytes = n * self.block_bytes
                 work = ln.work_s(nbytes)
-                s, end = just_in_time_stall_s(self.jit_free_at[link], work, now)
+                s, end = just_in_time_stall_s(self.jit_free_at[link], work, now,
+                                              req.arrival_s if self.from_arrival else -math.inf)
                 self.jit_free_at[link] = end
                 ln.account(nbytes, end - work, end)
                 stall = max(stall, s)
@@ -235,19 +258,49 @@ class KvStore:
     def stage(self, req: Req, now: float) -> None:
         """Stage ``req``'s stored prefix into HBM staging space (SSD blocks in two hops);
         SSD blocks beyond the staging budget are promoted to DRAM only."""
-        if req.idx in self.staged or req.swapped:
-            return
+        if req.idx not in self.staged and not req.swapped:
+            self._stage(req.idx, req.blocks, (req.num_tokens - 1) // self.bs, now)
+
+    def _stage(self, idx: int, blocks: np.ndarray, limit: int, now: float) -> None:
         m, f = self.m, self.f
         f[L.NOW] = now
-        hits = rules.lookup(m, req.blocks, (req.num_tokens - 1) // self.bs)
+        hits = rules.lookup(m, blocks, limit)
         room = self.staging_cap - self.staged_blocks
         to_hbm = min(room, hits - rules.count_level(m, hits, HBM))
         granted = to_hbm > 0 and self.alloc(to_hbm, now)
-        n = rules.stage(m, f, req.blocks, hits, room, to_hbm if granted else 0)
+        n = rules.stage(m, f, blocks, hits, room, to_hbm if granted else 0)
         out = int(m[L.OUT_AT])
-        self.staged[req.idx] = m[out:out + n].copy()
+        self.staged[idx] = m[out:out + n].copy()
+        self.staged_copied[idx] = n
         self.staged_blocks += n
         self._start(now)
+
+    def stage_session(self, idx: int, blocks: np.ndarray, now: float) -> None:
+        """Stage ``blocks`` (the previous turn's prompt) for a session's next turn, request
+        ``idx`` (kvplan.sim.prefetch.session): the stored ones in HBM are pinned, tail first
+        (a shared head stays cached anyway; the session's own tail is what a gap loses), then
+        those below HBM are staged as by :meth:`stage`, all within what is left of the
+        staging budget (a stage holds its blocks until its turn arrives, its TTL ends or an
+        allocation needs the room)."""
+        if idx in self.staged:
+            return
+        m = self.m
+        self.f[L.NOW] = now
+        limit = len(blocks)
+        hits = rules.lookup(m, blocks, limit)
+        in_hbm = np.flatnonzero(m[m[L.LEVELS_AT]:m[L.LEVELS_AT] + hits] == HBM)
+        room = max(self.staging_cap - self.staged_blocks, 0)
+        pins = blocks[in_hbm[len(in_hbm) - min(room, len(in_hbm)):]]
+        rules.pin_blocks(m, pins)
+        self.staged_blocks += len(pins)
+        self._stage(idx, blocks, limit, now)
+        self.staged[idx] = np.concatenate([pins, self.staged[idx]])
+        self.session_stages[idx] = None
+
+    def drop_unused_stage(self, idx: int) -> None:
+        """A staged turn did not arrive in time: unpin its blocks; its copies were wasted."""
+        if idx in self.staged:
+            self.staged_unused_bytes += self._drop_stage(idx)
 
     def _start(self, now: float) -> None:
         """Hand the moves the core queued (if any: most reservations queue none) to the

@@ -63,6 +63,10 @@ class RunState:
     link_busy_s: tuple[float, float, float, float]
     extrapolated: Extrapolation
     """kvplan.sim.coverage.summary."""
+    staged_used_bytes: int = 0
+    """Bytes prefetch staging copied into HBM for requests that were then admitted."""
+    staged_unused_bytes: int = 0
+    """Bytes prefetch staging copied into HBM and dropped unused (kvplan.sim.prefetch)."""
 
 
 class Collector:
@@ -167,7 +171,8 @@ class Collector:
             preemptions=int(fin["preemptions"].sum()),
             ssd_drive_writes_per_day=(written / cap_bytes * 86_400 / duration if cap_bytes
                                       else 0.0),
-            extrapolated=state.extrapolated)
+            extrapolated=state.extrapolated, staged_used_bytes=state.staged_used_bytes,
+            staged_unused_bytes=state.staged_unused_bytes)
         links = tuple(LinkFigures(state.link_bytes[k], state.link_busy_s[k] / duration)
                       for k in Link)
         return summarise(cfg, "event", req.height, fin, self.workload.block_size, state.block_bytes,

@@ -57,7 +57,7 @@ class Req:
         "n_cached", "n_private", "pending", "park_start_s", "catching_up", "admissions",
         "swapped", "swap_cached", "swap_computed", "first_admit_s", "first_token_s",
         "load_stall_s", "hit_blocks", "readmit_hit_tokens", "prefill_tokens",
-        "recomputed_tokens", "preemptions", "run_seq", "tick0", "member_id",
+        "recomputed_tokens", "preemptions", "run_seq", "tick0", "member_id", "load_copy_s",
     )
 
     def __init__(self, idx: int, session: int, arrival_s: float, prompt: int, out: int,
@@ -71,6 +71,8 @@ class Req:
         self.admissions = self.swapped = self.swap_cached = self.swap_computed = 0
         self.first_admit_s = self.first_token_s = float("nan")
         self.load_stall_s = 0.0
+        self.load_copy_s = 0.0
+        """Layer-wise loading: the copy it last waited on, until its next chunk runs."""
         self.hit_blocks = (0, 0, 0)
         self.readmit_hit_tokens = self.prefill_tokens = self.recomputed_tokens = 0
         self.preemptions = 0

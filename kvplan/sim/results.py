@@ -88,6 +88,10 @@ class Timing:
     preemptions: int
     ssd_drive_writes_per_day: float
     extrapolated: Extrapolation
+    staged_used_bytes: int = 0
+    """Bytes prefetch staging copied into HBM for requests then admitted."""
+    staged_unused_bytes: int = 0
+    """Bytes prefetch staging copied into HBM but never used (a stage dropped at its TTL)."""
 
 
 @dataclass(frozen=True)
@@ -142,7 +146,9 @@ class RunSummary:
                         f"{name}_p99_ms": p.p99_ms}
             row |= {"queue_delay_mean_s": tm.queue_delay_mean_s,
                     "load_stall_total_s": tm.load_stall_total_s,
-                    "load_stall_mean_s": tm.load_stall_mean_s, "preemptions": tm.preemptions}
+                    "load_stall_mean_s": tm.load_stall_mean_s, "preemptions": tm.preemptions,
+                    "staged_used_bytes": tm.staged_used_bytes,
+                    "staged_unused_bytes": tm.staged_unused_bytes}
         else:
             row["requests"] = self.requests
         row |= {"recomputed_tokens": self.recomputed_tokens,

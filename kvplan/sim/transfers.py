@@ -26,6 +26,7 @@ to wake. Cache mode applies the same moves at once instead (kvplan.sim.core.rule
 from __future__ import annotations
 
 import heapq
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -265,13 +266,16 @@ class BusyTimeline:
             t0 = end
 
 
-def just_in_time_stall_s(free_at_s: float, work_s: float, need_at_s: float) -> tuple[float, float]:
+def just_in_time_stall_s(free_at_s: float, work_s: float, need_at_s: float,
+                         earliest_s: float = -math.inf) -> tuple[float, float]:
     """Oracle prefetch on one link: the load runs ``work_s`` ending at ``need_at_s`` if the link
-    is free by then, else as early as the link allows. Returns (stall_s, new free_at_s).
+    is free by then (and it may start by ``earliest_s``), else as early as both allow.
+    Returns (stall_s, new free_at_s).
 
     Worked example: the link is busy until 5.0 s, a load of 2.0 s is needed at 6.0 s: it runs
-    5.0 -> 7.0 s, stall 1.0 s. Needed at 9.0 s instead: it runs 7.0 -> 9.0 s, stall 0.
+    5.0 -> 7.0 s, stall 1.0 s. Needed at 9.0 s instead: it runs 7.0 -> 9.0 s, stall 0; and
+    with ``earliest_s`` 8.0 s (the request arrives then) it runs 8.0 -> 10.0 s, stall 1.0 s.
     """
-    start = max(free_at_s, need_at_s - work_s)
+    start = max(free_at_s, need_at_s - work_s, earliest_s)
     end = start + work_s
     return max(end - need_at_s, 0.0), end

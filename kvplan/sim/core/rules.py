@@ -228,6 +228,21 @@ def fits(m, need, blocks, hits):
     return short <= m[h + USED] - m[h + PINNED] - unpinned_hits
 
 
+@inline
+def _add_ref(m, r, delta):
+    """Add ``delta`` (+1 / -1) to the HBM refcount word ``m[r]`` and copy the pin state to its
+    slot's flag; returns the change in the pinned count (+1 a block becomes pinned, -1 it
+    becomes unpinned, else 0)."""
+    if delta > 0:
+        was_unpinned = m[r] < 2 * REF1
+        m[r] += REF1
+        set_pinned(m, HBM, m[r])
+        return 1 if was_unpinned else 0
+    m[r] -= REF1
+    set_pinned(m, HBM, m[r])
+    return -1 if m[r] < 2 * REF1 else 0
+
+
 @compiled(V(M, M, I, I))
 def _pin_hbm(m, blocks, hits, delta):
     """Add ``delta`` (+1 / -1) to the refcount of the last lookup's HBM hits."""
@@ -235,14 +250,7 @@ def _pin_hbm(m, blocks, hits, delta):
     pinned = m[h + PINNED]
     for i in range(hits):
         if m[levels + i] == HBM:
-            r = ref0 + BLOCK_WORDS * blocks[i]
-            if delta > 0:
-                pinned += m[r] < 2 * REF1
-                m[r] += REF1
-            else:
-                m[r] -= REF1
-                pinned -= m[r] < 2 * REF1
-            set_pinned(m, HBM, m[r])
+            pinned += _add_ref(m, ref0 + BLOCK_WORDS * blocks[i], delta)
     m[h + PINNED] = pinned
 
 
@@ -443,17 +451,26 @@ def touch_prefix(m, f, blocks, n):
     dispatch.touch_all(m, f, HBM, blocks[:n], True)
 
 
-@compiled(V(M, M))
-def unpin_blocks(m, blocks):
-    """Unpin HBM blocks (a request's prefix, a session's pins, staged blocks), in order."""
+@compiled(V(M, M, I))
+def _ref_blocks(m, blocks, delta):
+    """Add ``delta`` (+1 / -1) to the refcount of HBM blocks, in order."""
     ref0, h = m[BLOCKS_AT] + HBM, th(HBM)
     pinned = m[h + PINNED]
     for b in blocks:
-        r = ref0 + BLOCK_WORDS * b
-        m[r] -= REF1
-        pinned -= m[r] < 2 * REF1
-        set_pinned(m, HBM, m[r])
+        pinned += _add_ref(m, ref0 + BLOCK_WORDS * b, delta)
     m[h + PINNED] = pinned
+
+
+@compiled(V(M, M))
+def pin_blocks(m, blocks):
+    """Pin HBM-resident blocks (a session prefetch's stage), in order."""
+    _ref_blocks(m, blocks, 1)
+
+
+@compiled(V(M, M))
+def unpin_blocks(m, blocks):
+    """Unpin HBM blocks (a request's prefix, a session's pins, staged blocks), in order."""
+    _ref_blocks(m, blocks, -1)
 
 
 # -- landings ----------------------------------------------------------------------------------

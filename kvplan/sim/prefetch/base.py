@@ -1,7 +1,8 @@
 """The prefetch-policy interface and its registry (docs/simulation.md, "Prefetch").
 
 A prefetch policy only *chooses*: after every scheduling step it names the waiting requests
-whose stored prefix should be staged into HBM now. The :class:`~kvplan.sim.kvstore.KvStore`
+whose stored prefix should be staged into HBM now, and when a turn finishes it says whether
+the session's next turn should be staged during the gap. The :class:`~kvplan.sim.kvstore.KvStore`
 does the staging (two hops from SSD, DRAM->HBM only into the reserved staging space).
 ``just_in_time`` policies are bounds: the store times their loads as finished exactly when
 needed, limited only by link bandwidth.
@@ -23,7 +24,9 @@ class PrefetchPolicy(ABC):
 
     name: ClassVar[str] = ""
     just_in_time: ClassVar[bool] = False
-    """True for the oracle bound: loads never wait on anything but bandwidth."""
+    """True for the oracle bounds: loads never wait on anything but bandwidth."""
+    from_arrival: ClassVar[bool] = False
+    """Just-in-time loads start no earlier than their request's arrival."""
 
     def __init__(self, config: ReplayConfig) -> None:
         self.config = config
@@ -31,6 +34,10 @@ class PrefetchPolicy(ABC):
     @abstractmethod
     def to_stage(self, waiting: Sequence[Req]) -> Iterable[Req]:
         """Requests of the waiting queue whose blocks should be staged now."""
+
+    def after_turn(self, req: Req) -> bool:
+        """Whether to stage the next turn of ``req``'s session now that ``req`` finished."""
+        return False
 
 
 _REGISTRY: dict[str, type[PrefetchPolicy]] = {}
