@@ -192,9 +192,10 @@ def _plan(workload: Workload, spec: PlanSpec, prices: PriceTable, tick: Progress
     block_gib = ctx.cm.kv_bytes_per_token * whole.stream.block_size / GIB
     rec = recommend(deployable, routes.curve(top["replicas"]), block_gib, whole.rate_rps,
                     feasible_col, max(max(s.replicas) for s in spaces))
-    final = decided.with_columns(
+    final = _recommended_first(decided.with_columns(
         (pl.col("candidate_id") == rec.best["candidate_id"]).alias("recommended"),
-        pl.Series("outcome", outcomes(decided, rec, spec.objective, spec.slo), pl.String))
+        pl.Series("outcome", outcomes(decided, rec, spec.objective, spec.slo), pl.String)),
+        deployable)
     runnable = final.filter(pl.col("stable") & pl.col("fits_hbm") & ~pl.col("bound"))
     if pool is not None and spec.verify_top > 0:
         notes += headroom_note(_config(rec.best, spec, profile_sources(spec)),
@@ -331,6 +332,16 @@ def _runnable(decided: pl.DataFrame, whole: ScreenInput, spec: PlanSpec, notes: 
                      "search's (--engine none)")
         return decided
     return decided.filter(mask)
+
+
+def _recommended_first(final: pl.DataFrame, deployable: pl.DataFrame) -> pl.DataFrame:
+    """The recommendation first, then the decided order; an online row no searched engine runs
+    says so in ``outcome`` (a what-if, kvplan.plan.engines)."""
+    what_if = ~pl.col("bound") & ~pl.col("candidate_id").is_in(deployable["candidate_id"])
+    final = final.with_columns(
+        pl.when(what_if).then(pl.lit("not deployable (what-if): ") + pl.col("outcome"))
+        .otherwise(pl.col("outcome")).alias("outcome"))
+    return pl.concat([final.filter(pl.col("recommended")), final.filter(~pl.col("recommended"))])
 
 
 def _engines(best: dict, whole: ScreenInput, spec: PlanSpec) -> list[EngineSettings]:
