@@ -39,7 +39,7 @@ from kvplan.cli.options import (
 from kvplan.cli.output import console, print_json, rich_table, write_frame
 from kvplan.cost.layout import Layout
 from kvplan.cost.model import GIB, CostModel
-from kvplan.engines import FREE, TierChoice, engine, engine_settings
+from kvplan.engines import FREE, TierChoice, engine, engine_settings, storage_wait
 from kvplan.engines.base import model_id
 from kvplan.errors import KvplanError
 from kvplan.hardware.profile import load_profile
@@ -63,7 +63,8 @@ _COMPARE_KEYS: dict[str, tuple[str, ...]] = {
     "hbm-kv-gib": ("hbm_kv_gib",), "lookahead": ("lookahead_iters",),
     "session-ttl-s": ("session_ttl_s",), "staging-frac": ("staging_budget_frac",),
     "stage-ttl-s": ("stage_ttl_s",), "mode": ("mode",), "tp": ("layout.tp",),
-    "dp": ("layout.dp",), "engine": ("engine",), "arrivals": ("arrivals",)}
+    "dp": ("layout.dp",), "engine": ("engine",), "arrivals": ("arrivals",),
+    "storage-prefetch": ("storage_prefetch",)}
 """--compare KEY (the flag without its dashes) -> the ReplayConfig fields it sets."""
 _D = ReplayConfig()
 """Where the options' defaults come from."""
@@ -92,6 +93,10 @@ def replay(
     prefetch: Annotated[str, typer.Option(
         "--prefetch", help="none, lookahead, session, session+lookahead or oracle (a bound).")
     ] = _D.prefetch,
+    storage_prefetch: Annotated[str | None, typer.Option(
+        "--storage-prefetch", help="--engine sglang-hicache: how long admission waits for SSD "
+        "hits: wait_complete (default), best_effort or timeout (SGLang's formula); what has not "
+        "landed is recomputed.")] = None,
     lookahead: Annotated[int, typer.Option(
         "--lookahead", help="lookahead: iterations ahead to stage (K).")] = _D.lookahead_iters,
     staging_frac: Annotated[float, typer.Option(
@@ -156,12 +161,15 @@ def replay(
         layerwise_load=layerwise_load, write=write,
         store_threshold=store_threshold, inclusive=not exclusive, session_ttl_s=session_ttl_s,
         arrivals=arrivals, max_batched_tokens=max_batched_tokens, max_seqs=max_seqs,
-        slo_ttft_ms=slo_ttft_ms, slo_tpot_ms=slo_tpot_ms, engine=engine_name)
+        slo_ttft_ms=slo_ttft_ms, slo_tpot_ms=slo_tpot_ms, engine=engine_name,
+        storage_prefetch=storage_prefetch or _D.storage_prefetch)
     check_config(base, block_size)
     variants = _variants(base, compare)
     for _, cfg in variants:
         if cfg.engine != FREE:
             engine(cfg.engine)
+        if storage_prefetch is not None or (compare or "").startswith("storage-prefetch="):
+            check_storage_prefetch(cfg)
     key = compare.partition("=")[0] if compare else None
     notes = check_variants(base, variants, key, _COMPARE_KEYS.get(key or "", ()))
     resolved, layout_text = resolve_layout(base)
@@ -262,9 +270,17 @@ def _tier_choice(config: ReplayConfig, block_size: int) -> TierChoice:
         dram_bytes=int(config.dram_gib * GIB), ssd_bytes=int(config.ssd_gib * GIB),
         eviction=config.eviction_hbm,
         evictions=config.evictions if len(set(config.evictions)) > 1 else (),
-        write=config.write, prefetch=config.prefetch,
+        write=config.write, prefetch=config.prefetch, storage_prefetch=config.storage_prefetch,
         inclusive=config.inclusive, store_threshold=config.store_threshold, tp=cost.layout.tp,
         max_batched_tokens=config.max_batched_tokens, max_seqs=config.max_seqs)
+
+
+def check_storage_prefetch(config: ReplayConfig) -> None:
+    """``--storage-prefetch`` only with an engine that declares the policies (SGLang)."""
+    if config.engine == FREE or not engine(config.engine).caps.storage_waits:
+        raise KvplanError("--storage-prefetch is valid only with --engine sglang-hicache "
+                          f"(got --engine {config.engine})")
+    storage_wait(config.engine, config.storage_prefetch)
 
 
 def _check_engine(config: ReplayConfig, block_size: int) -> None:

@@ -21,9 +21,10 @@ from kvplan.engines.base import Capabilities, EngineSettings, TierChoice
 from kvplan.errors import KvplanError
 from kvplan.sim.core.spec import TierRules
 from kvplan.sim.schedrules import SchedulerRules
+from kvplan.sim.storageprefetch import WAIT_COMPLETE, StorageWait
 
 __all__ = ["ENGINES", "FREE", "Capabilities", "Engine", "EngineSettings", "TierChoice", "engine",
-           "engine_settings", "scheduler_rules", "tier_rules"]
+           "engine_settings", "scheduler_rules", "storage_wait", "tier_rules"]
 
 FREE = "none"
 """``--engine none``: no engine's limits; kvplan's own rules (vLLM's scheduler rules, the
@@ -58,6 +59,20 @@ def scheduler_rules(name: str) -> SchedulerRules:
     """The scheduler rules the simulator runs for engine ``name`` (``none``: vLLM's, the
     scheduler kvplan models)."""
     return engine("vllm" if name == FREE else name).caps.scheduler
+
+
+def storage_wait(name: str, policy: str) -> StorageWait:
+    """How long engine ``name`` waits for storage hits under ``policy``: a policy the engine
+    declares (``Capabilities.storage_waits``), or ``wait_complete`` for any engine."""
+    offered = dict(engine(name).caps.storage_waits) if name != FREE else {}
+    if policy in offered:
+        return offered[policy]
+    if policy == "wait_complete":
+        return WAIT_COMPLETE
+    raise KvplanError(f"--storage-prefetch {policy}: expected one of {', '.join(offered)}"
+                      if offered else f"--storage-prefetch is valid only with an engine that "
+                      f"declares storage prefetch policies (--engine sglang-hicache), not "
+                      f"--engine {name}")
 
 
 def tier_rules(name: str, write: str, inclusive: bool, store_threshold: int) -> TierRules:

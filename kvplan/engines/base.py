@@ -23,6 +23,7 @@ from typing import Literal
 from kvplan.errors import KvplanError
 from kvplan.sim.core.spec import TierRules
 from kvplan.sim.schedrules import PLAIN, SchedulerRules
+from kvplan.sim.storageprefetch import StorageWait
 from kvplan.units import GIB
 
 GB = 10**9
@@ -109,6 +110,9 @@ class Capabilities:
     """Offload granularity in tokens when it differs from the engine block (LMCache)."""
     scheduler: SchedulerRules = PLAIN
     """The scheduler rules the engine runs (kvplan.sim.schedrules), read by the simulator."""
+    storage_waits: tuple[tuple[str, StorageWait], ...] = ()
+    """Storage prefetch policies the engine offers (its flag value, the wait kvplan runs,
+    kvplan.sim.storageprefetch); empty: it waits for every storage hit."""
     layerwise: Mode | None = None
     """Loads KV layer by layer during prefill, layer i+1's copy behind layer i's compute
     (kvplan ``--layerwise-load``, kvplan.sim.overlap); None: a load completes first."""
@@ -173,6 +177,8 @@ class TierChoice:
     """Directory of the SSD tier's files."""
     max_batched_tokens: int = 8192
     max_seqs: int = 256
+    storage_prefetch: str = "wait_complete"
+    """How long admission waits for storage hits (kvplan.sim.storageprefetch)."""
 
     def eviction_of(self, tier: TierName) -> str:
         """The kvplan eviction policy of ``tier``."""

@@ -20,11 +20,20 @@ Facts (file:line under ``sglang/srt/`` in the sglang 0.5.23 wheel; docs/engines.
   ``SGLANG_HICACHE_FILE_BACKEND_MAX_SIZE`` is set (SI or IEC suffixes, "200G" = 200 * 10**9 B;
   ``environ.py:829-832``, ``mem_cache/storage/file/lru_file_evictor.py:37-50, 120-135``,
   ``utils/common.py:3394-3420``), then LRU per rank;
-- ``--hicache-storage-prefetch-policy`` best_effort (schedule at once, abandon what has not
-  arrived), wait_complete (wait for the whole prefetch), timeout (default; wait up to
-  1 s + 0.25 s per 1,024 tokens, then abandon) (``memory.py:170-176``,
-  ``mem_cache/unified_radix_cache.py:2258-2312``); a storage hit under 256 tokens is not
-  prefetched (``mem_cache/hybrid_cache/hybrid_cache_controller.py:1355-1359``);
+- ``--hicache-storage-prefetch-policy`` (``memory.py:170-176``, default timeout) decides
+  when an admission poll stops waiting for a request's storage prefetch
+  (``mem_cache/unified_radix_cache.py:2295-2313``): best_effort at once, wait_complete never
+  before it completes, timeout once ``prefetch_timeout_base`` (1 s) + ``prefetch_timeout_per_
+  ki_token`` (0.25 s) per 1,024 requested tokens have passed since the first blocked poll
+  (``unified_radix_cache.py:2259-2271``; ``hybrid_cache/hybrid_cache_controller.py:405-408``;
+  ``unified_cache/storage_attachment.py:290-293``). Stopping marks the operation terminated,
+  so the I/O thread reads no further page (``managers/cache_controller.py:1094-1104, 1146``:
+  the unlanded reads are cancelled, not left to land), and only the pages that landed
+  (``host_indices[:completed_tokens]``) go into the radix tree; the rest is recomputed
+  (``unified_radix_cache.py:2391-2420, 2452-2477``). kvplan: ``replay --storage-prefetch``
+  (kvplan.sim.storageprefetch; default wait_complete, as kvplan ran before). A storage hit
+  under 256 tokens is not prefetched
+  (``mem_cache/hybrid_cache/hybrid_cache_controller.py:1355-1359``; not modelled);
 - admission: a waiting request is added to a prefill batch only if its uncached prompt plus
   its remaining output (clipped at 4,096 tokens) fits in the free + evictable pool
   (``managers/schedule_policy.py:1407-1412``, ``CLIP_MAX_NEW_TOKENS`` at ``:89-91``); kvplan
@@ -48,6 +57,7 @@ from kvplan.engines.base import (
     policy_checks,
 )
 from kvplan.sim.schedrules import SchedulerRules
+from kvplan.sim.storageprefetch import BEST_EFFORT, WAIT_COMPLETE, StorageWait
 
 VERSION = "0.5.23"
 PAGE_SIZES = (64, 32, 16, 8, 4, 2, 1)
@@ -60,6 +70,9 @@ DISK = Knob("SGLANG_HICACHE_FILE_BACKEND_MAX_SIZE", "GB", "unset (unbounded)",
 DISK_DIR = Knob("SGLANG_HICACHE_FILE_BACKEND_STORAGE_DIR", "path", "/tmp/hicache",
                 "sglang/srt/mem_cache/hicache_storage.py:729-735")
 PREFETCH_SOURCE = "sglang/srt/mem_cache/unified_radix_cache.py:2296-2312"
+TIMEOUT = StorageWait(1.0, 0.25)
+"""``prefetch_timeout_base`` 1 s + ``prefetch_timeout_per_ki_token`` 0.25 s
+(``sglang/srt/mem_cache/hybrid_cache/hybrid_cache_controller.py:405-408``)."""
 
 CAPS = Capabilities(
     engine="sglang-hicache", label=f"SGLang {VERSION} HiCache",
@@ -91,6 +104,8 @@ CAPS = Capabilities(
                 Mode("", "timeout", "wait up to 1 s + 0.25 s per 1,024 tokens, then abandon",
                      PREFETCH_SOURCE)),
     inclusive=True, scheduler=SchedulerRules(full_admission=True),
+    storage_waits=(("wait_complete", WAIT_COMPLETE), ("best_effort", BEST_EFFORT),
+                   ("timeout", TIMEOUT)),
     layerwise=Mode("layerwise", "", "host hits load back to the device layer by layer; "
                    "attention of layer i waits only for layer i (always on)",
                    "sglang/srt/managers/cache_controller.py:358-360, 1028-1050; "
@@ -145,9 +160,8 @@ def _hicache_args(choice: TierChoice) -> tuple[str, ...]:
         args += ("--hicache-host-memory-mode", "buffer_only")
     args += ("--hicache-write-policy", write.engine_value if write else "write_through")
     if choice.ssd_bytes:
-        mode = CAPS.prefetch_mode(choice.prefetch)
         args += ("--hicache-storage-backend", "file", "--hicache-storage-prefetch-policy",
-                 mode.engine_value if mode else "wait_complete")
+                 choice.storage_prefetch)
     return args
 
 

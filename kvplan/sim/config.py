@@ -48,6 +48,10 @@ class ReplayConfig:
     """Eviction policy of the SSD tier."""
     prefetch: str = "none"
     """Prefetch policy: none, lookahead, session, session+lookahead, oracle."""
+    storage_prefetch: str = "wait_complete"
+    """How long admission waits for SSD hits: wait_complete, best_effort or timeout (an
+    engine's policy, kvplan.sim.storageprefetch; other than wait_complete only where the
+    engine declares it)."""
     lookahead_iters: int = 8
     """lookahead: stage blocks of requests expected to be admitted within K iterations."""
     staging_budget_frac: float = 0.1

@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.progress import Progress
 
 from kvplan.cost.model import CostModel, attn_pairs
-from kvplan.engines import scheduler_rules
+from kvplan.engines import scheduler_rules, storage_wait
 from kvplan.hierarchy import Link, Tier
 from kvplan.sim import coverage
 from kvplan.sim.arrivals import make_arrivals
@@ -80,7 +80,8 @@ class EventSim:
                              build_links(cost, self.collector.timeline), workload.block_size,
                              cost.kv_bytes_per_token * workload.block_size,
                              self.prefetch.just_in_time, rules.full_admission,
-                             self.prefetch.from_arrival)
+                             self.prefetch.from_arrival,
+                             storage_wait(config.engine, config.storage_prefetch))
         self.coverage = StepCoverage(cost)
         self.sched = Scheduler(self.store, config.max_batched_tokens, config.max_seqs, rules)
         self.queue = EventQueue()

@@ -30,6 +30,7 @@ from kvplan.sim.config import ReplayConfig
 from kvplan.sim.core import layout as L
 from kvplan.sim.core import moves, rules
 from kvplan.sim.request import Req, blocks_for
+from kvplan.sim.storageprefetch import WAIT_COMPLETE, StorageWait, kept_hits
 from kvplan.sim.transfers import SharedLink, TransferManager, just_in_time_stall_s
 
 HBM = int(Tier.HBM)
@@ -41,7 +42,7 @@ class KvStore:
     def __init__(self, config: ReplayConfig, state: tuple[np.ndarray, np.ndarray],
                  links: list[SharedLink], block_size: int, block_bytes: int,
                  just_in_time: bool, full_admission: bool = False,
-                 from_arrival: bool = False) -> None:
+                 from_arrival: bool = False, storage_wait: StorageWait = WAIT_COMPLETE) -> None:
         self.m, self.f = state
         self.bs = block_size
         self.block_bytes = block_bytes
@@ -67,6 +68,8 @@ class KvStore:
         """Session -> (request that left the pins, its prompt blocks pinned in HBM)."""
         self.full_admission = full_admission
         """Admit only when HBM holds the whole sequence (SchedulerRules.full_admission)."""
+        self.storage_wait = storage_wait
+        """How long admission waits for SSD hits (kvplan.sim.storageprefetch)."""
 
     # -- HBM occupancy (read straight from the core's state) ----------------------------------
 
@@ -166,6 +169,9 @@ class KvStore:
         m, f, blocks = self.m, self.f, req.blocks
         f[L.NOW] = now
         hits = rules.lookup(m, blocks, (req.num_tokens - 1) // self.bs)
+        if self.storage_wait is not WAIT_COMPLETE:
+            hits = kept_hits(m[m[L.LEVELS_AT]:m[L.LEVELS_AT] + hits], self.bs, self.block_bytes,
+                             self.transfers.links[Link.SSD_READ].alone_s, self.storage_wait)
         restore = req.swapped > 0 and hits >= req.swap_cached
         if restore:
             hits = req.swap_cached

@@ -86,6 +86,10 @@ class SharedLink:
         self.sizes.add(nbytes)
         return max(self._time_fn(nbytes) - self.latency_s, 0.0)
 
+    def alone_s(self, nbytes: int) -> float:
+        """Time of ``nbytes`` alone on the link, latency included (nothing recorded)."""
+        return self._time_fn(nbytes)
+
     def start(self, now: float, transfer: Transfer) -> None:
         """Queue ``transfer`` at ``now`` (transfers that finish by then are kept in
         ``finished``)."""
