@@ -100,9 +100,9 @@ CAPS = Capabilities(
                      "storage hits are prefetched from arrival and the request waits for all",
                      PREFETCH_SOURCE),
                 Mode("", "best_effort", "schedule at once; a prefetch not finished is abandoned "
-                     "and its tokens recomputed", PREFETCH_SOURCE),
-                Mode("", "timeout", "wait up to 1 s + 0.25 s per 1,024 tokens, then abandon",
-                     PREFETCH_SOURCE)),
+                     "and its tokens recomputed (kvplan: --storage-prefetch)", PREFETCH_SOURCE),
+                Mode("", "timeout", "wait up to 1 s + 0.25 s per 1,024 tokens, then abandon "
+                     "(kvplan: --storage-prefetch)", PREFETCH_SOURCE)),
     inclusive=True, scheduler=SchedulerRules(full_admission=True),
     storage_waits=(("wait_complete", WAIT_COMPLETE), ("best_effort", BEST_EFFORT),
                    ("timeout", TIMEOUT)),
