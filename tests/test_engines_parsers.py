@@ -55,6 +55,10 @@ CHOICES = {
     # the default `kvplan plan`'s recommendation for every engine (README): 1 replica, tp 2
     "default plan": {"hbm_kv_bytes": 31 * GIB, "dram_bytes": 78 * GIB, "ssd_bytes": 1300 * GIB,
                      "tp": 2},
+    # --storage-prefetch (SGLang's other storage prefetch policies)
+    "best_effort": {"dram_bytes": 78 * GIB, "ssd_bytes": 500 * GIB,
+                    "storage_prefetch": "best_effort"},
+    "timeout": {"dram_bytes": 78 * GIB, "ssd_bytes": 500 * GIB, "storage_prefetch": "timeout"},
 }
 
 
@@ -89,7 +93,7 @@ def test_sglang_line_parses_in_server_args(name, monkeypatch):
         assert args.hicache_write_policy == s.settings["--hicache-write-policy"]
     if t.ssd_bytes:
         assert args.hicache_storage_backend == "file"
-        assert args.hicache_storage_prefetch_policy == "wait_complete"
+        assert args.hicache_storage_prefetch_policy == t.storage_prefetch
         assert envs.SGLANG_HICACHE_FILE_BACKEND_STORAGE_DIR.get() == t.disk_dir
         cap = _parse_size_to_bytes(envs.SGLANG_HICACHE_FILE_BACKEND_MAX_SIZE.get())
         assert t.ssd_bytes / t.tp <= cap < t.ssd_bytes / t.tp + GB
