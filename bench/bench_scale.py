@@ -55,10 +55,15 @@ def _cmdline(pid: int) -> str:
 
 def is_ray_daemon(cmd: str) -> bool:
     """A Ray daemon (GCS server, raylet, dashboard / runtime-env agents, log monitor), not a
-    worker: workers retitle themselves ``ray::...`` (before that: default_worker.py)."""
-    if cmd.startswith("ray::") or "default_worker.py" in cmd:
+    worker: workers retitle themselves ``ray::IDLE`` / ``ray::<task>`` (before that their
+    script is default_worker.py, which the raylet's own arguments also name); the agents
+    retitle themselves ``ray::...Agent``."""
+    args = cmd.split(" ")
+    if args[0].startswith("ray::"):
+        return args[0].endswith("Agent")
+    if any(a.endswith("default_worker.py") for a in args[:2]):
         return False
-    return "/ray/" in cmd or cmd.split(" ", 1)[0].rsplit("/", 1)[-1] in ("raylet", "gcs_server")
+    return "/ray/" in cmd or args[0].rsplit("/", 1)[-1] in ("raylet", "gcs_server")
 
 
 def _pss_mib(pid: int) -> float | None:
