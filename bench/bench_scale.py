@@ -4,8 +4,10 @@ Bar (issue #15): on the synthetic agent workload `kvplan trace synth agent --ses
 --rate 2 --seed 1` (74,737 requests, 48 M prompt blocks of 16 tokens) the plan finishes in
 <= 10 minutes on 2 cores with <= 4 GB peak RSS; with --ray on a local two-worker cluster it
 gives the same recommendation. Prints every stage's wall time, CPU time and peak RSS (the
-planner's --profile-stages), the peak RSS of the largest process and of the whole process
-tree (sampled from /proc), the load average, and what event verification and the non-LRU
+planner's --profile-stages), memory sampled from /proc every SAMPLE_S over the plan process
+and its workers (local pool processes, or Ray's worker processes; Ray's own daemons are shown
+apart): the peak of the SUM of their RSS at one instant (the bar's figure), the same in PSS,
+and the largest single process, each with the stage it fell in; the load average, and what event verification and the non-LRU
 policy replays need at the simulator speeds the issue names.
 
     python bench/bench_scale.py                       # synthesise, then plan (default space)
@@ -24,6 +26,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from kvplan.plan.policy_scale import SAMPLE_SIZES
@@ -38,57 +41,173 @@ POLICY_ACCESSES_S = (0.1e6, 8e6)
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
-def tree_rss(root: int) -> tuple[float, float]:
-    """(sum, largest) resident MiB over ``root`` and its descendants (Linux /proc)."""
+SAMPLE_S = 0.2
+"""Seconds between two samples of the process tree's memory."""
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(
+            errors="replace")
+    except OSError:
+        return ""
+
+
+def is_ray_daemon(cmd: str) -> bool:
+    """A Ray daemon (GCS server, raylet, dashboard / runtime-env agents, log monitor), not a
+    worker: workers retitle themselves ``ray::IDLE`` / ``ray::<task>`` (before that their
+    script is default_worker.py, which the raylet's own arguments also name); the agents
+    retitle themselves ``ray::...Agent``."""
+    args = cmd.split(" ")
+    if args[0].startswith("ray::"):
+        return args[0].endswith("Agent")
+    if any(a.endswith("default_worker.py") for a in args[:2]):
+        return False
+    return "/ray/" in cmd or args[0].rsplit("/", 1)[-1] in ("raylet", "gcs_server")
+
+
+def _pss_mib(pid: int) -> float | None:
+    """Proportional set size (MiB): shared pages split among the processes that map them."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+@dataclass
+class TreeSample:
+    """Resident memory (MiB) of the plan process and its workers at one instant."""
+
+    t: float
+    rss_sum: float
+    pss_sum: float
+    largest: float
+    daemons: float
+    """Ray's own daemons (not in the sums)."""
+    processes: int
+    members: list[tuple[str, float]]
+    """(process name, RSS MiB) of each process in the sums, largest first."""
+
+
+def _name(cmd: str) -> str:
+    """A short name: Ray's process title, a pool worker, or the plan process."""
+    if cmd.startswith("ray::"):
+        return cmd.split(" ", 1)[0]
+    if "multiprocessing" in cmd:
+        return "resource_tracker" if "resource_tracker" in cmd else "pool worker"
+    return "plan" if " plan " in cmd else cmd.split(" ", 1)[0].rsplit("/", 1)[-1]
+
+
+def tree_sample(root: int, t: float) -> TreeSample:
+    """RSS / PSS of ``root`` and its descendants now (Linux /proc), Ray's daemons apart."""
     children: dict[int, list[int]] = {}
-    rss: dict[int, float] = {}
     for d in Path("/proc").iterdir():
         if not d.name.isdigit():
             continue
         try:
-            stat = (d / "stat").read_text()
-            pages = int((d / "statm").read_text().split()[1])
+            ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
         except (OSError, ValueError, IndexError):
             continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
         children.setdefault(ppid, []).append(int(d.name))
-        rss[int(d.name)] = pages * PAGE / 2**20
     todo, seen = [root], []
     while todo:
         p = todo.pop()
         seen.append(p)
         todo += children.get(p, [])
-    vals = [rss.get(p, 0.0) for p in seen]
-    return sum(vals), max(vals, default=0.0)
+    rss_sum = pss_sum = largest = daemons = 0.0
+    members = []
+    for p in seen:
+        try:
+            rss = int(Path(f"/proc/{p}/statm").read_text().split()[1]) * PAGE / 2**20
+        except (OSError, ValueError, IndexError):
+            continue
+        cmd = _cmdline(p)
+        if p != root and is_ray_daemon(cmd):
+            daemons += rss
+            continue
+        pss = _pss_mib(p)
+        rss_sum, largest = rss_sum + rss, max(largest, rss)
+        pss_sum += rss if pss is None else pss
+        members.append(("plan" if p == root else _name(cmd), rss))
+    members.sort(key=lambda m: -m[1])
+    return TreeSample(t, rss_sum, pss_sum, largest, daemons, len(members), members)
+
+
+def stage_at(res: dict, t: float) -> str:
+    """The plan stage running ``t`` s after the plan started: stages are contiguous and the
+    last ("report") closes just before the JSON is written, at res["_stdout_s"]."""
+    end = res["_stdout_s"]
+    for s in reversed(res.get("stages") or []):
+        if t >= end - s["wall_s"]:
+            return s["stage"]
+        end -= s["wall_s"]
+    return "start-up"
 
 
 def run_plan(trace: Path, extra: list[str]) -> dict:
-    """`kvplan plan --json --profile-stages` in a subprocess, its tree's memory sampled."""
+    """`kvplan plan --json --profile-stages` in a subprocess; every SAMPLE_S the resident
+    memory of its process tree is summed over the processes at that instant."""
     cmd = [sys.executable, "-c", "from kvplan.cli.main import main; main()", "plan",
            "--trace", str(trace), "--json", "--profile-stages", *extra]
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    peak = {"sum": 0.0, "largest": 0.0}
+    samples: list[TreeSample] = []
+    first_out: list[float] = []
     stop = threading.Event()
 
     def sample() -> None:
-        while not stop.wait(0.5):
-            total, largest = tree_rss(proc.pid)
-            peak["sum"], peak["largest"] = max(peak["sum"], total), max(peak["largest"], largest)
+        while not stop.wait(SAMPLE_S):
+            samples.append(tree_sample(proc.pid, time.perf_counter() - t0))
 
-    threading.Thread(target=sample, daemon=True).start()
-    out, err = proc.communicate()
+    def read_out(buf: list[str]) -> None:
+        head = proc.stdout.read(1)
+        first_out.append(time.perf_counter() - t0)
+        buf.append(head + proc.stdout.read())
+
+    out_buf: list[str] = []
+    threads = [threading.Thread(target=sample, daemon=True),
+               threading.Thread(target=read_out, args=(out_buf,), daemon=True)]
+    for th in threads:
+        th.start()
+    err = proc.stderr.read()
+    threads[1].join()
+    proc.wait()
     stop.set()
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         sys.exit(f"kvplan plan failed (exit {proc.returncode}): {err.strip()[-500:]}")
-    return json.loads(out) | {"_wall_s": wall, "_tree_peak_mib": peak["sum"],
-                              "_largest_peak_mib": peak["largest"]}
+    res = json.loads(out_buf[0]) | {"_wall_s": wall, "_stdout_s": first_out[0]}
+    empty = TreeSample(0.0, 0.0, 0.0, 0.0, 0.0, 0, [])
+    return res | {"_peak_sum": max(samples, key=lambda x: x.rss_sum, default=empty),
+                  "_peak_pss": max(samples, key=lambda x: x.pss_sum, default=empty),
+                  "_peak_largest": max(samples, key=lambda x: x.largest, default=empty),
+                  "_peak_daemons": max((x.daemons for x in samples), default=0.0)}
+
+
+def memory_lines(res: dict) -> list[str]:
+    """The simultaneous and single-process peaks, each with the stage it fell in."""
+    s, p, g = res["_peak_sum"], res["_peak_pss"], res["_peak_largest"]
+    lines = [f"peak of the SUM of RSS at one instant (plan process + workers, sampled every "
+             f"{SAMPLE_S:g} s): {s.rss_sum:,.0f} MiB = {s.rss_sum / 1024:.2f} GiB, "
+             f"{s.processes} processes, at {s.t:.0f} s in stage {stage_at(res, s.t)}: "
+             + ", ".join(f"{n} {m:,.0f}" for n, m in s.members),
+             f"  same, PSS (shared pages such as memory-mapped sub-workloads counted once): "
+             f"{p.pss_sum:,.0f} MiB at {p.t:.0f} s in stage {stage_at(res, p.t)}",
+             f"largest single process: {g.largest:,.0f} MiB at {g.t:.0f} s in stage "
+             f"{stage_at(res, g.t)}"]
+    if res["_peak_daemons"]:
+        lines.append(f"Ray's own daemons (GCS, raylet, agents; not in the sums): peak "
+                     f"{res['_peak_daemons']:,.0f} MiB")
+    return lines
 
 
 def report(label: str, res: dict, requests: int, accesses: int, evictions: int) -> None:
-    print(f"\n== {label}: {res['_wall_s']:.1f} s wall end to end; peak RSS: largest process "
-          f"{res['_largest_peak_mib']:,.0f} MiB, process tree {res['_tree_peak_mib']:,.0f} MiB")
+    print(f"\n== {label}: {res['_wall_s']:.1f} s wall end to end")
+    for line in memory_lines(res):
+        print(line)
     print(f"{'stage':<10} {'wall s':>8} {'CPU s':>8} {'peak MiB':>9} {'workers CPU s':>14} "
           f"{'workers MiB':>12}")
     for s in res["stages"]:

@@ -155,3 +155,38 @@ def test_capped_verification_is_noted():
     (note,) = _capped_note(ver, PlanSpec())
     assert note.startswith("1 of 3 verified candidates stopped") and "--verify-wall-s" in note
     assert _capped_note(ver.head(1), PlanSpec()) == []
+
+
+def test_routes_keep_curves_only_drops_traces_same_curves():
+    """After the screen the plan keeps each replica count's curves, not its traces."""
+    from kvplan.plan.planner import Routes
+
+    prompts, sessions = routed_prompts(7)
+    w = workload(prompts, sessions, gap_s=0.5)
+    routes = Routes(w, prepare(w), 0)
+    want = {r: routes.curve(r) for r in (1, 2, 3)}
+    routes.keep_curves_only()
+    assert not routes._traces
+    for r, c in want.items():
+        got = routes.curve(r)
+        assert np.array_equal(got.distance, c.distance)
+        assert np.array_equal(got.cum_hits, c.cum_hits)
+    assert not routes._traces  # answered from the kept curves, no trace rebuilt
+
+
+def test_worker_keeps_one_mapped_sub_workload(tmp_path):
+    """A local-pool worker keeps only the sub-workload it mapped last."""
+    from kvplan.plan import executor
+
+    pool = executor.LocalPool.__new__(executor.LocalPool)  # share() alone: no processes
+    pool._tmp = None
+    prompts, sessions = routed_prompts(2)
+    parts = list(route(workload(prompts, sessions, gap_s=0.5), 2))
+    handles = [pool.share(p) for p in parts]
+    try:
+        for h, p in zip(handles, parts, strict=True):
+            assert h.get().table.equals(p.table)
+            assert list(executor._OPENED) == [h.path]
+    finally:
+        executor._OPENED.clear()
+        pool._tmp.cleanup()

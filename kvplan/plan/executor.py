@@ -8,8 +8,8 @@ Big read-only inputs travel once, not once per task: :meth:`share` turns one int
 handle that tasks carry and open with ``.get()``::
 
     local pool   a routed sub-workload is written once to an Arrow IPC file in a temporary
-                 folder; a worker memory-maps it on first use and keeps it (the pages are
-                 shared by every worker through the page cache)
+                 folder; a worker memory-maps it on first use and keeps it until a task
+                 needs another (the pages are shared by every worker through the page cache)
     Ray          ``ray.put`` once into the object store; tasks get the reference and read it
                  zero-copy on their node; profile and model files named by path travel
                  as their text (:class:`Files`) and are written out once per worker
@@ -63,7 +63,8 @@ class Inline:
 
 
 _OPENED: dict[str, Workload] = {}
-"""Sub-workloads this process has memory-mapped, by file (one set per worker process)."""
+"""The sub-workload this process memory-mapped last, by file (one per worker process: a
+worker runs one task at a time, and each mapping it keeps adds to its resident memory)."""
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,7 @@ class WorkloadFile:
 
     def get(self) -> Workload:
         if self.path not in _OPENED:
+            _OPENED.clear()
             with pa.memory_map(self.path) as source:
                 table = pa.ipc.open_file(source).read_all()
             _OPENED[self.path] = Workload(table=table, meta=self.meta)
