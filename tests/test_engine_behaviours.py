@@ -187,4 +187,4 @@ def test_cli_plan_prints_each_engine_and_labels_the_what_if(tmp_path):
 
     assert json.loads(r.stdout)["engine_plans"] == []
     r = CliRunner().invoke(app, args + ["--engine", "vllm", "--engine", "none"], env=ENV)
-    assert r.exit_code == 2 and "engines" in r.output
+    assert r.exit_code == 2 and r.output.startswith("Error: --engine none") and len(r.output.splitlines()) == 1

@@ -65,6 +65,10 @@ def small_trace(tmp_path_factory):
     (["--percentile", "150"], "--percentile: expected a number in (0, 100], got 150"),
     (["--percentile", "0"], "--percentile: expected a number in (0, 100], got 0"),
     (["--jobs", "0"], "--jobs: expected a whole number >= 1, got 0"),
+    (["--engine", "foo"], "--engine: expected one of vllm, vllm+lmcache, sglang-hicache, "
+     "dynamo-kvbm, none, got 'foo'"),
+    (["--engine", "none", "--engine", "vllm"], "--engine none is the free search over every "
+     "policy: give it alone"),
     (["--ttft-ms", "-1"], "--ttft-ms: expected a number > 0, got -1"),
     (["--load-scale", "0"], "--load-scale: expected a number > 0, got 0"),
     (["--replicas", "0"], "--replicas: expected a whole number >= 1, got 0"),

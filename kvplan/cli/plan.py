@@ -32,6 +32,7 @@ from kvplan.cli.options import (
     check_hbm_alternatives,
 )
 from kvplan.cli.output import console, err_console, print_json
+from kvplan.engines import FREE
 from kvplan.engines.base import disk_dir_problem
 from kvplan.errors import KvplanError
 from kvplan.hardware.prices import PriceTable, load_prices
@@ -43,7 +44,7 @@ from kvplan.plan.executor import LOCAL_CLUSTER
 from kvplan.plan.planner import PlanResult, contexts, run_plan
 from kvplan.plan.routing import ROUTING_RULE
 from kvplan.plan.space import DEFAULT_EVICTIONS, deployable
-from kvplan.plan.spec import BOUNDS, PlanSpec, load_spec, spec_from_dict
+from kvplan.plan.spec import BOUNDS, ENGINE_NAMES, PlanSpec, load_spec, spec_from_dict
 from kvplan.plan.stages import StageClock, StageFigures, with_workers
 from kvplan.plan.verify import verification_pool
 from kvplan.report import plan_tables as tables
@@ -225,6 +226,11 @@ def _check_flags(flags: dict) -> None:
         choose("--objective", flags["objective"], OBJECTIVES)
     for name in flags["eviction"] or ():
         named("--eviction", eviction_policy, name)
+    engines = flags["engine"] or []
+    for name in engines:
+        choose("--engine", name, (*ENGINE_NAMES, FREE))
+    if FREE in engines and len(engines) > 1:
+        raise KvplanError(f"--engine {FREE} is the free search over every policy: give it alone")
     if flags["eviction"] and all(eviction_policy(n).is_oracle for n in flags["eviction"]):
         raise KvplanError(f"--eviction {' '.join(flags['eviction'])}: an offline bound (it "
                           "reads the trace's future), never a recommendation; add an online "
