@@ -113,12 +113,13 @@ def verification_pool(processes: int, enabled: bool = True, ray_address: str | N
         yield None
         return
     executor = make_executor(ray_address, processes)
+    finished = False
     try:
         yield executor
-    except BaseException:
-        executor.abort()  # an interrupted plan stops its workers at once, quietly
-        raise
+        finished = True
     finally:
+        if not finished:  # an interrupted or failed plan stops its workers at once, quietly
+            executor.abort()
         executor.close()
 
 
