@@ -115,6 +115,8 @@ def test_plan_says_a_trace_is_missing_before_any_output(tmp_path):
 
 @pytest.mark.parametrize(("args", "message"), [
     (["--slo-ttft-ms", "-5"], "--slo-ttft-ms: expected a number > 0, got -5"),
+    (["--engine", "foo"], "--engine: expected one of vllm, vllm+lmcache, sglang-hicache, "
+     "dynamo-kvbm, none, got 'foo'"),
     (["--dram-gib", "-10"], "--dram-gib: expected a number >= 0, got -10"),
     (["--staging-frac", "2"], "--staging-frac: expected a number in [0, 1], got 2"),
     (["--lookahead", "0"], "--lookahead: expected a whole number >= 1, got 0"),

@@ -17,7 +17,13 @@ import typer
 from kvplan import __version__
 from kvplan.atomic import check_output_dir
 from kvplan.bounds import check_value
-from kvplan.cli.checks import check_config, check_variants, compare_bound, replace_field
+from kvplan.cli.checks import (
+    check_config,
+    check_variants,
+    choose,
+    compare_bound,
+    replace_field,
+)
 from kvplan.cli.options import (
     HBM_KV_BLOCKS_HELP,
     HBM_KV_TOKENS_HELP,
@@ -39,7 +45,7 @@ from kvplan.cli.options import (
 from kvplan.cli.output import console, print_json, rich_table, write_frame
 from kvplan.cost.layout import Layout
 from kvplan.cost.model import GIB, CostModel
-from kvplan.engines import FREE, TierChoice, engine, engine_settings, storage_wait
+from kvplan.engines import ENGINES, FREE, TierChoice, engine, engine_settings, storage_wait
 from kvplan.engines.base import model_id
 from kvplan.errors import KvplanError
 from kvplan.hardware.profile import load_profile
@@ -151,6 +157,7 @@ def replay(
     if out is not None:
         check_output_dir(out)
     arrivals = check_arrivals(arrivals or _D.arrivals)
+    choose("--engine", engine_name, (*ENGINES, FREE))
     check_hbm_alternatives(hbm_kv_gib, hbm_kv_blocks, hbm_kv_tokens)
     layout = Layout(tp=tp, dp=dp, ep=ep, expert_imbalance=expert_imbalance)
     base = ReplayConfig(
