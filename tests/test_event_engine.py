@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import gc
+import weakref
 
 import numpy as np
 import pytest
@@ -13,6 +15,7 @@ from kvplan.errors import KvplanError
 from kvplan.hierarchy import Link, Tier
 from kvplan.sim.build import build_cost
 from kvplan.sim.config import ReplayConfig
+from kvplan.sim.engine import EventSim
 from kvplan.sim.replay import run_replay
 from kvplan.trace import load_workload
 
@@ -194,3 +197,20 @@ def test_simulated_time_cap_is_reported_not_hung(mooncake):
     assert res.run.timing.finished < 200
     assert np.isnan(res.requests.filter(~res.requests["finished"])["finish_s"]
                     .fill_null(np.nan).to_numpy()).all()
+
+
+def test_a_finished_run_is_freed_without_the_cyclic_collector():
+    """A run's state (block records, the stream's ids) must go when its last reference does:
+    a reference cycle would keep it until the cyclic collector ran, and back-to-back
+    verification runs in one worker stacked up (1.8 GiB instead of 0.8 on the agent plan)."""
+    w = make_workload([(0.0, 1000, 5, _blocks(1, 1)), (0.1, 2000, 3, _blocks(1, 3))])
+    gc.disable()
+    try:
+        sim = EventSim(w, BASE, COST)
+        sim.run()
+        sim.result()
+        freed = weakref.ref(sim)
+        del sim
+        assert freed() is None
+    finally:
+        gc.enable()

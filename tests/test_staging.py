@@ -223,6 +223,6 @@ def test_replay_compare_prefetch_prints_and_writes_headroom(tmp_path):
 
 def test_plan_headroom_note_for_a_prefetch_policy():
     cfg = dataclasses.replace(SESSION_CFG, prefetch="session")
-    note = headroom_note(cfg, [_session_workload()])
+    note = headroom_note(cfg, lambda: [_session_workload()])
     assert len(note) == 1 and "session captures 100%" in note[0]
-    assert headroom_note(SESSION_CFG, [_session_workload()]) == []
+    assert headroom_note(SESSION_CFG, lambda: [_session_workload()]) == []

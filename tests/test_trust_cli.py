@@ -280,3 +280,18 @@ def test_ctrl_c_while_the_flags_are_parsed_still_says_what_was_kept(tmp_path):
                        cwd=tmp_path, env=os.environ | {"PYTHONPATH": str(ROOT)}, timeout=120)
     assert r.returncode == 130
     assert r.stderr.strip() == "Interrupted; no output was written." and r.stdout == ""
+
+
+def test_ctrl_c_while_the_modules_load_is_one_line(tmp_path):
+    """Ctrl-C before the command's modules are loaded (the console script's first second):
+    the same one line and exit 130 as later, not a traceback from the interrupted import."""
+    code = ("import builtins, sys\nreal = builtins.__import__\n"
+            "def slow(name, *a, **k):\n"
+            "    if name == 'kvplan.cli.main':\n        raise KeyboardInterrupt\n"
+            "    return real(name, *a, **k)\n"
+            "builtins.__import__ = slow\nsys.argv = ['kvplan', 'plan']\n"
+            "from kvplan.cli.entry import main\nmain()\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       cwd=tmp_path, env=os.environ | {"PYTHONPATH": str(ROOT)}, timeout=120)
+    assert r.returncode == 130
+    assert r.stderr == "Interrupted; no output was written.\n" and r.stdout == ""

@@ -400,7 +400,8 @@ class ShardedScreen:
         from kvplan.plan.screen import CHUNK_CELLS, candidate_chunks, merge_columns
 
         if id(traces) not in self._shared:  # the traces list is kept alive beside its handle
-            self._shared[id(traces)] = (traces, self.executor.share(traces))
+            self._shared[id(traces)] = (traces, self.executor.share(
+                [t.for_shards() for t in traces]))
         handle = self._shared[id(traces)][1]
         chunks = candidate_chunks(traces, cands, self.chunk_cells or CHUNK_CELLS)
         parts: list[Any] = [None] * len(chunks)

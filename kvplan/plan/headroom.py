@@ -3,6 +3,7 @@ prefetch policy captures (kvplan.sim.prefetch.headroom), as one plan note."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 
 from kvplan.sim.config import ReplayConfig
@@ -12,15 +13,22 @@ from kvplan.sim.prefetch.headroom import captured_frac
 from kvplan.workload import Workload
 
 
-def headroom_note(config: ReplayConfig, parts: list[Workload]) -> list[str]:
+def has_headroom(config: ReplayConfig) -> bool:
+    """The configuration runs a prefetch policy to measure: not ``none``, not a bound."""
+    return config.prefetch != "none" and not prefetch_class(config.prefetch).just_in_time
+
+
+def headroom_note(config: ReplayConfig, parts: Callable[[], list[Workload]]) -> list[str]:
     """Replays the recommended configuration under ``none``, its policy and ``oracle`` on each
-    replica's requests (``parts``) and says which share of the avoidable load stall the
-    policy removes; nothing for ``none`` or a bound (there is no policy to measure)."""
-    if config.prefetch == "none" or prefetch_class(config.prefetch).just_in_time:
+    replica's requests (``parts()``, built only when there is a policy to measure: see
+    :func:`has_headroom`) and says which share of the avoidable load stall the policy
+    removes; nothing otherwise."""
+    if not has_headroom(config):
         return []
     one = replace(config, layout=replace(config.layout, dp=1))
+    replicas = [w for w in parts() if w.num_requests]
     stall = {p: sum(run_event(w, replace(one, prefetch=p)).run.timing.load_stall_total_s
-                    for w in parts if w.num_requests)
+                    for w in replicas)
              for p in ("none", config.prefetch, "oracle")}
     share = captured_frac(stall["none"], stall[config.prefetch], stall["oracle"])
     words = "n/a (the oracle avoids no stall)" if share is None else f"{share:.0%}"

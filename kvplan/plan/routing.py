@@ -29,6 +29,7 @@ from numba import njit
 from kvplan.errors import KvplanError
 from kvplan.plan.mix import splitmix64
 from kvplan.workload import Workload
+from kvplan.workload.validate import block_hash_lists
 
 AFFINITY_SLACK = 0.1
 """A replica keeps its affinity while its load is at most 1.1 x the mean load."""
@@ -41,7 +42,7 @@ ROUTING_RULE = (f"prefix affinity: each session goes to one replica, chosen by r
 
 def routing_keys(workload: Workload) -> np.ndarray:
     """uint64 key per request: its first block hash, or its session id when it has no block."""
-    hashes = workload.table.column("block_hashes").combine_chunks()
+    hashes = block_hash_lists(workload.table)
     offsets = np.asarray(hashes.offsets, dtype=np.int64)
     values = np.asarray(hashes.values, dtype=np.uint64)
     first = np.diff(offsets) > 0

@@ -25,6 +25,7 @@ import polars as pl
 
 from kvplan.errors import KvplanError
 from kvplan.hierarchy import Tier
+from kvplan.memory import return_freed
 from kvplan.plan.executor import (
     Files,
     Outcome,
@@ -132,6 +133,7 @@ def simulate(job: VerifyJob) -> RunOutput:
     req = res.requests.with_columns(pl.lit(job.candidate_id).alias("candidate_id"),
                                     pl.lit(job.replica).alias("replica"))
     ts = res.timeseries.with_columns(pl.lit(job.replica).alias("replica"))
+    return_freed()  # the run's state, before the worker's next run
     return RunOutput(job.candidate_id, job.replica, "ok", res.run, req, ts,
                      time.process_time() - cpu0, peak_rss_mib())
 

@@ -90,10 +90,6 @@ class EventSim:
         self.now = 0.0
         self.stop_reason = "done"
         self._idle_s = cost.step_time_s(0, 0, 0, 0)
-        self._handlers: dict[type, Callable[[Event], Scheduled]] = {
-            Arrival: self._on_arrival, StepDone: self._on_step_done, Unpark: self._on_unpark,
-            PinExpire: self._on_pin_expire, StageExpire: self._on_stage_expire,
-        }
 
     def run(self, progress=None) -> None:
         """Process events until none is left or a cap is hit."""
@@ -123,7 +119,7 @@ class EventSim:
                 handled = self._land_transfers()
             else:
                 ev = q.pop()[1]
-                handled = self._handlers[type(ev)](ev)
+                handled = _HANDLERS[type(ev)](self, ev)
             for when, prio, new in handled:
                 q.push(when, prio, new)
             for when, prio, new in self._after_event():
@@ -344,6 +340,16 @@ class EventSim:
             extrapolated=coverage.summary(self.coverage, {
                 link.label: ln.sizes for link, ln in zip(Link, links, strict=True)}))
         return self.collector.result(state)
+
+
+_HANDLERS: dict[type, Callable[[EventSim, Event], Scheduled]] = {
+    Arrival: EventSim._on_arrival, StepDone: EventSim._on_step_done, Unpark: EventSim._on_unpark,
+    PinExpire: EventSim._on_pin_expire, StageExpire: EventSim._on_stage_expire,
+}
+"""Each event type's handler. A table of the class's functions, not of bound methods on the
+instance: bound methods stored on ``self`` would make every run a reference cycle, whose
+state (block records, the stream's ids: hundreds of MB on a large trace) only the cyclic
+collector frees, at some later time, so back-to-back runs in one worker stacked up."""
 
 
 def _run_order(item: tuple[Req, int]) -> int:

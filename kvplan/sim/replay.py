@@ -17,6 +17,7 @@ from kvplan.sim.prefetch import prefetch_class
 from kvplan.sim.results import ReplayResult
 from kvplan.units import GIB
 from kvplan.workload import Workload
+from kvplan.workload.validate import block_hash_lists
 
 
 def run_replay(workload: Workload, config: ReplayConfig, progress: bool = False) -> ReplayResult:
@@ -71,7 +72,7 @@ def _check_blocks(workload: Workload) -> None:
     """Each request must carry exactly input_tokens // block_size block hashes."""
     t = workload.table
     bs = workload.block_size
-    counts = np.diff(np.asarray(t.column("block_hashes").combine_chunks().offsets))
+    counts = np.diff(np.asarray(block_hash_lists(t).offsets))
     expected = t.column("input_tokens").to_numpy() // bs
     bad = np.flatnonzero(counts != expected)
     if len(bad):

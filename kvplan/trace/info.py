@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from kvplan.workload import Workload
+from kvplan.workload.validate import block_hash_lists
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,7 @@ def trace_info(workload: Workload, *, model: str | None = None,
     arrival = t.column("arrival_s").to_numpy()
     inp = t.column("input_tokens").to_numpy().astype(np.int64)
     out = t.column("output_tokens").to_numpy().astype(np.int64)
-    hashes = t.column("block_hashes").combine_chunks().values.to_numpy(zero_copy_only=False)
+    hashes = block_hash_lists(t).flatten().to_numpy(zero_copy_only=False)
     unique = int(len(np.unique(hashes)))
     duration = float(arrival.max() - arrival.min()) if len(arrival) else 0.0
     bs = workload.block_size

@@ -16,7 +16,7 @@ from kvplan.trace.inputs import check_file
 from kvplan.trace.options import ReadOptions
 from kvplan.trace.table import Columns, StagedWorkload, dependencies_of, stage
 from kvplan.workload import Workload, read_workload
-from kvplan.workload.validate import validate_workload
+from kvplan.workload.validate import block_hash_lists, validate_workload
 
 DEFAULT_TRACE = "mooncake_fast25_synthetic_trace.jsonl"
 
@@ -80,7 +80,7 @@ def _resolve(path: Path | None, fmt: str) -> tuple[Path, str]:
 def stage_workload(workload: Workload) -> StagedWorkload:
     """A canonical workload back in staged form (its rows are already sorted and numbered)."""
     t = workload.table
-    col = t.column("block_hashes").combine_chunks()
+    col = block_hash_lists(t)
     offsets = np.asarray(col.offsets, dtype=np.int64)
     cols = Columns(t.column("session_id").to_numpy(), t.column("arrival_s").to_numpy(),
                    t.column("input_tokens").to_numpy(), t.column("output_tokens").to_numpy(),
@@ -102,7 +102,7 @@ def reblock(workload: Workload, block_size: int | None) -> Workload:
     """The same workload with blocks merged to a coarser ``block_size`` (a multiple)."""
     if block_size is None or block_size == workload.block_size:
         return workload
-    col = workload.table.column("block_hashes").combine_chunks()
+    col = block_hash_lists(workload.table)
     hashes, offsets = coarsen(col.values.to_numpy(zero_copy_only=False),
                               np.asarray(col.offsets), workload.table.column("input_tokens")
                               .to_numpy(), workload.block_size, block_size)

@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 from kvplan import __version__
 from kvplan.atomic import write_parquet_atomic
 from kvplan.errors import InputError
+from kvplan.memory import return_freed
 from kvplan.workload.validate import validate_workload
 
 SCHEMA_VERSION = 1
@@ -123,7 +124,7 @@ def read_workload(path: str | Path) -> Workload:
     schema = schema_for(names)
     table = pa.table([_cast(table.column(f.name), f, path) for f in schema], schema=schema)
     validate_workload(table, meta, path)
-    pa.default_memory_pool().release_unused()  # the decoded pages: 2 x the table, kept
+    return_freed()  # the decoded pages: 2 x the table, kept
     return Workload(table=table, meta=meta)
 
 
