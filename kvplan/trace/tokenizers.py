@@ -161,6 +161,8 @@ def load_json(path: Path) -> Backend:
                          f"one of {', '.join(NAMED)}")
     try:
         tokenizer = Tokenizer.from_file(str(path))
-    except Exception as exc:  # tokenizers raises a bare Exception on a malformed file
+    except Exception as exc:  # noqa: BLE001 -- narrowed below
+        if type(exc) is not Exception and not isinstance(exc, OSError):
+            raise  # a bug, not the file: tokenizers reports a malformed file as bare Exception
         raise InputError(path, f"not a Hugging Face tokenizer.json ({exc})") from None
     return HfBackend(tokenizer)
