@@ -230,7 +230,10 @@ def test_ctrl_c_in_plan_stops_the_workers_quietly(tmp_path):
                              "plan", "--jobs", "2", "-o", str(out)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=os.environ | {"PYTHONPATH": str(ROOT)}, start_new_session=True)
-    time.sleep(5)  # imports done, workers started, the screen under way
+    deadline = time.perf_counter() + 60
+    while len(_running_in_group(proc.pid)) < 3 and time.perf_counter() < deadline:
+        time.sleep(0.05)  # the plan, its 2 workers (a Ctrl-C while they spawn is lost:
+    time.sleep(1.0)  # kvplan.plan.executor.LocalPool); then the screen under way
     sent = time.perf_counter()
     os.killpg(proc.pid, signal.SIGINT)  # as a terminal does: the whole process group
     _, err = proc.communicate(timeout=30)

@@ -136,7 +136,10 @@ class LocalPool:
         self.workers = max(1, self.workers)
         ctx = multiprocessing.get_context("spawn")
         self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx)
-        with _sigint_ignored():  # a spawned worker inherits the ignored disposition
+        # A spawned worker inherits the ignored disposition, so a Ctrl-C never reaches one
+        # mid-start (it would print the worker's traceback); one pressed in the ~10 ms the
+        # spawning takes is lost to this process too, and needs pressing again.
+        with _sigint_ignored():
             for _ in range(self.workers):
                 self._pool.submit(_warm_up)
 
