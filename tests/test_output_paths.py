@@ -229,11 +229,12 @@ def test_ctrl_c_in_plan_stops_the_workers_quietly(tmp_path):
     proc = subprocess.Popen([sys.executable, "-c", "from kvplan.cli.main import main; main()",
                              "plan", "--jobs", "2", "-o", str(out)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=os.environ | {"PYTHONPATH": str(ROOT)}, start_new_session=True)
+                            env=os.environ | {"PYTHONPATH": str(ROOT)}, start_new_session=True,
+                            preexec_fn=_sigint_default)
     deadline = time.perf_counter() + 60
     while len(_running_in_group(proc.pid)) < 3 and time.perf_counter() < deadline:
-        time.sleep(0.05)  # the plan, its 2 workers (a Ctrl-C while they spawn is lost:
-    time.sleep(1.0)  # kvplan.plan.executor.LocalPool); then the screen under way
+        time.sleep(0.05)  # the plan, the resource tracker and the workers spawning
+    time.sleep(1.0)  # past the spawning (a Ctrl-C in it is lost: LocalPool); the screen runs
     sent = time.perf_counter()
     os.killpg(proc.pid, signal.SIGINT)  # as a terminal does: the whole process group
     _, err = proc.communicate(timeout=30)
@@ -246,6 +247,12 @@ def test_ctrl_c_in_plan_stops_the_workers_quietly(tmp_path):
         time.sleep(0.1)
     assert _running_in_group(proc.pid) == []  # no worker left behind (zombies aside)
     assert not out.exists() or not any(out.iterdir())
+
+
+def _sigint_default() -> None:
+    """Ctrl-C handled as at a terminal, also when this test runs with SIGINT ignored (a
+    shell's background job without job control ignores it, and children inherit that)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _running_in_group(pgid: int) -> list[int]:
