@@ -137,12 +137,14 @@ def write_text_atomic(target: str | Path, text: str) -> None:
 
 
 def write_parquet_atomic(
-    table: pa.Table, target: str | Path, metadata: dict[str, str] | None = None
+    table: pa.Table, target: str | Path, metadata: dict[str, str] | None = None,
+    row_group_rows: int | None = None,
 ) -> None:
-    """Write an Arrow table to Parquet atomically, merging ``metadata`` into the schema's."""
+    """Write an Arrow table to Parquet atomically, merging ``metadata`` into the schema's;
+    ``row_group_rows``: rows per row group (None: Arrow's default, 1 Mi rows)."""
     if metadata:
         merged = dict(table.schema.metadata or {})
         merged.update({k.encode(): v.encode() for k, v in metadata.items()})
         table = table.replace_schema_metadata(merged)
     with atomic_path(target) as tmp:
-        pq.write_table(table, tmp, compression="zstd")
+        pq.write_table(table, tmp, compression="zstd", row_group_size=row_group_rows)

@@ -3,12 +3,13 @@
 import json
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 
 from kvplan.bundled import bundled_file
 from kvplan.errors import KvplanError
 from kvplan.trace import ReadOptions, detect_format, load_workload, read_trace, trace_info
-from kvplan.workload import read_workload, write_workload
+from kvplan.workload import read_workload, schema, write_workload
 
 
 def T(name):
@@ -162,6 +163,22 @@ def test_parquet_round_trip_and_reblock(tmp_path):
     direct = read_trace(T("tiny_chat.sharegpt.json"), opts=ReadOptions(block_size=64))
     assert coarse.table.column("block_hashes").equals(direct.table.column("block_hashes"))
     assert read_workload(tmp_path / "w.parquet").meta.block_size == 16
+
+
+def test_a_long_workload_is_written_in_row_groups_and_read_back_whole(tmp_path, monkeypatch):
+    """About HASHES_PER_CHUNK hashes per row group (equal rows); read back group by group into
+    one chunk per column, equal to what was written."""
+    monkeypatch.setattr(schema, "HASHES_PER_CHUNK", 4_000)
+    w = load_workload()
+    blocks = sum(len(h) for h in w.table.column("block_hashes").to_pylist())
+    rows = 4_000 * w.num_requests // blocks  # 3,993 requests, 117,888 blocks: 135 rows
+    write_workload(w, tmp_path / "w.parquet")
+    meta = pq.ParquetFile(tmp_path / "w.parquet").metadata
+    assert meta.num_row_groups == -(-w.num_requests // rows) > 1
+    assert meta.row_group(0).num_rows == rows
+    back = read_workload(tmp_path / "w.parquet")
+    assert back.table.equals(w.table) and back.meta == w.meta
+    assert {c.num_chunks for c in back.table.columns} == {1}
 
 
 def test_conversion_is_deterministic(tmp_path):

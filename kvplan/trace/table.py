@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from kvplan.trace.hashing import block_positions, content_free_hashes
 from kvplan.workload import WORKLOAD_SCHEMA, Workload, WorkloadMeta
-from kvplan.workload.schema import schema_for
+from kvplan.workload.schema import HASHES_PER_CHUNK, ROWS_PER_CHUNK, schema_for
 
 
 @dataclass(frozen=True)
@@ -64,10 +64,6 @@ class Dependencies:
                                         mask=pa.array(~self.given[order]))
 
 
-ROWS_PER_CHUNK = 65_536
-"""Most requests per chunk of ``block_hashes`` (one Parquet row group each)."""
-HASHES_PER_CHUNK = 1 << 23
-"""Hashes per chunk (64 MiB) beyond which a chunk is cut, so memory stays bounded."""
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ import json
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -23,7 +24,7 @@ from kvplan import __version__
 from kvplan.atomic import write_parquet_atomic
 from kvplan.errors import InputError
 from kvplan.memory import return_freed
-from kvplan.workload.validate import validate_workload
+from kvplan.workload.validate import block_hash_lists, validate_workload
 
 SCHEMA_VERSION = 1
 META_KEY = b"kvplan.workload"
@@ -94,10 +95,25 @@ class Workload:
         return self.meta.block_size
 
 
+ROWS_PER_CHUNK = 65_536
+"""Most requests per Parquet row group of a written workload (and per chunk of ``trace
+convert``, kvplan.trace.table)."""
+HASHES_PER_CHUNK = 1 << 23
+"""Block hashes (64 MiB) per row group / chunk, about: a reader decodes one row group at a
+time, so its buffers stay bounded on a long trace."""
+
+
 def write_workload(workload: Workload, path: str | Path) -> None:
-    """Write a workload to Parquet atomically, with the metadata JSON in the schema."""
+    """Write a workload to Parquet atomically, with the metadata JSON in the schema, in row
+    groups of equal rows holding about HASHES_PER_CHUNK hashes. Example: 74,737 agent
+    requests of 647 blocks on average -> 12,965 rows per group, 6 groups; the bundled
+    Mooncake trace is one group."""
     table = workload.table.cast(schema_for(workload.table.column_names))
-    write_parquet_atomic(table, path, {META_KEY.decode(): json.dumps(asdict(workload.meta))})
+    offsets = np.asarray(block_hash_lists(table).offsets)
+    blocks = max(int(offsets[-1] - offsets[0]), 1)
+    rows = max(1, min(ROWS_PER_CHUNK, HASHES_PER_CHUNK * table.num_rows // blocks))
+    write_parquet_atomic(table, path, {META_KEY.decode(): json.dumps(asdict(workload.meta))},
+                         row_group_rows=rows)
 
 
 def read_workload(path: str | Path) -> Workload:
@@ -109,7 +125,7 @@ def read_workload(path: str | Path) -> Workload:
     """
     path = Path(path)
     try:
-        table = pq.read_table(path, pre_buffer=False)  # local files: 15 % lower peak
+        table = _read_by_row_group(path)
         names = table.schema.names
     except (OSError, ValueError, pa.ArrowException) as exc:  # ValueError: names not UTF-8
         raise InputError(path, f"not a readable Parquet file ({first_line(exc)})") from None
@@ -126,6 +142,16 @@ def read_workload(path: str | Path) -> Workload:
     validate_workload(table, meta, path)
     return_freed()  # the decoded pages: 2 x the table, kept
     return Workload(table=table, meta=meta)
+
+
+def _read_by_row_group(path: Path) -> pa.Table:
+    """The file's table, one chunk per column, read one row group at a time: only one group's
+    decode buffers live at once. A 48 M-block agent trace (372 MiB as a table) peaks at about
+    1.1 GiB in 6 groups, 1.4 GiB as one (write_workload's layout before row groups)."""
+    source = pq.ParquetFile(path, pre_buffer=False)  # local files: 15 % lower peak
+    groups = [source.read_row_group(i) for i in range(source.metadata.num_row_groups)]
+    table = pa.concat_tables(groups) if groups else source.schema_arrow.empty_table()
+    return table.combine_chunks() if len(groups) > 1 else table
 
 
 def _cast(column: pa.ChunkedArray, field: pa.Field, path: Path) -> pa.ChunkedArray:
