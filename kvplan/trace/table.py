@@ -64,8 +64,6 @@ class Dependencies:
                                         mask=pa.array(~self.given[order]))
 
 
-
-
 @dataclass(frozen=True)
 class StagedWorkload:
     """A workload sorted and numbered, its ``block_hashes`` laid out chunk by chunk on demand.

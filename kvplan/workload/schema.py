@@ -106,7 +106,7 @@ time, so its buffers stay bounded on a long trace."""
 def write_workload(workload: Workload, path: str | Path) -> None:
     """Write a workload to Parquet atomically, with the metadata JSON in the schema, in row
     groups of equal rows holding about HASHES_PER_CHUNK hashes. Example: 74,737 agent
-    requests of 647 blocks on average -> 12,965 rows per group, 6 groups; the bundled
+    requests of 647 blocks on average -> 12,957 rows per group, 6 groups; the bundled
     Mooncake trace is one group."""
     table = workload.table.cast(schema_for(workload.table.column_names))
     offsets = np.asarray(block_hash_lists(table).offsets)
