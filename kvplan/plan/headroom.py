@@ -13,17 +13,12 @@ from kvplan.sim.prefetch.headroom import captured_frac
 from kvplan.workload import Workload
 
 
-def has_headroom(config: ReplayConfig) -> bool:
-    """The configuration runs a prefetch policy to measure: not ``none``, not a bound."""
-    return config.prefetch != "none" and not prefetch_class(config.prefetch).just_in_time
-
-
 def headroom_note(config: ReplayConfig, parts: Callable[[], list[Workload]]) -> list[str]:
     """Replays the recommended configuration under ``none``, its policy and ``oracle`` on each
-    replica's requests (``parts()``, built only when there is a policy to measure: see
-    :func:`has_headroom`) and says which share of the avoidable load stall the policy
-    removes; nothing otherwise."""
-    if not has_headroom(config):
+    replica's requests (``parts()``, built only when there is a policy to measure) and says
+    which share of the avoidable load stall the policy removes; nothing for ``none`` or a
+    bound."""
+    if config.prefetch == "none" or prefetch_class(config.prefetch).just_in_time:
         return []
     one = replace(config, layout=replace(config.layout, dp=1))
     replicas = [w for w in parts() if w.num_requests]
