@@ -127,6 +127,16 @@ def test_plan_says_a_trace_is_missing_before_any_output(tmp_path):
     (["--exclusive"], "--exclusive"),
     (["--compare", "eviction=lru,arc", "--eviction", "fifo"], "--eviction"),
     (["--compare", "prefetch=none,lookahead"], "--compare prefetch"),
+    (["--compare", "mode=event,nope"], "--compare mode: in variant mode=nope, --mode: "
+     "expected one of event, cache, got 'nope'"),
+    (["--compare", "prefetch=nope", "--dram-gib", "8"], "--compare prefetch: in variant "
+     "prefetch=nope, --prefetch: unknown prefetch policy 'nope'"),
+    (["--compare", "eviction=lru,nope"], "--compare eviction: in variant eviction=nope, "
+     "--eviction: unknown eviction policy 'nope'"),
+    (["--compare", "engine=vllm,nope"], "--compare engine: in variant engine=nope, --engine: "
+     "expected one of"),
+    (["--compare", "arrivals=open,nope"], "--compare arrivals: in variant arrivals=nope, "
+     "--arrivals: expected closed or open, got 'nope'"),
 ])
 def test_replay_flags_out_of_range_or_contradicting_are_one_line(small_trace, tmp_path, args,
                                                                   message):

@@ -5,9 +5,11 @@ With no arguments: the bundled Mooncake trace on llama-3.1-8b / h100-sxm, HBM on
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -172,12 +174,15 @@ def replay(
         storage_prefetch=storage_prefetch or _D.storage_prefetch)
     check_config(base, block_size)
     variants = _variants(base, compare)
-    for _, cfg in variants:
-        if cfg.engine != FREE:
-            engine(cfg.engine)
-        if storage_prefetch is not None or (compare or "").startswith("storage-prefetch="):
-            check_storage_prefetch(cfg)
     key = compare.partition("=")[0] if compare else None
+    for name, cfg in variants:
+        with _in_variant(key, name):
+            if key is not None:  # the values --compare sets, checked as their own flags are
+                check_config(cfg, block_size)
+                check_arrivals(cfg.arrivals)
+                choose("--engine", cfg.engine, (*ENGINES, FREE))
+            if storage_prefetch is not None or key == "storage-prefetch":
+                check_storage_prefetch(cfg)
     notes = check_variants(base, variants, key, _COMPARE_KEYS.get(key or "", ()))
     resolved, layout_text = resolve_layout(base)
     address = ray_address or (LOCAL_CLUSTER if ray else None)
@@ -365,6 +370,18 @@ def _eviction_fields(spec: str) -> dict[str, str]:
                               f"got '{spec}'")
         fields[f"eviction_{tier.strip()}"] = name.strip()
     return fields
+
+
+@contextlib.contextmanager
+def _in_variant(key: str | None, name: str) -> Iterator[None]:
+    """A check's error named by the ``--compare`` variant it is about (as is, without one).
+    Example: ``--compare mode: in variant mode=nope, --mode: expected one of ...``."""
+    try:
+        yield
+    except KvplanError as exc:
+        if key is None:
+            raise
+        raise KvplanError(f"--compare {key}: in variant {name}, {exc}") from None
 
 
 def _variants(base: ReplayConfig, compare: str | None) -> list[tuple[str, ReplayConfig]]:
