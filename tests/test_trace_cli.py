@@ -117,6 +117,17 @@ def test_bad_block_size_on_mooncake(tmp_path, args, expected):
 
 
 @pytest.mark.parametrize("args,expected", [
+    (["--sessions", "0"], "--sessions: expected a whole number >= 1, got 0"),
+    (["--block-size", "0"], "--block-size: expected a whole number >= 1, got 0"),
+    (["--set", "mean_turns=0.5"], "synth: mean_turns must be >= 1, got 0.5"),
+])
+def test_bad_synth_sizes_name_the_flag(tmp_path, args, expected):
+    r = run("trace", "synth", "agent", "-o", tmp_path / "w.parquet", *args)
+    assert r.exit_code == 2 and r.output == f"Error: {expected}\n", r.output
+    assert not (tmp_path / "w.parquet").exists()
+
+
+@pytest.mark.parametrize("args,expected", [
     (["--think-time", "weibull:3"], "bad distribution 'weibull:3'"),
     (["--rate", "0"], "--rate must be > 0"),
     (["--tokenizer", "/nonexistent/tokenizer.json"], "tokenizer file not found"),

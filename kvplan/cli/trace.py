@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from kvplan.atomic import check_output_dir, check_output_file
+from kvplan.bounds import AT_LEAST_ONE, check_value
 from kvplan.cli.options import JsonOpt, OutDirOpt, SeedOpt
 from kvplan.cli.output import console, print_json, rich_table, write_frame
 from kvplan.trace import ArrivalSpec, Dist, ReadOptions, TraceInfo, read_trace, trace_info
@@ -156,6 +157,8 @@ def synth(
     from kvplan.trace.synth import default_spec, synth_workload
 
     check_output_file(out)
+    check_value("--sessions", sessions, AT_LEAST_ONE)
+    check_value("--block-size", block_size, AT_LEAST_ONE)
 
     overrides = list(set_ or [])
     overrides += [f"sessions={sessions}"] if sessions is not None else []

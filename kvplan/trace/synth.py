@@ -57,8 +57,9 @@ class SynthSpec:
         if self.kind not in KINDS:
             raise KvplanError(f"unknown synth kind '{self.kind}', expected one of "
                               f"{', '.join(KINDS)}")
-        if self.sessions < 1 or self.block_size < 1 or self.mean_turns < 1:
-            raise KvplanError("synth: sessions, block_size and mean_turns must be >= 1")
+        for name in ("sessions", "block_size", "mean_turns"):
+            if getattr(self, name) < 1:
+                raise KvplanError(f"synth: {name} must be >= 1, got {getattr(self, name)}")
 
     def with_overrides(self, pairs: list[str]) -> SynthSpec:
         """Apply ``name=value`` overrides, typed like the field's default."""
